@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run the test suite against real Postgres and Redis, setting up whatever is missing.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: ./run_tests.sh [PYTEST_ARGS...]
+
+Creates .venv with the pinned requirements, installs missing system programs
+(redis-server, wrk, PostgreSQL, docker-compose) with apt-get when run as root on
+Debian/Ubuntu, starts a throwaway Postgres and Redis on free ports, applies
+schema.sql, runs pytest, and stops everything it started, also on failure or Ctrl-C.
+
+Set DATABASE_URL and REDIS_URL to use services you already run instead.
+Extra arguments go to pytest, e.g. ./run_tests.sh -k parity -x
+USAGE
+}
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+
+cd "$(dirname "$0")"
+# shellcheck source=scripts/bootstrap.sh
+. scripts/bootstrap.sh
+trap stop_services EXIT
+trap 'exit 130' INT TERM
+
+# wrk is for the benchmark's smoke test; docker-compose only parses docker-compose.yml.
+ensure_system_packages wrk
+[ "$(id -u)" = 0 ] && ensure_system_packages docker-compose
+ensure_venv
+start_services
+"$PY" scripts/reset_db.py
+say "running pytest"
+"$PY" -m pytest "$@"
