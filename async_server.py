@@ -202,6 +202,9 @@ def main(argv=None):
     settings = settings_from(parser.parse_args(argv))
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         level=logging.INFO if settings.access_log else logging.WARNING)
+    # While Postgres is down, asyncpg logs a traceback per reconnect attempt; our own
+    # one-line warnings already say Postgres is down.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     started = (f"async_server: serving on http://{settings.host}:{settings.port} "
                f"with one event loop ({settings.describe()})")
     try:
