@@ -214,7 +214,11 @@ def burn_cpu(ms):
 
 
 class Stats:
-    """Counters behind GET /stats. The lock is for the sync server's many threads."""
+    """Counters behind GET /stats. The lock is for the sync server's many threads.
+
+    peak_in_service is the most requests in service at once since the previous read, so a
+    benchmark that reads it before and during a run sees that run's peak alone.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -239,7 +243,9 @@ class Stats:
 
     def snapshot(self):
         with self._lock:
-            return json_bytes({
+            report = json_bytes({
                 "in_service": self.in_service, "peak_in_service": self.peak_in_service,
                 "threads": threading.active_count(), "served": self.served,
                 "pg_connections_opened": self.pg_connections_opened})
+            self.peak_in_service = self.in_service
+            return report

@@ -2,7 +2,8 @@
 
     python scripts/reset_db.py        # uses DATABASE_URL and REDIS_URL
 
-The benchmark calls reset() before every measured run, the tests before each server starts.
+The benchmark calls reset() before every measured run and counts rows and views after it
+(its audit); the tests do the same around what they check.
 """
 
 import argparse
@@ -23,6 +24,22 @@ def reset(database_url, redis_url):
     client = redis.Redis.from_url(redis_url)
     client.delete("counter")
     client.close()
+
+
+def count_rows(database_url):
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM item")
+        count = cursor.fetchone()[0]
+    conn.close()
+    return count
+
+
+def counter_value(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.get("counter") or 0)
+    finally:
+        client.close()
 
 
 def main():

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from reset_db import reset  # noqa: E402
+from reset_db import count_rows, counter_value, reset  # noqa: E402,F401
 from services import free_port  # noqa: E402
 
 KINDS = ["sync", "async"]
@@ -142,25 +142,9 @@ def both_servers(urls, tmp_path_factory):
         server.stop()
 
 
-def count_rows(database_url):
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM item")
-        count = cursor.fetchone()[0]
-    conn.close()
-    return count
-
-
 def stored_text(database_url, item_id):
     with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT text FROM item WHERE id = %s", (item_id,))
         row = cursor.fetchone()
     conn.close()
     return row and row[0]
-
-
-def counter_value(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return int(client.get("counter") or 0)
-    finally:
-        client.close()

@@ -75,6 +75,7 @@ def test_300_concurrent_requests_are_all_answered(server, urls):
     """Counted, not timed: every request answered, every view counted, every insert stored."""
     gets, posts = 200, 100
     rows_before = count_rows(urls["DATABASE_URL"])
+    server.stats()  # /stats's peak counts from here
     start = threading.Barrier(gets + posts)
     statuses = []
 

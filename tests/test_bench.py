@@ -1,0 +1,92 @@
+"""./run_bench.sh end to end (--quick), its --help, and docker-compose.yml against the servers."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from common import DEFAULT_URLS
+
+
+def run_bench(tmp_path, *args):
+    result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--results", str(tmp_path),
+                             *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, json.loads((tmp_path / "latest" / "results.json").read_text())
+
+
+def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
+    result, results = run_bench(tmp_path)
+    runs = results["runs"]
+    assert [(r["series"], r["method"], r["connections"]) for r in runs] == [
+        ("sync", "GET", 500), ("async", "GET", 500), ("sync", "GET", 1500),
+        ("async", "GET", 1500), ("sync", "POST", 500), ("async", "POST", 500)]
+    assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in runs)
+    assert all(r["socket_errors"]["connect"] == 0 for r in runs)
+    assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
+    for name in ["results.json", "summary.md", "chart.svg"] + [r["raw"] for r in runs]:
+        assert (tmp_path / "latest" / name).exists()
+    assert "| Connections | Server | Requests | Req/s |" in result.stdout
+    assert "The article's figures" in result.stdout
+    assert re.search(r"\[6/6\] async +POST /items c=500", result.stderr)
+
+
+def test_results_record_the_sync_servers_threads(tmp_path, urls):
+    _, results = run_bench(tmp_path, "--only", "sync", "--connections", "50")
+    runs = results["runs"]
+    assert {r["series"] for r in runs} == {"sync"}
+    assert all(r["peak_threads"] > 1 for r in runs)  # a thread per connection in service
+
+
+@pytest.mark.parametrize("script", ["run_bench.sh", "run_tests.sh"])
+def test_scripts_explain_themselves_without_setting_anything_up(script):
+    shown = subprocess.run([str(ROOT / script), "--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0
+    assert "DATABASE_URL" in shown.stdout and "REDIS_URL" in shown.stdout
+
+
+def test_bench_help_lists_every_flag():
+    shown = subprocess.run([str(ROOT / "run_bench.sh"), "--help"], capture_output=True,
+                           text=True, timeout=60).stdout
+    for flag in ("--duration", "--connections", "--repeat", "--only", "--threads", "--quick",
+                 "--scenario"):
+        assert flag in shown
+
+
+def compose_services():
+    """`docker-compose config` output, split into one text block per service."""
+    normalized = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"),
+                                 "config"], capture_output=True, text=True, check=True).stdout
+    parts = re.split(r"^  ([\w-]+):\n", normalized.split("\nservices:\n", 1)[-1], flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def default_port(kind):
+    shown = subprocess.run([sys.executable, f"{kind}_server.py", "--help"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"--port PORT\s+port to listen on \(default: (\d+)\)", shown).group(1))
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None,
+                    reason="docker-compose is not installed (apt-get install docker-compose)")
+def test_compose_file_parses_and_agrees_with_the_servers():
+    subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                   check=True)
+    services = compose_services()
+    assert set(services) == {"postgres", "redis", "sync", "async"}
+    for kind in ("sync", "async"):
+        port = default_port(kind)
+        block = services[kind]
+        assert f"- {kind}_server.py" in block
+        assert f"- 127.0.0.1:{port}:{port}/tcp" in block
+        in_compose = DEFAULT_URLS["DATABASE_URL"].replace("127.0.0.1", "postgres")
+        assert f"DATABASE_URL: {in_compose}" in block
+        assert f"REDIS_URL: {DEFAULT_URLS['REDIS_URL'].replace('127.0.0.1', 'redis')}" in block
+    assert "- 127.0.0.1:5432:5432/tcp" in services["postgres"]
+    assert "- max_connections=500" in services["postgres"]
+    assert "- 127.0.0.1:6379:6379/tcp" in services["redis"]
