@@ -133,10 +133,11 @@ async def index(request):
         rows = await conn.fetch(SELECT_ITEMS)  # yields to the event loop
     counter = await app[REDIS].incr(COUNTER_KEY)  # yields to the event loop
     if app[SETTINGS].io_delay_ms:
-        if app[SETTINGS].blocking:
-            time.sleep(app[SETTINGS].io_delay_ms / 1000)  # blocks the loop: nobody else runs
-        else:
-            await asyncio.sleep(app[SETTINGS].io_delay_ms / 1000)  # yields to the event loop
+        with app[STATS].upstream_wait():
+            if app[SETTINGS].blocking:
+                time.sleep(app[SETTINGS].io_delay_ms / 1000)  # blocks the loop: all wait
+            else:
+                await asyncio.sleep(app[SETTINGS].io_delay_ms / 1000)  # yields to the loop
     if app[SETTINGS].cpu_ms:
         burn_cpu(app[SETTINGS].cpu_ms)  # computes, and the loop waits for it
     return respond(HTTPStatus.OK, render_page(app[TEMPLATE], rows, counter), HTML)

@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -216,14 +217,17 @@ def burn_cpu(ms):
 class Stats:
     """Counters behind GET /stats. The lock is for the sync server's many threads.
 
-    peak_in_service is the most requests in service at once since the previous read, so a
-    benchmark that reads it before and during a run sees that run's peak alone.
+    The peaks are the most at once since the previous read, so a benchmark that reads them
+    before and during a run sees that run's peaks alone. waiting_upstream counts page views
+    inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.in_service = 0
         self.peak_in_service = 0
+        self.waiting_upstream = 0
+        self.peak_waiting_upstream = 0
         self.served = 0
         self.pg_connections_opened = 0
 
@@ -237,6 +241,17 @@ class Stats:
             self.in_service -= 1
             self.served += 1
 
+    @contextmanager
+    def upstream_wait(self):
+        with self._lock:
+            self.waiting_upstream += 1
+            self.peak_waiting_upstream = max(self.peak_waiting_upstream, self.waiting_upstream)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.waiting_upstream -= 1
+
     def connection_opened(self):
         with self._lock:
             self.pg_connections_opened += 1
@@ -245,7 +260,10 @@ class Stats:
         with self._lock:
             report = json_bytes({
                 "in_service": self.in_service, "peak_in_service": self.peak_in_service,
+                "waiting_upstream": self.waiting_upstream,
+                "peak_waiting_upstream": self.peak_waiting_upstream,
                 "threads": threading.active_count(), "served": self.served,
                 "pg_connections_opened": self.pg_connections_opened})
             self.peak_in_service = self.in_service
+            self.peak_waiting_upstream = self.waiting_upstream
             return report

@@ -161,7 +161,8 @@ class Handler(BaseHTTPRequestHandler):
             rows = cursor.fetchall()
         counter = server.redis.incr(COUNTER_KEY)  # waits on Redis
         if server.settings.io_delay_ms:
-            time.sleep(server.settings.io_delay_ms / 1000)  # waits on a slow upstream
+            with server.stats.upstream_wait():
+                time.sleep(server.settings.io_delay_ms / 1000)  # waits on a slow upstream
         if server.settings.cpu_ms:
             burn_cpu(server.settings.cpu_ms)  # computes, holding the GIL
         self.send(HTTPStatus.OK, render_page(server.template, rows, counter), HTML)

@@ -22,13 +22,15 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from report import ARTICLE_TABLE, render_summary, write_chart  # noqa: E402
 from scenarios import SCENARIOS, X_AXIS  # noqa: E402
 from wrkparse import WrkOutputError, parse_wrk  # noqa: E402
 
 SEED_ROWS = 20  # schema.sql's rows
+DEFAULT_KNOBS = {"workers": 0, "connect_per_request": False, "io_delay_ms": 0, "cpu_ms": 0,
+                 "blocking": False}
 
 
 def parse_args(argv=None):
@@ -93,8 +95,10 @@ def main(argv=None):
             run = measure(case, server, args, out_dir, f"{step:02d}")
             run["repeat"] = repeat
             runs.append(run)
-            print(f" {run['rps']:.0f} req/s, audit {run['audit']['result']}"
-                  + ("" if run["valid"] else ", INVALID"), file=sys.stderr, flush=True)
+            print(f" {run['rps']:.0f} req/s, in service ≈ "
+                  f"{run.get('littles_law_in_service', '-')} (peak {run['peak_in_service']}), "
+                  f"audit {run['audit']['result']}" + ("" if run["valid"] else ", INVALID"),
+                  file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
@@ -132,6 +136,7 @@ def ordered(cases, repeats):
 
 def measure(case, server, args, out_dir, step):
     """Warm up, reset the data, run wrk with the server sampled, then audit the counts."""
+    from common import DEFAULT_DB_POOL_SIZE  # imported here: --help must work before .venv
     from reset_db import reset
     url = f"http://127.0.0.1:{server.port}/"
     reset_data = lambda: reset(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])  # noqa: E731
@@ -149,8 +154,10 @@ def measure(case, server, args, out_dir, step):
         numbers = parse_wrk(output)
     except WrkOutputError as error:
         raise SystemExit(f"bench: {error}; wrk printed:\n{output}")
-    run = {**asdict(case), "flags": list(case.flags), "path": "/items" if case.method == "POST"
-           else "/", "duration_s": args.duration, "threads": args.threads, **numbers,
+    run = {**asdict(case), "flags": list(case.flags), "knobs": {
+           "db_pool_size": DEFAULT_DB_POOL_SIZE, **DEFAULT_KNOBS, **case.knobs},
+           "path": "/items" if case.method == "POST" else "/",
+           "duration_s": args.duration, "threads": args.threads, **numbers,
            **sampler.peaks(), "wrk_cpu_s": wrk_cpu_s, "raw": raw_name}
     run["audit"] = audit(case, numbers, drained)
     run["valid"] = numbers["socket_errors"]["connect"] == 0

@@ -1,0 +1,92 @@
+"""The knobs that explain the gap, checked by counting what the servers did, never by timing."""
+
+import json
+import subprocess
+import threading
+
+import pytest
+from conftest import ROOT, call
+
+from run import cpu_seconds
+from scenarios import SCENARIOS
+
+
+def concurrent_views(server, count):
+    """`count` page views released at once; returns their statuses."""
+    start, statuses = threading.Barrier(count), []
+
+    def view():
+        start.wait()
+        statuses.append(call(server.port, "GET", "/", timeout=60).status)
+
+    threads = [threading.Thread(target=view) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def peaks_during(server, count):
+    server.stats()  # the peaks count from here
+    assert concurrent_views(server, count) == [200] * count
+    return server.stats()
+
+
+@pytest.mark.parametrize("workers, expected", [(None, 10), (2, 2)])
+def test_sync_workers_cap_requests_in_service(start_server, fresh_data, workers, expected):
+    flags = ["--io-delay-ms", "200"] + (["--workers", str(workers)] if workers else [])
+    stats = peaks_during(start_server("sync", *flags), 10)
+    assert stats["peak_in_service"] == expected
+    assert stats["peak_waiting_upstream"] == expected
+
+
+def test_sync_workers_close_each_connection_like_gunicorn_sync_workers(start_server):
+    reply = call(start_server("sync", "--workers", "2").port, "GET", "/health")
+    assert reply.headers.get("Connection") == "close"
+
+
+@pytest.mark.parametrize("blocking, expected", [(False, 10), (True, 1)])
+def test_blocking_call_in_the_loop_lets_one_view_wait_at_a_time(start_server, fresh_data,
+                                                                 blocking, expected):
+    flags = ["--io-delay-ms", "100"] + (["--blocking"] if blocking else [])
+    stats = peaks_during(start_server("async", *flags), 10)
+    assert stats["peak_waiting_upstream"] == expected
+
+
+@pytest.mark.parametrize("per_request, opened_after_5", [(False, 10), (True, 5)])
+def test_connect_per_request_opens_a_connection_per_request(start_server, fresh_data,
+                                                            per_request, opened_after_5):
+    server = start_server("sync", *(["--connect-per-request"] if per_request else []))
+    before = server.stats()["pg_connections_opened"]
+    assert before == (0 if per_request else 10)  # the pool opens its 10 at start-up
+    for _ in range(5):
+        assert call(server.port, "GET", "/").status == 200
+    assert server.stats()["pg_connections_opened"] == opened_after_5
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
+    server = start_server(kind, "--cpu-ms", "50")
+    before = cpu_seconds(server.process.pid)
+    for _ in range(6):
+        assert call(server.port, "GET", "/").status == 200
+    assert cpu_seconds(server.process.pid) - before >= 6 * 0.050
+
+
+@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair"}))
+def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenario):
+    result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--scenario", scenario,
+                             "--results", str(tmp_path)], capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((tmp_path / "latest" / "results.json").read_text())
+    expected = SCENARIOS[scenario]([500, 1500])
+    assert results["scenario"] == scenario
+    assert [(r["series"], r["point"]) for r in results["runs"]] == \
+        [(case.series, case.point) for case in expected]
+    for run in results["runs"]:
+        assert run["requests"] > 0 and run["audit"]["result"] == "ok"
+        assert set(run["knobs"]) >= {"workers", "connect_per_request", "io_delay_ms",
+                                     "cpu_ms", "blocking", "db_pool_size"}
+    assert (tmp_path / "latest" / "chart.svg").exists()
