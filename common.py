@@ -262,7 +262,7 @@ class Stats:
                 "in_service": self.in_service, "peak_in_service": self.peak_in_service,
                 "waiting_upstream": self.waiting_upstream,
                 "peak_waiting_upstream": self.peak_waiting_upstream,
-                "threads": threading.active_count(), "served": self.served,
+                "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
                 "pg_connections_opened": self.pg_connections_opened})
             self.peak_in_service = self.in_service
             self.peak_waiting_upstream = self.waiting_upstream

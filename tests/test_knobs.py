@@ -71,7 +71,8 @@ def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
     before = cpu_seconds(server.process.pid)
     for _ in range(6):
         assert call(server.port, "GET", "/").status == 200
-    assert cpu_seconds(server.process.pid) - before >= 6 * 0.050
+    # /proc counts CPU time in clock ticks (10 ms): allow two of rounding
+    assert cpu_seconds(server.process.pid) - before >= 6 * 0.050 - 0.02
 
 
 @pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair"}))

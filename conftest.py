@@ -1,4 +1,5 @@
-"""Helpers the tests share: real servers as subprocesses, plain HTTP, the data reset."""
+"""Helpers the tests and the exercise checks share: real servers as subprocesses, plain HTTP,
+the data reset."""
 
 import http.client
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))

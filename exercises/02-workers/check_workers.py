@@ -1,0 +1,49 @@
+"""Check for exercise 2: your predictions, against what the sync server counts."""
+
+import threading
+
+import pytest
+from conftest import call
+
+import predictions
+
+EDIT = "exercises/02-workers/predictions.py"
+
+
+def test_predictions_are_filled_in():
+    answers = {"max_in_service": predictions.max_in_service(4),
+               "max_throughput": predictions.max_throughput(4, 100),
+               "connections_before_timeouts": predictions.connections_before_timeouts(4, 100, 2)}
+    unanswered = [name for name, answer in answers.items() if answer is None]
+    assert not unanswered, f"{', '.join(unanswered)} still return None: edit {EDIT}"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_peak_in_service_matches_prediction(start_server, fresh_data, workers):
+    server = start_server("sync", "--workers", str(workers), "--io-delay-ms", "200")
+    server.stats()
+    start, statuses = threading.Barrier(12), []
+
+    def view():
+        start.wait()
+        statuses.append(call(server.port, "GET", "/", timeout=60).status)
+
+    threads = [threading.Thread(target=view) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 12
+    counted = server.stats()["peak_in_service"]
+    assert predictions.max_in_service(workers) == counted, (
+        f"the server counted at most {counted} views in service with --workers {workers}; "
+        f"your max_in_service says {predictions.max_in_service(workers)}: edit {EDIT}")
+
+
+def test_littles_law():
+    assert predictions.max_throughput(4, 100) == pytest.approx(40), (
+        f"4 workers, each view holding one for 100 ms: how many views a second? Edit {EDIT}")
+    assert predictions.max_throughput(2, 19) == pytest.approx(105, abs=1), (
+        "the article's Django: 2 workers, about 19 ms a request")
+    assert predictions.connections_before_timeouts(4, 100, 2) == 80, (
+        f"at 40 views a second, how many queued connections still finish within 2 s? Edit {EDIT}")
