@@ -1,6 +1,12 @@
-"""Turn results.json into the table a learner reads, a plain reading of it, and a chart."""
+"""Turn results.json into the table a learner reads, a plain reading of it, and a chart.
 
+    python bench/report.py results/latest     # writes summary.md and chart.svg again
+"""
+
+import json
+import sys
 from html import escape
+from pathlib import Path
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new
@@ -66,7 +72,7 @@ def audit_cell(run):
 
 
 def table(results):
-    axis = results["x_axis"].capitalize()
+    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
     lines = [f"| {axis} | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for row in summarize(results):
         run = row["run"]
@@ -171,6 +177,17 @@ seconds used during the {settings['duration_s']} s run, out of {machine['cores']
 {ARTICLE_TABLE}"""
 
 
+SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
+                  "async --blocking": "#9467bd", "sync --workers 2 --connect-per-request": "#8c564b"}
+
+
+def series_colour(name):
+    """The same server configuration keeps its colour in every chart; POST points are paler."""
+    series = name.removesuffix(" POST")
+    colour = SERIES_COLOURS.get(series, "#2ca02c")
+    return colour + "80" if series != name else colour
+
+
 def write_chart(results, path):
     """Two panels, req/s and p99 latency, against the scenario's x axis; one line a server."""
     lines = {}
@@ -181,7 +198,7 @@ def write_chart(results, path):
     xs = sorted({x for points in lines.values() for x, _, _ in points})
     panels = [("requests per second", 1), ("p99 latency (ms)", 2)]
     width, height, pad = 420, 300, 55
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    colours = [series_colour(name) for name in lines]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" '
              f'height="{height + 30 + 18 * len(lines)}" font-family="sans-serif" '
              'font-size="12">', '<rect width="100%" height="100%" fill="white"/>']
@@ -220,3 +237,17 @@ def write_chart(results, path):
         parts.append(f'<text x="{pad + 18}" y="{y}">{escape(name)}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        sys.exit("usage: python bench/report.py RESULTS_DIR  (rewrites summary.md and chart.svg "
+                 "from its results.json)")
+    out_dir = Path(sys.argv[1])
+    results = json.loads((out_dir / "results.json").read_text())
+    (out_dir / "summary.md").write_text(render_summary(results))
+    write_chart(results, out_dir / "chart.svg")
+
+
+if __name__ == "__main__":
+    main()
