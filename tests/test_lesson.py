@@ -1,0 +1,67 @@
+"""LESSON.md and README.md quote only what runs produced and code that still exists.
+
+Figures from a benchmark are written as links to the run they came from, e.g.
+[1,146 req/s](docs/runs/fair/summary.md); the number must appear in that file. Every
+`./run_bench.sh` command shown must be one the benchmark accepts.
+"""
+
+import re
+import shlex
+
+import pytest
+from conftest import ROOT
+
+from run import parse_args
+
+DOCS = ["LESSON.md", "README.md"]
+SOURCES = ["sync_server.py", "async_server.py", "common.py", "templates/index.html"]
+RUN_LINK = re.compile(r"\[([^\]]+)\]\((docs/runs/[\w-]+)/summary\.md\)")
+
+
+def text(name):
+    return (ROOT / name).read_text()
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_quoted_figure_is_in_the_run_it_links_to(doc):
+    links = RUN_LINK.findall(text(doc))
+    assert links, f"{doc} cites no run"
+    for label, run in links:
+        summary = (ROOT / run / "summary.md").read_text()
+        assert (ROOT / run / "results.json").exists()
+        for number in re.findall(r"\d[\d,]*(?:\.\d+)?", label):
+            assert number in summary, f"{doc}: {label!r} is not in {run}/summary.md"
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_no_throughput_figure_without_its_run(doc):
+    unlinked = RUN_LINK.sub("", text(doc))
+    assert not re.findall(r"\d[\d,]* req/s", unlinked), \
+        f"{doc} states a req/s figure that links to no run"
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_tables_copied_from_runs_match_them(doc):
+    """A table row that names a server (| sync | / | async |) is copied from a run summary."""
+    summaries = "".join(path.read_text() for path in (ROOT / "docs" / "runs").glob("*/summary.md"))
+    for line in text(doc).splitlines():
+        if re.match(r"\| [^|]+ \| (sync|async)[^|]* \| [\d,]+ \|", line):
+            assert line in summaries, f"{doc}: table row not found in any run: {line}"
+
+
+def test_code_excerpts_still_appear_in_the_source():
+    source_lines = {line.strip() for name in SOURCES for line in text(name).splitlines()}
+    blocks = re.findall(r"```python\n(.*?)```", text("LESSON.md"), re.S)
+    assert blocks
+    for block in blocks:
+        for line in block.splitlines():
+            if line.strip() and line.strip() != "...":
+                assert line.strip() in source_lines, f"LESSON.md excerpt not in the source: {line}"
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_bench_commands_shown_are_accepted(doc):
+    commands = re.findall(r"^\s*(?:\$ )?\./run_bench\.sh(.*)$", text(doc), re.M)
+    assert commands
+    for arguments in commands:
+        parse_args(shlex.split(arguments.split("#")[0]))  # exits on a bad flag
