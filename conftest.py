@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,22 @@ def call(port, method, path, body=None, headers=None, timeout=30):
 def post_item(port, data):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
     return call(port, "POST", "/items", body, {"Content-Type": "application/json"})
+
+
+def at_once(calls):
+    """Run each callable in its own thread, all released together; return their results."""
+    start, results = threading.Barrier(len(calls)), []
+
+    def run(call_):
+        start.wait()
+        results.append(call_())
+
+    threads = [threading.Thread(target=run, args=(call_,)) for call_ in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def counter_on(page):

@@ -42,6 +42,15 @@ def own_services():
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
+def start_on_own_services(start_server, kind, own_services):
+    """A server using this module's Postgres and Redis; it answers 200 before the fault."""
+    postgres, redis = own_services
+    server = start_server(kind, service_urls={"DATABASE_URL": postgres.url,
+                                              "REDIS_URL": redis.url})
+    assert call(server.port, "GET", "/").status == 200
+    return server
+
+
 def eventually_ok(port, seconds=20):
     """Poll GET / until it answers 200; return how many 503s came first."""
     deadline, unavailable = time.monotonic() + seconds, 0
@@ -57,10 +66,8 @@ def eventually_ok(port, seconds=20):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_redis_down_then_back(kind, own_services, start_server):
-    postgres, redis = own_services
-    server = start_server(kind, service_urls={"DATABASE_URL": postgres.url,
-                                              "REDIS_URL": redis.url})
-    assert call(server.port, "GET", "/").status == 200
+    server = start_on_own_services(start_server, kind, own_services)
+    redis = own_services[1]
     redis.stop()
     try:
         page = call(server.port, "GET", "/")
@@ -76,10 +83,8 @@ def test_redis_down_then_back(kind, own_services, start_server):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_postgres_down_then_back(kind, own_services, start_server):
-    postgres, redis = own_services
-    server = start_server(kind, service_urls={"DATABASE_URL": postgres.url,
-                                              "REDIS_URL": redis.url})
-    assert call(server.port, "GET", "/").status == 200
+    server = start_on_own_services(start_server, kind, own_services)
+    postgres = own_services[0]
     postgres.stop()
     try:
         page = call(server.port, "GET", "/")

@@ -2,34 +2,19 @@
 
 import json
 import subprocess
-import threading
 
 import pytest
-from conftest import ROOT, call
+from conftest import ROOT, at_once, call
 
 from run import cpu_seconds
 from scenarios import SCENARIOS
 
 
-def concurrent_views(server, count):
-    """`count` page views released at once; returns their statuses."""
-    start, statuses = threading.Barrier(count), []
-
-    def view():
-        start.wait()
-        statuses.append(call(server.port, "GET", "/", timeout=60).status)
-
-    threads = [threading.Thread(target=view) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
-
-
 def peaks_during(server, count):
+    """/stats after `count` page views released at once."""
     server.stats()  # the peaks count from here
-    assert concurrent_views(server, count) == [200] * count
+    assert at_once([lambda: call(server.port, "GET", "/", timeout=60).status] * count) \
+        == [200] * count
     return server.stats()
 
 

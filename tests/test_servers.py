@@ -4,10 +4,9 @@ import http.client
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
-from conftest import (KINDS, ROOT, call, count_rows, counter_on, counter_value, item_ids_on,
+from conftest import (KINDS, ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
                       post_item, stored_text)
 
 
@@ -76,23 +75,10 @@ def test_300_concurrent_requests_are_all_answered(server, urls):
     gets, posts = 200, 100
     rows_before = count_rows(urls["DATABASE_URL"])
     server.stats()  # /stats's peak counts from here
-    start = threading.Barrier(gets + posts)
-    statuses = []
-
-    def view():
-        start.wait()
-        statuses.append(call(server.port, "GET", "/", timeout=60).status)
-
-    def insert(n):
-        start.wait()
-        statuses.append(post_item(server.port, {"text": f"concurrent {n}"}).status)
-
-    threads = [threading.Thread(target=view) for _ in range(gets)]
-    threads += [threading.Thread(target=insert, args=(n,)) for n in range(posts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    views = [lambda: call(server.port, "GET", "/", timeout=60).status] * gets
+    inserts = [lambda n=n: post_item(server.port, {"text": f"concurrent {n}"}).status
+               for n in range(posts)]
+    statuses = at_once(views + inserts)
     assert sorted(statuses) == [200] * gets + [201] * posts
     assert counter_value(urls["REDIS_URL"]) == gets
     assert count_rows(urls["DATABASE_URL"]) - rows_before == posts

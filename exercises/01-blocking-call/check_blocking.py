@@ -2,11 +2,10 @@
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from conftest import call
+from conftest import at_once, call
 from services import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -26,18 +25,7 @@ def test_lookups_wait_together():
             except OSError:
                 assert time.monotonic() < deadline, "quote_server.py did not start"
                 time.sleep(0.1)
-        start = threading.Barrier(10)
-        statuses = []
-
-        def ask():
-            start.wait()
-            statuses.append(call(port, "GET", "/quote?author=Ada", timeout=30).status)
-
-        threads = [threading.Thread(target=ask) for _ in range(10)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        statuses = at_once([lambda: call(port, "GET", "/quote?author=Ada", timeout=30).status] * 10)
         assert statuses == [200] * 10
         peak = call(port, "GET", "/peak").json()["peak_waiting"]
         assert peak > 1, (

@@ -1,9 +1,7 @@
 """Check for exercise 2: your predictions, against what the sync server counts."""
 
-import threading
-
 import pytest
-from conftest import call
+from conftest import at_once, call
 
 import predictions
 
@@ -21,18 +19,8 @@ def test_predictions_are_filled_in():
 @pytest.mark.parametrize("workers", [1, 3])
 def test_peak_in_service_matches_prediction(start_server, fresh_data, workers):
     server = start_server("sync", "--workers", str(workers), "--io-delay-ms", "200")
-    server.stats()
-    start, statuses = threading.Barrier(12), []
-
-    def view():
-        start.wait()
-        statuses.append(call(server.port, "GET", "/", timeout=60).status)
-
-    threads = [threading.Thread(target=view) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    server.stats()  # the peak counts from here
+    statuses = at_once([lambda: call(server.port, "GET", "/", timeout=60).status] * 12)
     assert statuses == [200] * 12
     counted = server.stats()["peak_in_service"]
     assert predictions.max_in_service(workers) == counted, (
