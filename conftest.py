@@ -102,10 +102,10 @@ class Server:
             time.sleep(0.05)
         return self
 
-    def stop(self):
-        """SIGTERM, as a process manager sends it; returns the exit status."""
+    def stop(self, stop_signal=signal.SIGTERM):
+        """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); returns the exit status."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(stop_signal)
         try:
             return self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:

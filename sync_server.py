@@ -29,6 +29,7 @@ from common import (COUNTER_KEY, HTML, INTERNAL_ERROR, JSON, MAX_BODY_BYTES, NOT
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES (%s) RETURNING id"
 SOCKET_TIMEOUT_S = 15  # a client that goes silent gives its thread back after this
+CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 
 POSTGRES_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
@@ -115,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def dispatch(self):
         """Route, then turn what went wrong into a status and a JSON sentence."""
@@ -194,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send(HTTPStatus.OK, self.server.stats.snapshot())
 
     def read_body(self):
+        if "Transfer-Encoding" in self.headers:  # http.server cannot read chunked bodies
+            raise BadRequest(CHUNKED_BODY, HTTPStatus.LENGTH_REQUIRED)
         self.body_read = True
         try:
             length = int(self.headers.get("Content-Length") or 0)
@@ -214,11 +217,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        unread = not self.body_read and self.headers.get("Content-Length", "0") != "0"
+        unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
+                                         or "Transfer-Encoding" in self.headers)
         if unread or self.server.settings.workers:  # gunicorn's sync workers close too
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD response has headers only
+            self.wfile.write(body)
 
     def handle(self):
         try:

@@ -33,6 +33,7 @@ OTHER = [  # (method, path, expected status)
     ("GET", "/items", 405),
     ("DELETE", "/", 405),
     ("PUT", "/health", 405),
+    ("HEAD", "/", 405),
     ("GET", "/health", 200),
 ]
 
@@ -48,7 +49,8 @@ def run_sequence(port):
         seen.append((what, reply.status, reply.json()))
     for method, path, _ in OTHER:
         reply = call(port, method, path)
-        seen.append((method, path, reply.status, reply.headers.get("Allow"), reply.json()))
+        body = reply.json() if reply.body else None  # a HEAD response has no body
+        seen.append((method, path, reply.status, reply.headers.get("Allow"), body))
     page = call(port, "GET", "/")
     seen.append(("page", page.status, page.headers["Content-Type"]))
     return seen, page.text

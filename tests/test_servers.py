@@ -1,13 +1,14 @@
 """What a user of either server sees: the page, the insert, keep-alive, many at once."""
 
 import http.client
+import signal
 import socket
 import subprocess
 import sys
 
 import pytest
-from conftest import (KINDS, ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
-                      post_item, stored_text)
+from conftest import (KINDS, ROOT, at_once, call, count_rows, counter_on, counter_value,
+                      item_ids_on, post_item, stored_text)
 
 
 @pytest.fixture(params=KINDS)
@@ -100,11 +101,27 @@ def test_stats_count_requests_and_connections(server):
     assert after["pg_connections_opened"] == 10  # the pool's size, opened once
 
 
+def test_chunked_body_is_refused_by_sync_and_read_by_async(both_servers, fresh_data):
+    """The one request both cannot answer alike: http.server does not read chunked bodies."""
+    replies = {}
+    for kind, server in both_servers.items():
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/items", body=iter([b'{"text": ', b'"chunked"}']),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        response = conn.getresponse()
+        replies[kind] = (response.status, response.getheader("Connection"), response.read())
+        conn.close()
+    assert replies["sync"][:2] == (411, "close")
+    assert b"Content-Length" in replies["sync"][2]
+    assert replies["async"][0] == 201
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_sigterm_stops_cleanly(kind, start_server):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_sigterm_and_ctrl_c_stop_cleanly(kind, stop_signal, start_server):
     server = start_server(kind)
     assert call(server.port, "GET", "/health").status == 200
-    assert server.stop() == 0
+    assert server.stop(stop_signal) == 0
     assert "Traceback" not in server.log()
     assert f"{kind}_server: stopped" in server.log()
 
