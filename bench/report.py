@@ -178,7 +178,8 @@ seconds used during the {settings['duration_s']} s run, out of {machine['cores']
 
 
 SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
-                  "async --blocking": "#9467bd", "sync --workers 2 --connect-per-request": "#8c564b"}
+                  "async --blocking": "#9467bd",
+                  "sync --workers 2 --connect-per-request": "#8c564b"}
 
 
 def series_colour(name):
@@ -206,7 +207,8 @@ def write_chart(results, path):
         left = panel * width
         values = [p[index] for points in lines.values() for p in points if p[index] is not None]
         top = max(values, default=1) * 1.1 or 1
-        x_at = lambda x: left + pad + (xs.index(x) + 0.5) * (width - 1.5 * pad) / len(xs)  # noqa: E731,E501
+        step = (width - 1.5 * pad) / len(xs)
+        x_at = lambda x: left + pad + (xs.index(x) + 0.5) * step  # noqa: E731
         y_at = lambda y: height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
         parts.append(f'<text x="{left + width / 2}" y="16" text-anchor="middle">'
                      f'{escape(title)}</text>')

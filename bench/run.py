@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from report import ARTICLE_TABLE, render_summary, write_chart  # noqa: E402
+from report import render_summary, write_chart  # noqa: E402
 from scenarios import SCENARIOS, X_AXIS  # noqa: E402
 from wrkparse import WrkOutputError, parse_wrk  # noqa: E402
 
@@ -153,7 +153,7 @@ def measure(case, server, args, out_dir, step):
     try:
         numbers = parse_wrk(output)
     except WrkOutputError as error:
-        raise SystemExit(f"bench: {error}; wrk printed:\n{output}")
+        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
     run = {**asdict(case), "flags": list(case.flags), "knobs": {
            "db_pool_size": DEFAULT_DB_POOL_SIZE, **DEFAULT_KNOBS, **case.knobs},
            "path": "/items" if case.method == "POST" else "/",
@@ -162,7 +162,8 @@ def measure(case, server, args, out_dir, step):
     run["audit"] = audit(case, numbers, drained)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W
-        run["littles_law_in_service"] = round(numbers["rps"] * numbers["latency_mean_ms"] / 1000, 1)
+        in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
+        run["littles_law_in_service"] = round(in_service, 1)
     return run
 
 

@@ -25,7 +25,8 @@ def test_lookups_wait_together():
             except OSError:
                 assert time.monotonic() < deadline, "quote_server.py did not start"
                 time.sleep(0.1)
-        statuses = at_once([lambda: call(port, "GET", "/quote?author=Ada", timeout=30).status] * 10)
+        ask = lambda: call(port, "GET", "/quote?author=Ada", timeout=30).status  # noqa: E731
+        statuses = at_once([ask] * 10)
         assert statuses == [200] * 10
         peak = call(port, "GET", "/peak").json()["peak_waiting"]
         assert peak > 1, (
