@@ -292,6 +292,7 @@ def main(argv=None):
     if settings.workers:
         server.start_workers(settings.workers)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored, as aiohttp does
     host, port = server.server_address[:2]
     model = f"{settings.workers} worker threads" if settings.workers else "a thread per connection"
     print(f"sync_server: serving on http://{host}:{port} with {model} ({settings.describe()})",
@@ -306,7 +307,7 @@ def main(argv=None):
 
 
 def stop(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends serve_forever the way Ctrl-C does
+    raise KeyboardInterrupt  # ends serve_forever; main() closes the pools
 
 
 if __name__ == "__main__":
