@@ -281,7 +281,10 @@ def main(argv=None):
     parser.add_argument("--connect-per-request", action="store_true",
                         help="open a new Postgres connection for every request instead of "
                         "using the pool")
-    settings = settings_from(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers must be 0 (a thread per connection) or more")
+    settings = settings_from(args)
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server_class = WorkerPoolServer if settings.workers else TodoServer
     try:
