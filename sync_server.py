@@ -25,7 +25,7 @@ from common import (COUNTER_KEY, HTML, INTERNAL_ERROR, JSON, MAX_BODY_BYTES, NOT
                     POOL_BUSY, POOL_TIMEOUT_S, POSTGRES_DOWN, REDIS_DOWN, ROUTES, SELECT_ITEMS,
                     TOO_LARGE, BadRequest, Stats, burn_cpu, error_bytes, health_report,
                     json_bytes, load_page_template, make_parser, method_not_allowed,
-                    parse_new_item, render_page, settings_from)
+                    non_negative_int, parse_new_item, render_page, settings_from)
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES (%s) RETURNING id"
 SOCKET_TIMEOUT_S = 15  # a client that goes silent gives its thread back after this
@@ -122,18 +122,18 @@ class Handler(BaseHTTPRequestHandler):
         """Route, then turn what went wrong into a status and a JSON sentence."""
         self.body_read = False
         path = self.path.partition("?")[0]
-        if path not in ROUTES:
-            return self.send(HTTPStatus.NOT_FOUND, error_bytes(NOT_FOUND))
-        method, name = ROUTES[path]
-        if self.command != method:
-            return self.send(HTTPStatus.METHOD_NOT_ALLOWED,
-                             error_bytes(method_not_allowed(self.command, method)),
-                             headers={"Allow": method})
         stats = self.server.stats
-        counted = name != "show_stats"
+        counted = path != "/stats"  # reading /stats leaves what it reports alone
         if counted:
             stats.request_started()
         try:
+            if path not in ROUTES:
+                return self.send(HTTPStatus.NOT_FOUND, error_bytes(NOT_FOUND))
+            method, name = ROUTES[path]
+            if self.command != method:
+                return self.send(HTTPStatus.METHOD_NOT_ALLOWED,
+                                 error_bytes(method_not_allowed(self.command, method)),
+                                 headers={"Allow": method})
             getattr(self, name)()
         except BadRequest as error:
             self.send(error.status, error_bytes(str(error)))
@@ -275,16 +275,13 @@ class WorkerPoolServer(TodoServer):
 
 def main(argv=None):
     parser = make_parser(__doc__.splitlines()[0], default_port=8080)
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--workers", type=non_negative_int, default=0,
                         help="serve at most N requests at once with N threads; 0 means one "
                         "thread per connection")
     parser.add_argument("--connect-per-request", action="store_true",
                         help="open a new Postgres connection for every request instead of "
                         "using the pool")
-    args = parser.parse_args(argv)
-    if args.workers < 0:
-        parser.error("--workers must be 0 (a thread per connection) or more")
-    settings = settings_from(args)
+    settings = settings_from(parser.parse_args(argv))
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server_class = WorkerPoolServer if settings.workers else TodoServer
     try:

@@ -28,7 +28,6 @@ from report import render_summary, write_chart  # noqa: E402
 from scenarios import SCENARIOS, X_AXIS  # noqa: E402
 from wrkparse import WrkOutputError, parse_wrk  # noqa: E402
 
-SEED_ROWS = 20  # schema.sql's rows
 DEFAULT_KNOBS = {"workers": 0, "connect_per_request": False, "io_delay_ms": 0, "cpu_ms": 0,
                  "blocking": False}
 
@@ -137,13 +136,14 @@ def ordered(cases, repeats):
 def measure(case, server, args, out_dir, step):
     """Warm up, reset the data, run wrk with the server sampled, then audit the counts."""
     from common import DEFAULT_DB_POOL_SIZE  # imported here: --help must work before .venv
-    from reset_db import reset
+    from reset_db import count_rows, reset
     url = f"http://127.0.0.1:{server.port}/"
     reset_data = lambda: reset(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])  # noqa: E731
     reset_data()
     run_wrk(case, url, args.threads, args.warmup)  # unmeasured
     server.wait_idle()
     reset_data()
+    rows_at_start = count_rows(os.environ["DATABASE_URL"])
     sampler = Sampler(server)
     output, wrk_cpu_s = run_wrk(case, url, args.threads, args.duration, progress=True)
     sampler.stop()
@@ -159,7 +159,7 @@ def measure(case, server, args, out_dir, step):
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": args.duration, "threads": args.threads, **numbers,
            **sampler.peaks(), "wrk_cpu_s": wrk_cpu_s, "raw": raw_name}
-    run["audit"] = audit(case, numbers, drained)
+    run["audit"] = audit(case, numbers, drained, rows_at_start)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W
         in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
@@ -168,7 +168,7 @@ def measure(case, server, args, out_dir, step):
 
 
 def run_wrk(case, url, threads, seconds, progress=False):
-    """wrk for `seconds`, bounded by a hard timeout; prints a dot a second when asked.
+    """wrk for `seconds`, bounded by a hard timeout; prints a dot every half second if asked.
     Returns its output and the CPU seconds it used: it shares the cores with the servers."""
     command = ["wrk", "-t", str(threads), "-c", str(case.connections), "-d", f"{seconds}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(ROOT / "bench" / "wrk.lua"), url,
@@ -190,7 +190,7 @@ def run_wrk(case, url, threads, seconds, progress=False):
     return f"$ {' '.join(command)}\n{wrk.stdout.read()}", cpu
 
 
-def audit(case, numbers, drained):
+def audit(case, numbers, drained, rows_at_start):
     """The server's own counts against wrk's: each successful GET added one to the Redis
     counter, each 201 one row. Requests still in flight when wrk stopped were served but not
     counted by wrk: at most one per connection."""
@@ -198,7 +198,7 @@ def audit(case, numbers, drained):
     if case.method == "GET":
         counted = counter_value(os.environ["REDIS_URL"])
     else:
-        counted = count_rows(os.environ["DATABASE_URL"]) - SEED_ROWS
+        counted = count_rows(os.environ["DATABASE_URL"]) - rows_at_start
     expected = numbers["ok"]
     verdict = {"counted": counted, "wrk_ok": expected, "allowed_extra": case.connections,
                "what": "Redis counter" if case.method == "GET" else "new rows"}
