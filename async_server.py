@@ -191,7 +191,7 @@ async def pools(app):
 def make_app(settings):
     app = web.Application(middlewares=[dispatch], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
-    app[STATS] = Stats()
+    app[STATS] = Stats(settings.knobs())
     app[TEMPLATE] = load_page_template()
     app.cleanup_ctx.append(pools)
     handlers = {"index": index, "create_item": create_item, "health": health,

@@ -77,6 +77,13 @@ class Settings:
             ("blocking", self.blocking), ("access-log", self.access_log)) if on]
         return ", ".join(knobs)
 
+    def knobs(self):
+        """Every tunable and its value, as /stats reports it: what the server really ran with."""
+        return {"db_pool_size": self.db_pool_size, "workers": self.workers,
+                "connect_per_request": self.connect_per_request,
+                "io_delay_ms": self.io_delay_ms, "cpu_ms": self.cpu_ms,
+                "blocking": self.blocking, "access_log": self.access_log}
+
 
 def make_parser(description, default_port):
     """The flags both servers take; each server adds its own knobs."""
@@ -229,8 +236,9 @@ class Stats:
     inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1.
     """
 
-    def __init__(self):
+    def __init__(self, knobs=None):
         self._lock = threading.Lock()
+        self.knobs = knobs or {}
         self.in_service = 0
         self.peak_in_service = 0
         self.waiting_upstream = 0
@@ -270,7 +278,7 @@ class Stats:
                 "waiting_upstream": self.waiting_upstream,
                 "peak_waiting_upstream": self.peak_waiting_upstream,
                 "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
-                "pg_connections_opened": self.pg_connections_opened})
+                "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs})
             self.peak_in_service = self.in_service
             self.peak_waiting_upstream = self.waiting_upstream
             return report

@@ -244,7 +244,7 @@ class TodoServer(ThreadingHTTPServer):
 
     def open(self, settings):
         self.settings = settings
-        self.stats = Stats()
+        self.stats = Stats(settings.knobs())
         self.template = load_page_template()
         self.db = Postgres(settings, self.stats)
         self.redis = open_redis(settings)
