@@ -1,7 +1,7 @@
 """The todo app on an event loop: aiohttp, asyncpg and redis.asyncio.
 
 One thread runs every connection. A handler that waits on the network, Postgres or Redis
-yields to the event loop, which runs another handler meanwhile. Waiting costs a coroutine each.
+yields to the event loop, which runs another handler meanwhile. Waiting costs a coroutine.
 """
 
 import asyncio
@@ -19,28 +19,19 @@ from aiohttp.log import access_logger
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from common import (COUNTER_KEY, HTML, INTERNAL_ERROR, JSON, MAX_BODY_BYTES, NOT_FOUND,
-                    POOL_BUSY, POOL_TIMEOUT_S, POSTGRES_DOWN, REDIS_DOWN, ROUTES, SELECT_ITEMS,
-                    TOO_LARGE, BadRequest, Settings, Stats, burn_cpu, error_bytes,
-                    health_report, json_bytes, load_page_template, make_parser,
-                    method_not_allowed, parse_new_item, render_page, settings_from)
+from common import (BACKLOG, CONNECT_TIMEOUT_S, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT,
+                    MAX_BODY_BYTES, POOL_BUSY, POOL_TIMEOUT_S, POSTGRES_DOWN, REDIS_DOWN,
+                    REDIS_ERRORS, SELECT_ITEMS, BadRequest, PoolBusy, PostgresDown, State, Stats,
+                    announce, burn_cpu, error_bytes, health_report, json_bytes,
+                    load_page_template, parse_new_item, render_page)
+from config import make_parser, settings_from
+from async_http import refusals, respond
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"
-
 POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.exceptions.OperatorInterventionError)
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+                   asyncpg.exceptions.OperatorInterventionError)  # OSError: its socket
+STATE = web.AppKey("state", State)  # request.app[STATE]
 log = logging.getLogger("async_server")
-
-SETTINGS = web.AppKey("settings", Settings)
-STATS = web.AppKey("stats", Stats)
-TEMPLATE = web.AppKey("template", object)
-DB = web.AppKey("db", object)
-REDIS = web.AppKey("redis", redis.asyncio.Redis)
-
-
-class PoolBusy(Exception):
-    """No Postgres connection came free within POOL_TIMEOUT_S."""
 
 
 class Postgres:
@@ -51,29 +42,44 @@ class Postgres:
         self.url = settings.database_url
         self.size = settings.db_pool_size
         self.stats = stats
+        self.pool = None
 
     async def open(self):
-        self.pool = await asyncpg.create_pool(
-            self.url, min_size=self.size, max_size=self.size, timeout=5,
-            max_inactive_connection_lifetime=0, init=self.count,
-            reset=self.keep_session)  # yields to the event loop
+        """Open every pooled connection now, before the first request."""
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.url, min_size=self.size, max_size=self.size, timeout=CONNECT_TIMEOUT_S,
+                max_inactive_connection_lifetime=0, init=self.counted,
+                reset=self.keep_session)  # yields to the event loop
+        except (*POSTGRES_ERRORS, asyncpg.PostgresError) as error:
+            raise PostgresDown(error) from error
+
+    async def fetch(self, query, *args):
+        """Run one statement on a lent connection; return its rows."""
+        async with self.connection() as conn:
+            return await conn.fetch(query, *args)  # yields to the event loop
 
     @asynccontextmanager
     async def connection(self):
-        """Lend a connection; a timeout while waiting for one means every one stayed busy."""
+        """Lend a connection; PoolBusy if none comes free in time, PostgresDown if it fails."""
         try:
             conn = await self.pool.acquire(timeout=POOL_TIMEOUT_S)  # yields to the event loop
         except asyncio.TimeoutError:
             raise PoolBusy from None
+        except POSTGRES_ERRORS as error:
+            raise PostgresDown(error) from error
         try:
             yield conn
+        except POSTGRES_ERRORS as error:
+            raise PostgresDown(error) from error
         finally:
             await self.pool.release(conn)
 
     async def close(self):
-        await self.pool.close()
+        if self.pool:
+            await self.pool.close()
 
-    async def count(self, conn):
+    async def counted(self, conn):
         self.stats.connection_opened()
 
     async def keep_session(self, conn):
@@ -90,29 +96,27 @@ def open_redis(settings):
     return redis.asyncio.Redis.from_pool(pool)
 
 
+def new_state(settings):
+    """What every handler shares; nothing connects until pools() opens it."""
+    stats = Stats(settings.knobs())
+    return State(settings, stats, load_page_template(), Postgres(settings, stats),
+                 open_redis(settings))
+
+
 @web.middleware
 async def dispatch(request, handler):
-    """Turn what went wrong into a status and a JSON sentence; the router has routed."""
-    stats = request.app[STATS]
+    """Run the handler; turn what went wrong into a status and a JSON sentence."""
+    stats = request.app[STATE].stats
     counted = request.path != "/stats"  # reading /stats leaves what it reports alone
     if counted:
         stats.request_started()
     try:
         return await handler(request)
     except BadRequest as error:
-        return respond(error.status, error_bytes(str(error)))
-    except web.HTTPNotFound:
-        return respond(HTTPStatus.NOT_FOUND, error_bytes(NOT_FOUND))
-    except web.HTTPMethodNotAllowed as error:
-        allowed = ", ".join(sorted(error.allowed_methods))
-        return respond(HTTPStatus.METHOD_NOT_ALLOWED,
-                       error_bytes(method_not_allowed(request.method, allowed)),
-                       headers={"Allow": allowed})
-    except web.HTTPRequestEntityTooLarge:
-        return respond(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error_bytes(TOO_LARGE))
+        return respond(error.status, error_bytes(str(error)), headers=error.headers)
     except PoolBusy:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POOL_BUSY))
-    except POSTGRES_ERRORS as error:
+    except PostgresDown as error:
         log.warning("Postgres: %s", error)
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POSTGRES_DOWN))
     except REDIS_ERRORS as error:
@@ -128,39 +132,38 @@ async def dispatch(request, handler):
 
 async def index(request):
     """GET /: every item, and this view's number from Redis."""
-    app = request.app
-    async with app[DB].connection() as conn:
-        rows = await conn.fetch(SELECT_ITEMS)  # yields to the event loop
-    counter = await app[REDIS].incr(COUNTER_KEY)  # yields to the event loop
-    if app[SETTINGS].io_delay_ms:
-        with app[STATS].upstream_wait():
-            if app[SETTINGS].blocking:
-                time.sleep(app[SETTINGS].io_delay_ms / 1000)  # blocks the loop: all wait
+    state = request.app[STATE]
+    rows = await state.db.fetch(SELECT_ITEMS)  # yields to the event loop
+    counter = await state.redis.incr(COUNTER_KEY)  # yields to the event loop
+    if state.settings.io_delay_ms:
+        with state.stats.upstream_wait():
+            if state.settings.blocking:  # the mistake: a blocking call inside the loop
+                time.sleep(state.settings.io_delay_ms / 1000)  # blocks the loop: all wait
             else:
-                await asyncio.sleep(app[SETTINGS].io_delay_ms / 1000)  # yields to the loop
-    if app[SETTINGS].cpu_ms:
-        burn_cpu(app[SETTINGS].cpu_ms)  # computes, and the loop waits for it
-    return respond(HTTPStatus.OK, render_page(app[TEMPLATE], rows, counter), HTML)
+                await asyncio.sleep(state.settings.io_delay_ms / 1000)  # yields to the loop
+    if state.settings.cpu_ms:
+        burn_cpu(state.settings.cpu_ms)  # computes, and the loop waits for it
+    return respond(HTTPStatus.OK, render_page(state.template, rows, counter), HTML)
 
 
 async def create_item(request):
     """POST /items: validate, insert, answer 201 with the stored item."""
+    state = request.app[STATE]
     text = parse_new_item(await request.read())  # yields to the event loop
-    async with request.app[DB].connection() as conn:
-        item_id = await conn.fetchval(INSERT_ITEM, text)  # yields to the event loop
+    [(item_id,)] = await state.db.fetch(INSERT_ITEM, text)  # yields to the event loop
     return respond(HTTPStatus.CREATED, json_bytes({"id": item_id, "text": text}))
 
 
 async def health(request):
     """GET /health: does each service answer right now?"""
+    state = request.app[STATE]
     try:
-        async with request.app[DB].connection() as conn:
-            await conn.execute("SELECT 1")  # yields to the event loop
+        await state.db.fetch("SELECT 1")  # yields to the event loop
         postgres_ok = True
-    except (PoolBusy, *POSTGRES_ERRORS):
+    except (PoolBusy, PostgresDown):
         postgres_ok = False
     try:
-        redis_ok = await request.app[REDIS].ping()  # yields to the event loop
+        redis_ok = await state.redis.ping()  # yields to the event loop
     except REDIS_ERRORS:
         redis_ok = False
     return respond(*health_report(postgres_ok, redis_ok))
@@ -168,57 +171,46 @@ async def health(request):
 
 async def show_stats(request):
     """GET /stats: requests in service now and at most, threads, connections opened."""
-    return respond(HTTPStatus.OK, request.app[STATS].snapshot())
-
-
-def respond(status, body, content_type=JSON, headers=None):
-    """One whole response; aiohttp adds Content-Length and keeps the connection alive."""
-    return web.Response(status=status, body=body,
-                        headers={"Content-Type": content_type, **(headers or {})})
+    return respond(HTTPStatus.OK, request.app[STATE].stats.snapshot())
 
 
 async def pools(app):
     """Open the Postgres and Redis pools before the first request, close them at shutdown."""
-    app[DB] = Postgres(app[SETTINGS], app[STATS])
-    await app[DB].open()
-    app[REDIS] = open_redis(app[SETTINGS])
-    await app[REDIS].ping()  # fail now, not on the first request
+    state = app[STATE]
+    await state.db.open()  # yields to the event loop
+    await state.redis.ping()  # yields to the event loop: fail now, not on the first request
     yield
-    await app[REDIS].aclose()
-    await app[DB].close()
+    await state.redis.aclose()
+    await state.db.close()
 
 
 def make_app(settings):
-    app = web.Application(middlewares=[dispatch], client_max_size=MAX_BODY_BYTES)
-    app[SETTINGS] = settings
-    app[STATS] = Stats(settings.knobs())
-    app[TEMPLATE] = load_page_template()
+    app = web.Application(middlewares=[dispatch, refusals], client_max_size=MAX_BODY_BYTES)
+    app[STATE] = new_state(settings)
     app.cleanup_ctx.append(pools)
-    handlers = {"index": index, "create_item": create_item, "health": health,
-                "show_stats": show_stats}
-    for path, (method, name) in ROUTES.items():
-        app.router.add_route(method, path, handlers[name])
+    app.router.add_route("GET", "/", index)
+    app.router.add_route("POST", "/items", create_item)
+    app.router.add_route("GET", "/health", health)
+    app.router.add_route("GET", "/stats", show_stats)
     return app
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.splitlines()[0], default_port=8081)
-    parser.add_argument("--blocking", action="store_true",
-                        help="wait for --io-delay-ms with time.sleep, which blocks the event "
-                        "loop, instead of asyncio.sleep")
+    parser = make_parser(__doc__.splitlines()[0], default_port=8081,
+                         own_flags=("--blocking",))
     settings = settings_from(parser.parse_args(argv))
-    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    logging.basicConfig(format=LOG_FORMAT,
                         level=logging.INFO if settings.access_log else logging.WARNING)
     # While Postgres is down, asyncpg logs a traceback per reconnect attempt; our own
     # one-line warnings already say Postgres is down.
     logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
-    started = (f"async_server: serving on http://{settings.host}:{settings.port} "
-               f"with one event loop ({settings.describe()})")
+    model = "one event loop"
     try:
-        web.run_app(make_app(settings), host=settings.host, port=settings.port,
-                    backlog=1024, shutdown_timeout=5, print=lambda _: print(started, flush=True),
-                    access_log=access_logger if settings.access_log else None)
-    except (OSError, asyncpg.PostgresError, redis.RedisError) as error:
+        web.run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
+                    print=lambda message: announce("async_server", message, model, settings),
+                    access_log=access_logger if settings.access_log else None,
+                    shutdown_timeout=5)
+    except (OSError, PostgresDown, redis.RedisError) as error:
         sys.exit(f"async_server: cannot start: {error}".strip())
     print("async_server: stopped", flush=True)
 

@@ -1,12 +1,12 @@
-"""What both servers share: settings, routes, SQL, validation, the page template, counters.
+"""What both servers share: settings, SQL, validation, errors, the page template, counters.
 
-Everything here is I/O-free and identical for both servers, so `diff sync_server.py
-async_server.py` shows only what differs between them: how they wait.
+Nothing here waits on the network, Postgres or Redis, so both servers can use it as it is,
+and `diff sync_server.py async_server.py` shows only what differs between them: how they wait.
 """
 
-import argparse
 import json
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -15,11 +15,15 @@ from http import HTTPStatus
 from pathlib import Path
 
 import jinja2
+import redis
+
+from config import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 500
-DEFAULT_DB_POOL_SIZE = 10
 POOL_TIMEOUT_S = 10.0  # how long a request waits for a pooled connection before a 503
+CONNECT_TIMEOUT_S = 5  # how long opening a Postgres connection may take
+BACKLOG = 1024  # listen queue; http.server's default is 5, aiohttp's 128
 COUNTER_KEY = "counter"
 
 # Dates are formatted by Postgres, so both drivers hand the template the same strings.
@@ -27,14 +31,6 @@ SELECT_ITEMS = (
     "SELECT id, text, to_char(date_posted AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
     " FROM item ORDER BY id"
 )
-
-# path -> (the one method it takes, handler name). Both servers route from this table.
-ROUTES = {
-    "/": ("GET", "index"),
-    "/items": ("POST", "create_item"),
-    "/health": ("GET", "health"),
-    "/stats": ("GET", "show_stats"),
-}
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -46,105 +42,26 @@ POSTGRES_DOWN = "Postgres is not answering; try again shortly."
 REDIS_DOWN = "Redis is not answering; try again shortly."
 POOL_BUSY = "Every database connection stayed busy; try again shortly."
 
-DEFAULT_URLS = {  # what docker-compose.yml publishes
-    "DATABASE_URL": "postgresql://todo:todo@127.0.0.1:5432/todo",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    host: str
-    port: int
-    database_url: str
-    redis_url: str
-    db_pool_size: int
-    access_log: bool
-    io_delay_ms: float
-    cpu_ms: float
-    workers: int = 0  # sync only; 0 = one thread per connection
-    connect_per_request: bool = False  # sync only
-    blocking: bool = False  # async only
-
-    def describe(self):
-        """The knobs, for the start-up line."""
-        knobs = [f"db-pool-size={self.db_pool_size}"]
-        knobs += [f"{name}={value}" for name, value in (
-            ("workers", self.workers), ("io-delay-ms", self.io_delay_ms),
-            ("cpu-ms", self.cpu_ms)) if value]
-        knobs += [name for name, on in (
-            ("connect-per-request", self.connect_per_request),
-            ("blocking", self.blocking), ("access-log", self.access_log)) if on]
-        return ", ".join(knobs)
-
-    def knobs(self):
-        """Every tunable and its value, as /stats reports it: what the server really ran with."""
-        return {"db_pool_size": self.db_pool_size, "workers": self.workers,
-                "connect_per_request": self.connect_per_request,
-                "io_delay_ms": self.io_delay_ms, "cpu_ms": self.cpu_ms,
-                "blocking": self.blocking, "access_log": self.access_log}
-
-
-def make_parser(description, default_port):
-    """The flags both servers take; each server adds its own knobs."""
-    parser = argparse.ArgumentParser(
-        description=description,
-        epilog="Environment: DATABASE_URL (default %s), REDIS_URL (default %s)."
-        % (DEFAULT_URLS["DATABASE_URL"], DEFAULT_URLS["REDIS_URL"]),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=default_port, help="port to listen on")
-    parser.add_argument("--db-pool-size", type=positive_int, default=DEFAULT_DB_POOL_SIZE,
-                        help="Postgres connections kept open; the Redis pool gets as many")
-    parser.add_argument("--access-log", action="store_true", help="log every request")
-    parser.add_argument("--io-delay-ms", type=non_negative, default=0.0,
-                        help="each page view also waits this long on a simulated slow "
-                        "upstream call, holding no database connection")
-    parser.add_argument("--cpu-ms", type=non_negative, default=0.0,
-                        help="each page view also burns this much pure-Python CPU time")
-    return parser
-
-
-def settings_from(args):
-    """Combine parsed flags with DATABASE_URL and REDIS_URL from the environment."""
-    return Settings(
-        host=args.host, port=args.port,
-        database_url=os.environ.get("DATABASE_URL") or DEFAULT_URLS["DATABASE_URL"],
-        redis_url=os.environ.get("REDIS_URL") or DEFAULT_URLS["REDIS_URL"],
-        db_pool_size=args.db_pool_size, access_log=args.access_log,
-        io_delay_ms=args.io_delay_ms, cpu_ms=args.cpu_ms,
-        workers=getattr(args, "workers", 0),
-        connect_per_request=getattr(args, "connect_per_request", False),
-        blocking=getattr(args, "blocking", False))
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def non_negative(text):
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)  # the same classes in redis.asyncio
 
 class BadRequest(Exception):
-    """The client sent something we will not store; str(error) is the sentence we send back."""
+    """The client asked for something we will not do; str(error) is the sentence we send back.
+    The HTTP layer refuses with it too: no such page (404), wrong method (405), too large (413).
+    """
 
-    def __init__(self, message, status=HTTPStatus.BAD_REQUEST):
+    def __init__(self, message, status=HTTPStatus.BAD_REQUEST, headers=None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
+
+
+class PoolBusy(Exception):
+    """No Postgres connection came free within POOL_TIMEOUT_S."""
+
+
+class PostgresDown(Exception):
+    """Postgres did not answer; each server raises it from its own driver's errors."""
 
 
 def parse_new_item(body):
@@ -200,6 +117,12 @@ def method_not_allowed(method, allowed):
     return f"Method {method} is not allowed here; use {allowed}."
 
 
+def announce(name, message, model, settings):
+    """The start-up line, from the one the framework prints with the address it bound."""
+    url = re.search(r"http://\S+", message).group()
+    print(f"{name}: serving on {url} with {model} ({settings.describe()})", flush=True)
+
+
 def health_report(postgres_ok, redis_ok):
     """Status and body for GET /health."""
     report = {"postgres": "ok" if postgres_ok else "down",
@@ -219,6 +142,17 @@ def load_page_template():
 def render_page(template, rows, counter):
     """rows are (id, text, posted) from SELECT_ITEMS, whichever driver fetched them."""
     return template.render(items=rows, counter=counter).encode("utf-8")
+
+
+@dataclass
+class State:
+    """What every handler reaches as request.app[STATE]. Each server builds it in new_state()
+    from its own Postgres and Redis clients, which connect only when pools() opens them."""
+    settings: Settings
+    stats: "Stats"
+    template: jinja2.Template
+    db: object
+    redis: object
 
 
 def burn_cpu(ms):

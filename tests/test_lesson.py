@@ -7,6 +7,7 @@ Figures from a benchmark are written as links to the run they came from, e.g.
 
 import re
 import shlex
+import subprocess
 
 import pytest
 from conftest import ROOT
@@ -14,7 +15,8 @@ from conftest import ROOT
 from run import parse_args
 
 DOCS = ["LESSON.md", "README.md"]
-SOURCES = ["sync_server.py", "async_server.py", "common.py", "templates/index.html"]
+SOURCES = ["sync_server.py", "async_server.py", "common.py", "config.py", "sync_http.py",
+           "async_http.py", "templates/index.html"]
 RUN_LINK = re.compile(r"\[([^\]]+)\]\((docs/runs/[\w-]+)/summary\.md\)")
 
 
@@ -57,6 +59,19 @@ def test_code_excerpts_still_appear_in_the_source():
         for line in block.splitlines():
             if line.strip() and line.strip() != "...":
                 assert line.strip() in source_lines, f"LESSON.md excerpt not in the source: {line}"
+
+
+def test_diff_excerpts_are_cut_from_the_real_diff():
+    """A ```diff block in LESSON.md is a run of lines `diff -u sync_server.py async_server.py`
+    prints: the same lines, in the same order, nothing left out in between."""
+    whole = subprocess.run(["diff", "-U", "100000", "sync_server.py", "async_server.py"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.splitlines()[3:]
+    blocks = re.findall(r"```diff\n(.*?)```", text("LESSON.md"), re.S)
+    assert blocks
+    for block in blocks:
+        lines = block.splitlines()
+        assert any(whole[i:i + len(lines)] == lines for i in range(len(whole))), \
+            f"LESSON.md shows a diff that diff does not print:\n{block}"
 
 
 @pytest.mark.parametrize("doc", DOCS)

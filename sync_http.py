@@ -1,0 +1,204 @@
+"""What aiohttp does for async_server.py, done by hand on http.server for sync_server.py.
+
+Routing a request to its handler, reading the body, writing a whole response with
+Content-Length, keep-alive, and starting a thread per connection (or a fixed number of
+them, --workers). The names follow aiohttp's (Application, add_route, cleanup_ctx,
+run_app, respond) so that the two servers read alike. No application logic lives here.
+"""
+
+import contextlib
+import functools
+import queue
+import signal
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
+
+SOCKET_TIMEOUT_S = 15  # a client that goes silent gives its thread back after this
+CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
+BODY_STOPPED = "The request body stopped arriving before its Content-Length."
+
+
+class Application(dict):
+    """Shared state by key, routes, and cleanup_ctx: generators that open what the
+    application needs before the first request and close it after the last."""
+
+    def __init__(self, middlewares, client_max_size):
+        super().__init__()
+        self.middlewares = middlewares  # each called as middleware(request, handler)
+        self.client_max_size = client_max_size  # bytes of request body; more gets a 413
+        self.router = Router()
+        self.cleanup_ctx = []
+
+    def handle(self, request):
+        """The route's handler, run inside every middleware, the first outermost."""
+        handler = self.router.resolve(request.method, request.path)
+        for middleware in reversed(self.middlewares):
+            handler = functools.partial(middleware, handler=handler)
+        return handler(request)
+
+
+class Router:
+    def __init__(self):
+        self.routes = {}  # path -> (the one method it takes, handler)
+
+    def add_route(self, method, path, handler):
+        self.routes[path] = (method, handler)
+
+    def resolve(self, method, path):
+        """The handler for this request, or one that refuses it as aiohttp's router does."""
+        if path not in self.routes:
+            return refusal(BadRequest(NOT_FOUND, HTTPStatus.NOT_FOUND))
+        allowed, handler = self.routes[path]
+        if method != allowed:
+            return refusal(BadRequest(method_not_allowed(method, allowed),
+                                      HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": allowed}))
+        return handler
+
+
+def refusal(error):
+    def refuse(request):
+        raise error
+    return refuse
+
+
+@dataclass
+class Request:
+    """What a handler reads of a request, named as on aiohttp's web.Request."""
+    app: Application
+    method: str
+    path: str
+    read: Callable[[], bytes]  # the body; waits on the client
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: dict
+
+
+def respond(status, body, content_type=JSON, headers=None):
+    """One whole response; the handler below adds Content-Length and keeps the connection."""
+    return Response(status, body, {"Content-Type": content_type, **(headers or {})})
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One instance per connection, running in that connection's own thread."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: http.server's HTTP/1.0 default reconnects
+    disable_nagle_algorithm = True  # TCP_NODELAY: a response need not wait for an ACK
+    wbufsize = 64 * 1024  # headers and body leave in one send, not two
+    timeout = SOCKET_TIMEOUT_S
+
+    def do_GET(self):
+        """Every method comes here: route, run the application's middleware, answer."""
+        app, path = self.server.app, self.path.partition("?")[0]
+        self.body_read = False
+        self.send(app.handle(Request(app, self.command, path, self.read_body)))
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def read_body(self):
+        if "Transfer-Encoding" in self.headers:  # http.server cannot read chunked bodies
+            raise BadRequest(CHUNKED_BODY, HTTPStatus.LENGTH_REQUIRED)
+        self.body_read = True
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadRequest("Content-Length is not a number.") from None
+        limit = self.server.app.client_max_size
+        if length > limit:
+            if length <= 16 * limit:
+                self.rfile.read(length)  # read and drop it, so the client sees our answer
+            else:
+                self.body_read = False  # left unread: send() closes the connection
+            raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = self.rfile.read(length)  # waits on the client
+        except OSError:
+            body = b""
+        if len(body) < length:  # it hung up or went silent: answer, then close
+            self.body_read = False
+            raise BadRequest(BODY_STOPPED)
+        return body
+
+    def send(self, response):
+        """Status line, headers with Content-Length, body: the connection can stay open."""
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
+                                         or "Transfer-Encoding" in self.headers)
+        if unread or self.server.workers:  # gunicorn's sync workers close too
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":  # a HEAD response has headers only
+            self.wfile.write(response.body)
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client hung up or went silent: nothing to answer
+
+    def log_message(self, format, *args):
+        if self.server.access_log:
+            super().log_message(format, *args)
+
+
+class ThreadPerConnectionServer(ThreadingHTTPServer):
+    """A thread per connection, started as each connection is accepted."""
+
+    daemon_threads = True
+    workers = 0
+
+
+class WorkerPoolServer(ThreadPerConnectionServer):
+    """--workers N: N threads take connections from a queue, like gunicorn's N sync workers."""
+
+    def start_workers(self):
+        self.connections = queue.SimpleQueue()
+        for _ in range(self.workers):
+            threading.Thread(target=self.work, daemon=True).start()
+
+    def process_request(self, request, client_address):
+        self.connections.put((request, client_address))
+
+    def work(self):
+        while True:
+            request, client_address = self.connections.get()  # waits for a connection
+            self.process_request_thread(request, client_address)
+
+
+def run_app(app, *, host, port, backlog, print, workers=0, access_log=False):
+    """Serve until SIGINT or SIGTERM, as aiohttp's web.run_app does: enter every cleanup_ctx
+    before accepting the first request, and leave them (in reverse) after the last."""
+    server_class = WorkerPoolServer if workers else ThreadPerConnectionServer
+    server = server_class((host, port), Handler, bind_and_activate=False)
+    server.request_queue_size = backlog
+    server.app, server.workers, server.access_log = app, workers, access_log
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.server_close)
+        server.server_bind()
+        server.server_activate()
+        for context in app.cleanup_ctx:
+            stack.enter_context(contextlib.contextmanager(context)(app))
+        if workers:
+            server.start_workers()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored
+        print(f"Running on http://{host}:{server.server_address[1]}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def stop(signum, frame):
+    raise KeyboardInterrupt  # ends serve_forever; run_app closes what it opened

@@ -1,0 +1,113 @@
+"""What both servers share, tested in-process: no Postgres, no Redis, no sockets.
+
+    .venv/bin/python -m pytest tests/test_common.py     # about a second
+"""
+
+import json
+import threading
+from http import HTTPStatus
+
+import pytest
+
+from common import (MAX_TEXT_CHARS, BadRequest, Stats, health_report, load_page_template,
+                    parse_new_item, render_page)
+from config import Settings, make_parser, settings_from
+from sync_http import Application, Request
+
+
+def refusal(body):
+    with pytest.raises(BadRequest) as raised:
+        parse_new_item(body)
+    return raised.value.status, str(raised.value)
+
+
+def test_a_new_item_is_its_text_stripped():
+    assert parse_new_item(b'{"text": "  Buy milk \\n"}') == "Buy milk"
+    assert parse_new_item('{"text": "牛乳"}'.encode()) == "牛乳"
+    assert parse_new_item(json.dumps({"text": "x" * MAX_TEXT_CHARS}).encode()) == "x" * 500
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"", "empty"),
+    (b'{"text": ', "not valid JSON"),
+    (b'{"text": "\xff"}', "not valid UTF-8"),
+    (b"[" * 50_000, "nests too deeply"),
+    (b'["text"]', "must be a JSON object"),
+    (b"{}", '"text" is required'),
+    (b'{"text": 42}', "must be a string"),
+    (b'{"text": "  "}', "must not be blank"),
+    (b'{"text": "' + b"y" * 501 + b'"}', "at most 500 characters (it has 501)"),
+    (b'{"text": "a", "id": 1}', 'Unknown field(s): "id"'),
+    (b'{"text": "a\\u0000b"}', "NUL"),
+    (b'{"text": "\\ud800"}', "valid Unicode"),
+])
+def test_bad_bodies_are_refused_with_a_sentence_that_says_why(body, says):
+    status, message = refusal(body)
+    assert status == HTTPStatus.BAD_REQUEST
+    assert says in message and message.endswith(".")
+
+
+def test_no_key_but_text_can_reach_sql():
+    _, message = refusal(b'{"text": "a", "text) VALUES (1); --": 1}')
+    assert message.startswith("Unknown field(s)")
+
+
+def test_health_is_503_unless_both_services_answer():
+    assert health_report(True, True) == (HTTPStatus.OK, b'{"postgres": "ok", "redis": "ok"}')
+    status, body = health_report(True, False)
+    assert (status, json.loads(body)) == (HTTPStatus.SERVICE_UNAVAILABLE,
+                                          {"postgres": "ok", "redis": "down"})
+
+
+def test_the_page_escapes_text_and_keeps_row_order():
+    page = render_page(load_page_template(), [(2, "<b>two</b>", "2026-11-27 10:00"),
+                                              (1, "one", "2026-11-26 09:00")], 7).decode()
+    assert page.index('data-id="2"') < page.index('data-id="1"')
+    assert "&lt;b&gt;two&lt;/b&gt;" in page and "<b>two" not in page
+    assert 'id="counter">7<' in page
+
+
+def test_stats_count_requests_in_service_across_threads():
+    stats, inside, release = Stats(), threading.Barrier(9), threading.Event()
+
+    def request():
+        stats.request_started()
+        inside.wait()
+        release.wait()
+        stats.request_finished()
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    inside.wait()  # all eight are in service at once
+    release.set()
+    for thread in threads:
+        thread.join()
+    report = json.loads(stats.snapshot())
+    assert (report["in_service"], report["peak_in_service"], report["served"]) == (0, 8, 8)
+    assert json.loads(stats.snapshot())["peak_in_service"] == 0  # a read starts the peak afresh
+
+
+def test_each_server_parses_its_own_knobs_and_defaults_the_rest(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:1/x")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    sync = make_parser("sync", 8080, own_flags=("--workers", "--connect-per-request"))
+    settings = settings_from(sync.parse_args(["--workers", "2", "--connect-per-request"]))
+    assert (settings.workers, settings.connect_per_request, settings.blocking) == (2, True, False)
+    assert settings.database_url == "postgresql://x@127.0.0.1:1/x"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    with pytest.raises(SystemExit):
+        make_parser("async", 8081, own_flags=("--blocking",)).parse_args(["--workers", "2"])
+    defaults = settings_from(make_parser("async", 8081, own_flags=("--blocking",)).parse_args([]))
+    assert defaults.knobs() == {name: getattr(Settings, name) for name in defaults.knobs()}
+
+
+def test_sync_router_refuses_as_aiohttp_does():
+    app = Application(middlewares=[], client_max_size=10)
+    app.router.add_route("GET", "/", lambda request: "page")
+    assert app.handle(Request(app, "GET", "/", read=bytes)) == "page"
+    for method, path, status in [("GET", "/nope", 404), ("POST", "/", 405)]:
+        with pytest.raises(BadRequest) as raised:
+            app.handle(Request(app, method, path, read=bytes))
+        assert raised.value.status == status
+    assert raised.value.headers == {"Allow": "GET"}
