@@ -82,11 +82,12 @@ def make_parser(description, default_port, own_flags=()):
 
 
 def settings_from(args):
-    """Combine parsed flags with DATABASE_URL and REDIS_URL from the environment; a knob the
-    server has no flag for keeps its default from Settings."""
+    """Combine parsed flags with DATABASE_URL and REDIS_URL from the environment. A knob the
+    server has no flag for keeps its default from Settings; a flag that is no knob is left out."""
     return Settings(
         database_url=os.environ.get("DATABASE_URL") or DEFAULT_URLS["DATABASE_URL"],
-        redis_url=os.environ.get("REDIS_URL") or DEFAULT_URLS["REDIS_URL"], **vars(args))
+        redis_url=os.environ.get("REDIS_URL") or DEFAULT_URLS["REDIS_URL"],
+        **{name: value for name, value in vars(args).items() if name in Settings.__annotations__})
 
 
 def positive_int(text):
