@@ -9,7 +9,7 @@ import re
 import shlex
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 from run import parse_args
 

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import (KINDS, ROOT, at_once, call, count_rows, counter_on, counter_value,
-                      item_ids_on, post_item, stored_text)
+from servers import KINDS
+from support import (ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
+                     post_item, stored_text)
 
 
 @pytest.fixture(params=KINDS)
