@@ -208,6 +208,8 @@ Little's law: requests in service = throughput × time each spends in the system
 column computes it from wrk's figures, the next two are what the server counted. CPU is
 seconds used during the {settings['duration_s']} s run, out of {machine['cores']} cores × \
 {settings['duration_s']} s: what wrk uses, the servers, Postgres and Redis cannot.
+Context switches are counted for a server with one thread only on Linux, where psutil reads
+the main thread's alone.
 
 {inside_the_runs(results)}
 

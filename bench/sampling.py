@@ -72,24 +72,26 @@ class Sampler:
         threads = [t for t, _, _ in self.samples if t is not None]
         rss = [r for _, r, _ in self.samples if r is not None]
         stats = [s for _, _, s in self.samples if s]
-        figures = {
+        cpu = self.used("cpu", ("user", "system"))
+        switches = self.used("switches", ("voluntary", "involuntary"))
+        if psutil.LINUX and max(threads, default=2) > 1:  # psutil counts the main thread's
+            switches = dict.fromkeys(switches)  # alone there (its issue 1467): unmeasured
+        return {
             "peak_threads": max(threads, default=None),
             "peak_rss_mb": round(max(rss) / 2**20, 1) if rss else None,
             "peak_in_service": max((s["peak_in_service"] for s in stats), default=None),
             "mean_in_service": round(sum(s["in_service"] for s in stats) / len(stats), 1)
             if stats else None,
-            **self.used("cpu", {"user": "server_cpu_user_s", "system": "server_cpu_system_s"}),
-            **self.used("switches", {"voluntary": "server_ctx_switches_voluntary",
-                                     "involuntary": "server_ctx_switches_involuntary"}),
+            "server_cpu_s": None if cpu["user"] is None else round(cpu["user"] + cpu["system"], 2),
+            "server_cpu_user_s": cpu["user"], "server_cpu_system_s": cpu["system"],
+            "server_ctx_switches_voluntary": switches["voluntary"],
+            "server_ctx_switches_involuntary": switches["involuntary"],
         }
-        user, system = figures["server_cpu_user_s"], figures["server_cpu_system_s"]
-        figures["server_cpu_s"] = None if user is None else round(user + system, 2)
-        return figures
 
-    def used(self, counter, names):
-        """{result name: after - before} for the named fields of a psutil counter."""
+    def used(self, counter, fields):
+        """{field: after - before} for fields of a psutil counter; None where unmeasured."""
         before, after = self.before[counter], self.after[counter]
         if before is None or after is None:
-            return {name: None for name in names.values()}
-        return {name: round(getattr(after, field) - getattr(before, field), 2)
-                for field, name in names.items()}
+            return dict.fromkeys(fields)
+        return {field: round(getattr(after, field) - getattr(before, field), 2)
+                for field in fields}
