@@ -26,9 +26,9 @@ class ServerError(RuntimeError):
 class Server:
     """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file.
 
-    start() returns once the server says it is serving; stop() returns its exit status. It runs in
-    a session of its own, so a Ctrl-C typed at the terminal reaches whoever started it, which
-    then stops it in order.
+    start() returns once the server says it is serving; stop() returns its exit status.
+    It runs in a session of its own, so a Ctrl-C typed at the terminal reaches whoever
+    started it, which then stops it in order.
     """
 
     def __init__(self, kind, flags=(), env=None, log_dir="."):

@@ -16,6 +16,14 @@ def test_files_stay_within_their_line_budget(name, budget):
     assert len((ROOT / name).read_text().splitlines()) <= budget
 
 
+BENCH_BUDGET = 250  # each file of bench/ does one job: driver, one run, wrk, report...
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_bench_files_stay_within_their_line_budget(path):
+    assert len((ROOT / "bench" / path).read_text().splitlines()) <= BENCH_BUDGET
+
+
 @pytest.mark.parametrize("module", ["sync_server", "async_server"])
 def test_nothing_runs_at_import_time(module):
     """Importing a server opens no pool, binds no socket, reads no environment."""
