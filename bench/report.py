@@ -1,12 +1,17 @@
-"""Turn results.json into the table a learner reads, a plain reading of it, and a chart.
+"""Turn results.json into the table a learner reads and a plain reading of it.
 
     python bench/report.py results/latest     # writes summary.md and chart.svg again
+
+results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
+(machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
+limit and the listen queue) and runs, each a dict as measure.measure documents it.
 """
 
 import json
 import sys
-from html import escape
 from pathlib import Path
+
+from scenarios import SCENARIOS
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new
@@ -39,23 +44,34 @@ def median_run(runs):
     return ranked[(len(ranked) - 1) // 2]
 
 
+def baseline_of(results):
+    """The series Ratio divides by; results.json from before it named one go by the scenario."""
+    return results.get("baseline") or SCENARIOS[results["scenario"]].baseline
+
+
 def summarize(results):
-    """One row per point and series: the median run, and the spread of req/s over repeats."""
+    """One row per point and series: the median run, the spread of req/s over repeats, and
+    the ratio of its req/s to the baseline series' at that point (None without a baseline)."""
     rows = []
     for point, by_series in groups(results["runs"]).items():
-        baseline = None
+        baseline = by_series.get(baseline_of(results))
+        baseline_rps = median_run(baseline)["rps"] if baseline else None
         for series, runs in by_series.items():
             run = median_run(runs)
             rps = [r["rps"] for r in runs]
-            baseline = baseline or run["rps"]
             rows.append({"point": point, "series": series, "run": run,
                          "spread": (min(rps), max(rps)) if len(rps) > 1 else None,
-                         "ratio": run["rps"] / baseline if baseline else None})
+                         "ratio": run["rps"] / baseline_rps if baseline_rps else None})
     return rows
 
 
+def figure(value, form="{}"):
+    """A measured figure as text; one that could not be measured is "-", never 0."""
+    return "-" if value is None else form.format(value)
+
+
 def cell_ms(value):
-    return "-" if value is None else f"{value:,.1f} ms"
+    return figure(value, "{:,.1f} ms")
 
 
 def socket_errors(errors):
@@ -80,35 +96,33 @@ def table(results):
         if row["spread"]:
             rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
         cells = [row["point"], row["series"], f"{run['requests']:,}", rps,
-                 "-" if row["ratio"] is None else f"{row['ratio']:.2f}x",
+                 figure(row["ratio"], "{:.2f}x"),
                  cell_ms(run["p50_ms"]), cell_ms(run["p99_ms"]), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
-                 str(run["peak_threads"] or "-"),
-                 "-" if run["peak_rss_mb"] is None else f"{run['peak_rss_mb']:.0f} MB",
+                 figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
                  audit_cell(run)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def reading(results):
-    """Plain sentences: who served more at each point, by how much, and what went wrong."""
-    sentences = []
+    """Plain sentences: at each point, who served more than the baseline series and by how
+    much, then what went wrong."""
+    sentences, base_name = [], baseline_of(results)
     for point, by_series in groups(results["runs"]).items():
-        medians = {series: median_run(runs) for series, runs in by_series.items()}
-        names = list(medians)
-        first = medians[names[0]]
-        for name in names[1:]:
-            other = medians[name]
-            if not first["rps"] or not other["rps"]:
+        if base_name not in by_series:
+            continue
+        base = median_run(by_series[base_name])
+        for name, runs in by_series.items():
+            other = median_run(runs)
+            if name == base_name or not base["rps"] or not other["rps"]:
                 continue
-            ratio = other["rps"] / first["rps"]
-            more, less = (name, names[0]) if ratio >= 1 else (names[0], name)
-            factor = ratio if ratio >= 1 else 1 / ratio
+            (more, a), (less, b) = sorted([(name, other), (base_name, base)],
+                                          key=lambda pair: -pair[1]["rps"])
             sentences.append(
-                f"- {point}: {more} served {factor:.2f}x the requests per second of {less} "
-                f"({other['rps']:,.0f} vs {first['rps']:,.0f}); p99 {cell_ms(other['p99_ms'])} "
-                f"vs {cell_ms(first['p99_ms'])}; timeouts {other['timeouts']:,} vs "
-                f"{first['timeouts']:,}.")
+                f"- {point}: {more} served {a['rps'] / b['rps']:.2f}x the requests per second "
+                f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 {cell_ms(a['p99_ms'])} "
+                f"vs {cell_ms(b['p99_ms'])}; timeouts {a['timeouts']:,} vs {b['timeouts']:,}.")
     runs = results["runs"]
     invalid = [r for r in runs if not r["valid"]]
     if invalid:
@@ -129,15 +143,39 @@ def reading(results):
 
 def inside_the_runs(results):
     lines = ["| Point | Server | req/s × mean latency | mean in service (sampled) | "
-             "peak in service (/stats) | server CPU | wrk CPU |", "|---" * 7 + "|"]
+             "peak in service (/stats) | server CPU (user + system) | context switches "
+             "(voluntary, involuntary) | wrk CPU |", "|---" * 8 + "|"]
     for row in summarize(results):
         run = row["run"]
-        cells = [run.get("littles_law_in_service"), run["mean_in_service"],
-                 run["peak_in_service"]]
-        cells = ["-" if value is None else str(value) for value in cells]
-        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells)
-                     + f" | {run['server_cpu_s']:.1f} s | {run['wrk_cpu_s']:.1f} s |")
+        cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
+                 figure(run["peak_in_service"]), server_cpu(run),
+                 switches(run), figure(run["wrk_cpu_s"], "{:.1f} s")]
+        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def server_cpu(run):
+    total = figure(run["server_cpu_s"], "{:.1f} s")
+    if run.get("server_cpu_user_s") is None:  # not measured, or a run from before the split
+        return total
+    return f"{total} ({run['server_cpu_user_s']:.1f} + {run['server_cpu_system_s']:.1f})"
+
+
+def switches(run):
+    voluntary = run.get("server_ctx_switches_voluntary")
+    if voluntary is None:
+        return "-"
+    return f"{voluntary:,}, {figure(run['server_ctx_switches_involuntary'], '{:,}')}"
+
+
+def threads_used(results):
+    """wrk's threads as asked, and where a run with fewer connections had fewer."""
+    asked = results["settings"]["threads"]
+    fewer = sorted({run["threads"] for run in results["runs"] if run["threads"] < asked})
+    if not fewer:
+        return f"{asked} threads"
+    return (f"{asked} threads ({', '.join(map(str, fewer))} in runs with fewer connections: "
+            "wrk needs a connection per thread)")
 
 
 def render_summary(results):
@@ -150,14 +188,15 @@ Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}
 {machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis share these cores:
 compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
-{settings['threads']} threads, {settings['repeat']} repeat(s){median}.
+{threads_used(results)}, {settings['repeat']} repeat(s){median}.
 
 {table(results)}
 
-Ratio: req/s divided by the first server's req/s at the same point. p50 and p99 leave out
-responses slower than wrk's --timeout, which count as timeouts. Audit: the Redis counter or
-the new rows match wrk's successful responses, plus at most one request per connection that
-was still in flight when wrk stopped.
+Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
+scenario's baseline (1.00x). p50 and p99 leave out responses slower than wrk's --timeout,
+which count as timeouts. Audit: the Redis counter or the new rows match wrk's successful
+responses, plus at most one request per connection that was still in flight when wrk stopped.
+A "-" is a figure this machine could not measure.
 
 ## What it says
 
@@ -169,76 +208,14 @@ Little's law: requests in service = throughput × time each spends in the system
 column computes it from wrk's figures, the next two are what the server counted. CPU is
 seconds used during the {settings['duration_s']} s run, out of {machine['cores']} cores × \
 {settings['duration_s']} s: what wrk uses, the servers, Postgres and Redis cannot.
+Context switches are counted for a server with one thread only on Linux, where psutil reads
+the main thread's alone.
 
 {inside_the_runs(results)}
 
 ## For comparison
 
 {ARTICLE_TABLE}"""
-
-
-SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
-                  "async --blocking": "#9467bd",
-                  "sync --workers 2 --connect-per-request": "#8c564b"}
-
-
-def series_colour(name):
-    """The same server configuration keeps its colour in every chart; POST points are paler."""
-    series = name.removesuffix(" POST")
-    colour = SERIES_COLOURS.get(series, "#2ca02c")
-    return colour + "80" if series != name else colour
-
-
-def write_chart(results, path):
-    """Two panels, req/s and p99 latency, against the scenario's x axis; one line a server."""
-    lines = {}
-    for row in summarize(results):
-        run = row["run"]
-        name = row["series"] + (" POST" if run["method"] == "POST" else "")
-        lines.setdefault(name, []).append((run["x"], run["rps"], run["p99_ms"]))
-    xs = sorted({x for points in lines.values() for x, _, _ in points})
-    panels = [("requests per second", 1), ("p99 latency (ms)", 2)]
-    width, height, pad = 420, 300, 55
-    colours = [series_colour(name) for name in lines]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" '
-             f'height="{height + 30 + 18 * len(lines)}" font-family="sans-serif" '
-             'font-size="12">', '<rect width="100%" height="100%" fill="white"/>']
-    for panel, (title, index) in enumerate(panels):
-        left = panel * width
-        values = [p[index] for points in lines.values() for p in points if p[index] is not None]
-        top = max(values, default=1) * 1.1 or 1
-        step = (width - 1.5 * pad) / len(xs)
-        x_at = lambda x: left + pad + (xs.index(x) + 0.5) * step  # noqa: E731
-        y_at = lambda y: height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
-        parts.append(f'<text x="{left + width / 2}" y="16" text-anchor="middle">'
-                     f'{escape(title)}</text>')
-        parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + width - 10}" '
-                     f'y2="{y_at(0)}" stroke="black"/>')
-        parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + pad}" '
-                     f'y2="{y_at(top)}" stroke="black"/>')
-        for tick in (0, top / 2 / 1.1, top / 1.1):
-            parts.append(f'<text x="{left + pad - 4}" y="{y_at(tick) + 4}" '
-                         f'text-anchor="end">{tick:,.0f}</text>')
-        for x in xs:
-            parts.append(f'<text x="{x_at(x)}" y="{y_at(0) + 16}" text-anchor="middle">'
-                         f'{x:g}</text>')
-        parts.append(f'<text x="{left + width / 2}" y="{y_at(0) + 32}" text-anchor="middle">'
-                     f'{escape(results["x_axis"])}</text>')
-        for colour, points in zip(colours, lines.values()):
-            drawn = [(x_at(x), y_at(p[index - 1])) for x, *p in points
-                     if p[index - 1] is not None]
-            if len(drawn) > 1:
-                parts.append('<polyline fill="none" stroke-width="2" stroke="' + colour
-                             + '" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in drawn)
-                             + '"/>')
-            parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
-                      for x, y in drawn]
-    for n, (colour, name) in enumerate(zip(colours, lines)):
-        y = height + 30 + 18 * n
-        parts.append(f'<rect x="{pad}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{pad + 18}" y="{y}">{escape(name)}</text>')
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
 
 
 def main():
@@ -248,6 +225,7 @@ def main():
     out_dir = Path(sys.argv[1])
     results = json.loads((out_dir / "results.json").read_text())
     (out_dir / "summary.md").write_text(render_summary(results))
+    from chart import write_chart  # chart.py imports this module's summarize()
     write_chart(results, out_dir / "chart.svg")
 
 

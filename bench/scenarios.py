@@ -5,21 +5,57 @@ other; `series` names the server configuration, the same in the table, the chart
 """
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-ARTICLE_FLAGS = ("--workers", "2", "--connect-per-request")
+from servers import KINDS
 
 
 @dataclass(frozen=True)
 class Case:
-    point: str  # e.g. "GET / c=500"; cases with the same point are compared
-    x: float  # the point's value on the chart's x axis
-    series: str  # e.g. "sync", "async --blocking"
-    kind: str  # "sync" or "async": which server file
-    flags: tuple = ()
+    """One wrk run against one server configuration.
+
+    point: e.g. "GET / c=500"; cases with the same point are compared with each other.
+    x: the point's value on the chart's x axis.
+    series: the configuration's name, e.g. "sync", "async --blocking".
+    kind: one of servers.KINDS: which {kind}_server.py runs.
+    knobs: only the knobs set away from the server's defaults, named as /stats names them
+        ({"workers": 2}); `flags` is made from them, and the server reports every knob it
+        really ran with, defaults included, which is what a run records.
+    method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
+    """
+
+    point: str
+    x: float
+    series: str
+    kind: str
+    knobs: dict = field(default_factory=dict, hash=False)
     method: str = "GET"
     connections: int = 500
     timeout_s: int = 2
-    knobs: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def flags(self):
+        """The command-line flags for `knobs`: workers=2 is --workers 2, blocking=True is
+        --blocking (STYLE.md: a knob has one name, in /stats and in --help)."""
+        flags = []
+        for name, value in self.knobs.items():
+            flag = "--" + name.replace("_", "-")
+            flags += [flag] if value is True else [flag, str(value)]
+        return tuple(flags)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """plan(connections) -> the Cases in the order they run; x_axis labels the chart;
+    baseline is the series the Ratio column divides every series' req/s by at each point."""
+
+    plan: Callable
+    x_axis: str
+    baseline: str = "sync"
+
+    @property
+    def about(self):
+        return self.plan.__doc__
 
 
 def timeout_for(connections):
@@ -31,32 +67,36 @@ def fair(connections):
     """The article's runs on equal terms: same pools, keep-alive, one process each."""
     cases = []
     for c in connections:
-        for kind in ("sync", "async"):
-            cases.append(Case(f"GET / c={c}", c, kind, kind, connections=c,
-                              timeout_s=timeout_for(c)))
+        cases += [Case(f"GET / c={c}", c, kind, kind, connections=c, timeout_s=timeout_for(c))
+                  for kind in KINDS]
     c = connections[0]
-    for kind in ("sync", "async"):
-        cases.append(Case(f"POST /items c={c}", c, kind, kind, method="POST", connections=c,
-                          timeout_s=timeout_for(c)))
+    cases += [Case(f"POST /items c={c}", c, kind, kind, method="POST", connections=c,
+                   timeout_s=timeout_for(c)) for kind in KINDS]
     return cases
+
+
+ARTICLE_KNOBS = {"workers": 2, "connect_per_request": True}
+ARTICLE_SERIES = "sync --workers 2 --connect-per-request"
 
 
 def article(connections):
     """The article's set-up: 2 sync workers and a new Postgres connection per request."""
     cases = []
     for c in connections:
-        cases.append(Case(f"GET / c={c}", c, "sync --workers 2 --connect-per-request", "sync",
-                          ARTICLE_FLAGS, connections=c, timeout_s=timeout_for(c),
-                          knobs={"workers": 2, "connect_per_request": True}))
+        cases.append(Case(f"GET / c={c}", c, ARTICLE_SERIES, "sync", ARTICLE_KNOBS,
+                          connections=c, timeout_s=timeout_for(c)))
         cases.append(Case(f"GET / c={c}", c, "async", "async", connections=c,
                           timeout_s=timeout_for(c)))
     return cases
 
 
+SWEEP_CONNECTIONS = (10, 50, 100, 500, 1500)
+
+
 def sweep(_connections):
     """GET / from a handful of connections to far more than the pools."""
     return [Case(f"GET / c={c}", c, kind, kind, connections=c, timeout_s=timeout_for(c))
-            for c in (10, 50, 100, 500, 1500) for kind in ("sync", "async")]
+            for c in SWEEP_CONNECTIONS for kind in KINDS]
 
 
 IO_DELAYS_MS = (0, 10, 50, 200)
@@ -67,14 +107,12 @@ def io_delay(_connections):
     """Each view also waits on a slow upstream: waiting is what an event loop overlaps."""
     cases = []
     for delay in IO_DELAYS_MS:
-        flags = ("--io-delay-ms", str(delay))
-        point = f"delay {delay} ms"
+        point, knobs = f"delay {delay} ms", {"io_delay_ms": delay}
         cases += [
-            Case(point, delay, "sync", "sync", flags, knobs={"io_delay_ms": delay}),
+            Case(point, delay, "sync", "sync", knobs),
             Case(point, delay, f"sync --workers {BOUNDED_WORKERS}", "sync",
-                 flags + ("--workers", str(BOUNDED_WORKERS)),
-                 knobs={"io_delay_ms": delay, "workers": BOUNDED_WORKERS}),
-            Case(point, delay, "async", "async", flags, knobs={"io_delay_ms": delay}),
+                 {**knobs, "workers": BOUNDED_WORKERS}),
+            Case(point, delay, "async", "async", knobs),
         ]
     return cases
 
@@ -85,9 +123,8 @@ CPU_CONNECTIONS = 100
 
 def cpu(_connections):
     """Each view also computes: no single-process concurrency model overlaps that."""
-    return [Case(f"cpu {ms} ms", ms, kind, kind, ("--cpu-ms", str(ms)),
-                 connections=CPU_CONNECTIONS, timeout_s=5, knobs={"cpu_ms": ms})
-            for ms in CPU_MS for kind in ("sync", "async")]
+    return [Case(f"cpu {ms} ms", ms, kind, kind, {"cpu_ms": ms}, connections=CPU_CONNECTIONS,
+                 timeout_s=5) for ms in CPU_MS for kind in KINDS]
 
 
 BLOCKING_DELAY_MS = 10
@@ -96,21 +133,22 @@ BLOCKING_CONNECTIONS = 100
 
 def blocking(_connections):
     """One time.sleep in the event loop: every connection waits behind it."""
-    flags = ("--io-delay-ms", str(BLOCKING_DELAY_MS))
     knobs = {"io_delay_ms": BLOCKING_DELAY_MS}
     point = f"delay {BLOCKING_DELAY_MS} ms"
     return [
-        Case(point, BLOCKING_DELAY_MS, "async", "async", flags,
-             connections=BLOCKING_CONNECTIONS, knobs=knobs),
-        Case(point, BLOCKING_DELAY_MS, "async --blocking", "async", flags + ("--blocking",),
-             connections=BLOCKING_CONNECTIONS, knobs={**knobs, "blocking": True}),
-        Case(point, BLOCKING_DELAY_MS, "sync", "sync", flags,
-             connections=BLOCKING_CONNECTIONS, knobs=knobs),
+        Case(point, BLOCKING_DELAY_MS, "async", "async", knobs,
+             connections=BLOCKING_CONNECTIONS),
+        Case(point, BLOCKING_DELAY_MS, "async --blocking", "async", {**knobs, "blocking": True},
+             connections=BLOCKING_CONNECTIONS),
+        Case(point, BLOCKING_DELAY_MS, "sync", "sync", knobs, connections=BLOCKING_CONNECTIONS),
     ]
 
 
-SCENARIOS = {"fair": fair, "article": article, "sweep": sweep, "io-delay": io_delay,
-             "cpu": cpu, "blocking": blocking}
-X_AXIS = {"fair": "connections", "article": "connections", "sweep": "connections",
-          "io-delay": "upstream delay (ms)", "cpu": "CPU per view (ms)",
-          "blocking": "upstream delay (ms)"}
+SCENARIOS = {
+    "fair": Scenario(fair, "connections"),
+    "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
+    "sweep": Scenario(sweep, "connections"),
+    "io-delay": Scenario(io_delay, "upstream delay (ms)"),
+    "cpu": Scenario(cpu, "CPU per view (ms)"),
+    "blocking": Scenario(blocking, "upstream delay (ms)"),
+}

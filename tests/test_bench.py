@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from servers import KINDS
+from support import ROOT
 
-from common import DEFAULT_URLS
+from config import DEFAULT_URLS
 
 
 def run_bench(tmp_path, *args):
@@ -40,6 +41,47 @@ def test_results_record_the_sync_servers_threads(tmp_path, urls):
     runs = results["runs"]
     assert {r["series"] for r in runs} == {"sync"}
     assert all(r["peak_threads"] > 1 for r in runs)  # a thread per connection in service
+
+
+@pytest.fixture(scope="module")
+def article_few_connections(tmp_path_factory, urls):
+    """--scenario article at 5 connections with 8 wrk threads: more threads than connections."""
+    return run_bench(tmp_path_factory.mktemp("bench"), "--scenario", "article",
+                     "--connections", "5", "--threads", "8")
+
+
+def test_wrk_threads_are_capped_at_the_connections(article_few_connections):
+    _, results = article_few_connections
+    assert results["settings"]["threads"] == 8
+    assert [(r["connections"], r["threads"]) for r in results["runs"]] == [(5, 5), (5, 5)]
+    assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in results["runs"])
+
+
+def test_each_run_records_the_knobs_its_server_reported(article_few_connections,
+                                                         start_server):
+    _, results = article_few_connections
+    for run in results["runs"]:
+        reported = start_server(run["kind"], *run["flags"]).stats()["knobs"]
+        assert run["knobs"] == reported
+    assert results["runs"][0]["knobs"]["workers"] == 2  # the article's sync configuration
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="what psutil reads on Linux")
+def test_server_figures_are_measured(article_few_connections):
+    _, results = article_few_connections
+    for run in results["runs"]:
+        assert run["peak_threads"] >= 1 and run["peak_rss_mb"] > 0
+        assert run["server_cpu_user_s"] > 0 and run["server_cpu_system_s"] >= 0
+        assert run["server_cpu_s"] == pytest.approx(
+            run["server_cpu_user_s"] + run["server_cpu_system_s"], abs=0.02)
+
+
+def test_the_baseline_row_has_ratio_one(article_few_connections):
+    result, results = article_few_connections
+    assert results["baseline"] == "sync --workers 2 --connect-per-request"
+    baseline_row = next(line for line in result.stdout.splitlines()
+                        if line.startswith(f"| GET / c=5 | {results['baseline']} |"))
+    assert "| 1.00x |" in baseline_row
 
 
 @pytest.mark.parametrize("script", ["run_bench.sh", "run_tests.sh"])
@@ -78,8 +120,8 @@ def test_compose_file_parses_and_agrees_with_the_servers():
     subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                    check=True)
     services = compose_services()
-    assert set(services) == {"postgres", "redis", "sync", "async"}
-    for kind in ("sync", "async"):
+    assert set(services) == {"postgres", "redis", *KINDS}
+    for kind in KINDS:
         port = default_port(kind)
         block = services[kind]
         assert f"- {kind}_server.py" in block

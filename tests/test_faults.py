@@ -8,7 +8,8 @@ import tempfile
 import time
 
 import pytest
-from conftest import KINDS, call, post_item
+from servers import KINDS
+from support import call, post_item
 
 import services
 from common import POSTGRES_DOWN, REDIS_DOWN

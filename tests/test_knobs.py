@@ -4,10 +4,10 @@ import json
 import subprocess
 
 import pytest
-from conftest import ROOT, at_once, call
-
-from run import cpu_seconds
+from sampling import cpu_seconds
 from scenarios import SCENARIOS
+from servers import KINDS
+from support import ROOT, at_once, call
 
 
 def peaks_during(server, count):
@@ -50,7 +50,7 @@ def test_connect_per_request_opens_a_connection_per_request(start_server, fresh_
     assert server.stats()["pg_connections_opened"] == opened_after_5
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
     server = start_server(kind, "--cpu-ms", "50")
     before = cpu_seconds(server.process.pid)
@@ -67,7 +67,7 @@ def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenari
                             timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
-    expected = SCENARIOS[scenario]([500, 1500])
+    expected = SCENARIOS[scenario].plan([500, 1500])
     assert results["scenario"] == scenario
     assert [(r["series"], r["point"]) for r in results["runs"]] == \
         [(case.series, case.point) for case in expected]

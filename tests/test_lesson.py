@@ -10,7 +10,7 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 from run import parse_args
 

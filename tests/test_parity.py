@@ -3,7 +3,8 @@
 import re
 
 import pytest
-from conftest import KINDS, call, count_rows, post_item
+from servers import KINDS
+from support import call, count_rows, post_item
 
 from common import MAX_BODY_BYTES
 

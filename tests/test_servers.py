@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import (KINDS, ROOT, at_once, call, count_rows, counter_on, counter_value,
-                      item_ids_on, post_item, stored_text)
+from servers import KINDS, ServerError
+from support import (ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
+                     post_item, stored_text)
 
 
 @pytest.fixture(params=KINDS)
@@ -124,6 +125,13 @@ def test_sigterm_and_ctrl_c_stop_cleanly(kind, stop_signal, start_server):
     assert server.stop(stop_signal) == 0
     assert "Traceback" not in server.log()
     assert f"{kind}_server: stopped" in server.log()
+
+
+def test_a_server_that_exits_at_start_is_a_clear_error(start_server):
+    with pytest.raises(ServerError) as error:
+        start_server("sync", "--workers", "-1")
+    assert "exited with status 2" in str(error.value)
+    assert "must not be negative" in str(error.value)  # the tail of its log
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
 LINE_BUDGETS = {"sync_server.py": 230, "async_server.py": 230, "common.py": 230,
@@ -48,6 +48,14 @@ def test_docs_quote_the_diff_as_it_is():
               f"{total['async_server.py']}")
     for doc in ("README.md", "LESSON.md"):
         assert quoted in " ".join((ROOT / doc).read_text().split()), f"{doc}: say {quoted!r}"
+
+
+BENCH_BUDGET = 250  # each file of bench/ does one job: driver, one run, wrk, report...
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_bench_files_stay_within_their_line_budget(path):
+    assert len((ROOT / "bench" / path).read_text().splitlines()) <= BENCH_BUDGET
 
 
 @pytest.mark.parametrize("module", ["sync_server", "async_server", "sync_http", "async_http",

@@ -5,8 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import at_once, call
-from services import free_port
+from support import at_once, call, free_port
 
 HERE = Path(__file__).resolve().parent
 EDIT = "exercises/01-blocking-call/quote_server.py"

@@ -1,7 +1,7 @@
 """Check for exercise 2: your predictions, against what the sync server counts."""
 
 import pytest
-from conftest import at_once, call
+from support import at_once, call
 
 import predictions
 

@@ -1,7 +1,7 @@
 """Check for exercise 3: async_server.py --connect-per-request opens a connection per request."""
 
 import pytest
-from conftest import call
+from support import call
 
 EDIT = "async_server.py"
 

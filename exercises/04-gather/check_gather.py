@@ -4,7 +4,7 @@ import threading
 import time
 
 import psycopg2
-from conftest import call, counter_value
+from support import call, counter_value
 
 EDIT = "async_server.py (index)"
 

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-from conftest import call
-
-from run import cpu_seconds
+from sampling import cpu_seconds
+from support import call
 
 EDIT = "async_server.py"
 

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from conftest import call
+from support import call
 
 EDIT = "async_server.py"
 

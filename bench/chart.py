@@ -1,0 +1,71 @@
+"""The chart of a benchmark: req/s and p99 latency against the scenario's x axis, as SVG.
+
+Standard library only; bench/report.py's main() draws it again from a results.json.
+"""
+
+from html import escape
+
+from report import summarize
+
+SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
+                  "async --blocking": "#9467bd",
+                  "sync --workers 2 --connect-per-request": "#8c564b"}
+
+
+def series_colour(name):
+    """The same server configuration keeps its colour in every chart; POST points are paler."""
+    series = name.removesuffix(" POST")
+    colour = SERIES_COLOURS.get(series, "#2ca02c")
+    return colour + "80" if series != name else colour
+
+
+def write_chart(results, path):
+    """Two panels, req/s and p99 latency, against the scenario's x axis; one line a server."""
+    lines = {}
+    for row in summarize(results):
+        run = row["run"]
+        name = row["series"] + (" POST" if run["method"] == "POST" else "")
+        lines.setdefault(name, []).append((run["x"], run["rps"], run["p99_ms"]))
+    xs = sorted({x for points in lines.values() for x, _, _ in points})
+    panels = [("requests per second", 1), ("p99 latency (ms)", 2)]
+    width, height, pad = 420, 300, 55
+    colours = [series_colour(name) for name in lines]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" '
+             f'height="{height + 30 + 18 * len(lines)}" font-family="sans-serif" '
+             'font-size="12">', '<rect width="100%" height="100%" fill="white"/>']
+    for panel, (title, index) in enumerate(panels):
+        left = panel * width
+        values = [p[index] for points in lines.values() for p in points if p[index] is not None]
+        top = max(values, default=1) * 1.1 or 1
+        step = (width - 1.5 * pad) / len(xs)
+        x_at = lambda x: left + pad + (xs.index(x) + 0.5) * step  # noqa: E731
+        y_at = lambda y: height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
+        parts.append(f'<text x="{left + width / 2}" y="16" text-anchor="middle">'
+                     f'{escape(title)}</text>')
+        parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + width - 10}" '
+                     f'y2="{y_at(0)}" stroke="black"/>')
+        parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + pad}" '
+                     f'y2="{y_at(top)}" stroke="black"/>')
+        for tick in (0, top / 2 / 1.1, top / 1.1):
+            parts.append(f'<text x="{left + pad - 4}" y="{y_at(tick) + 4}" '
+                         f'text-anchor="end">{tick:,.0f}</text>')
+        for x in xs:
+            parts.append(f'<text x="{x_at(x)}" y="{y_at(0) + 16}" text-anchor="middle">'
+                         f'{x:g}</text>')
+        parts.append(f'<text x="{left + width / 2}" y="{y_at(0) + 32}" text-anchor="middle">'
+                     f'{escape(results["x_axis"])}</text>')
+        for colour, points in zip(colours, lines.values()):
+            drawn = [(x_at(x), y_at(p[index - 1])) for x, *p in points
+                     if p[index - 1] is not None]
+            if len(drawn) > 1:
+                parts.append('<polyline fill="none" stroke-width="2" stroke="' + colour
+                             + '" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in drawn)
+                             + '"/>')
+            parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
+                      for x, y in drawn]
+    for n, (colour, name) in enumerate(zip(colours, lines)):
+        y = height + 30 + 18 * n
+        parts.append(f'<rect x="{pad}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
+        parts.append(f'<text x="{pad + 18}" y="{y}">{escape(name)}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n")

@@ -1,0 +1,98 @@
+"""One measured run: warm up, reset the data, run wrk with the server sampled, audit the counts.
+
+Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsing its flags.
+"""
+
+import os
+from dataclasses import asdict
+
+from reset_db import count_rows, counter_value, reset
+from sampling import Sampler
+from wrk import run_wrk, threads_for
+from wrkparse import WrkOutputError, parse_wrk
+
+
+def measure(case, server, args, out_dir, step):
+    """Run `case` against the running `server` and return the run as results.json keeps it.
+
+    A run is a dict of:
+      the Case's fields (scenarios.Case): point, x, series, kind, method, connections,
+        timeout_s; flags, the server's flags; knobs, every knob as the server's /stats
+        reported it ran with, defaults included (common.Settings.knobs);
+      path ("/" or "/items"), duration_s, and threads: the wrk threads this run used, at
+        most its connections (wrk.threads_for);
+      wrk's figures (wrkparse.parse_wrk): requests, seconds, rps, ok, non_2xx, timeouts,
+        socket_errors, latency_mean_ms, p50_ms, p90_ms, p99_ms;
+      the server's (sampling.Sampler.figures): peak_threads, peak_rss_mb, peak_in_service,
+        mean_in_service, server_cpu_s, server_cpu_user_s, server_cpu_system_s,
+        server_ctx_switches_voluntary, server_ctx_switches_involuntary; each None where
+        this platform cannot measure it, never 0;
+      wrk_cpu_s; raw, the file holding wrk's output; audit (see audit()); valid, False if
+        wrk could not open all its connections; littles_law_in_service, where wrk timed
+        any response. bench/run.py adds repeat, counted from 0.
+    """
+    url = f"http://127.0.0.1:{server.port}/"
+    threads = threads_for(case.connections, args.threads)
+    reset_data()
+    run_wrk(case, url, threads, args.warmup)  # unmeasured
+    server.wait_idle()
+    reset_data()
+    rows_at_start = count_rows(os.environ["DATABASE_URL"])
+    knobs = ran_with(case, server)
+    sampler = Sampler(server)
+    output, wrk_cpu_s = run_wrk(case, url, threads, args.duration, progress=True)
+    sampler.stop()
+    drained = server.wait_idle()
+    raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
+    (out_dir / raw_name).write_text(output)
+    try:
+        numbers = parse_wrk(output)
+    except WrkOutputError as error:
+        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
+    run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
+           "path": "/items" if case.method == "POST" else "/",
+           "duration_s": args.duration, "threads": threads, **numbers,
+           **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "raw": raw_name}
+    run["audit"] = audit(case, numbers, drained, rows_at_start)
+    run["valid"] = numbers["socket_errors"]["connect"] == 0
+    if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W
+        in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
+        run["littles_law_in_service"] = round(in_service, 1)
+    return run
+
+
+def reset_data():
+    reset(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])
+
+
+def ran_with(case, server):
+    """The knobs the server reports; a knob the case set must have reached it."""
+    knobs = server.stats()["knobs"]
+    lost = {name: value for name, value in case.knobs.items() if knobs.get(name) != value}
+    if lost:
+        raise SystemExit(f"bench: {case.series} was started with {lost} but reports "
+                         f"{ {name: knobs.get(name) for name in lost} }")
+    return knobs
+
+
+def audit(case, numbers, drained, rows_at_start):
+    """The server's own counts against wrk's: each successful GET added one to the Redis
+    counter, each 201 one row. Requests still in flight when wrk stopped were served but not
+    counted by wrk: at most one per connection.
+
+    Returns {counted, wrk_ok, allowed_extra, what, result}; result is "ok", "FAILED", or
+    "UNSETTLED" when requests were still in service a minute after wrk stopped."""
+    if case.method == "GET":
+        counted = counter_value(os.environ["REDIS_URL"])
+    else:
+        counted = count_rows(os.environ["DATABASE_URL"]) - rows_at_start
+    expected = numbers["ok"]
+    verdict = {"counted": counted, "wrk_ok": expected, "allowed_extra": case.connections,
+               "what": "Redis counter" if case.method == "GET" else "new rows"}
+    if not drained:
+        verdict["result"] = "UNSETTLED"
+    elif expected <= counted <= expected + case.connections:
+        verdict["result"] = "ok"
+    else:
+        verdict["result"] = "FAILED"
+    return verdict

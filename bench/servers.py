@@ -1,0 +1,108 @@
+"""The servers under comparison, started and stopped one way for the benchmark and the tests.
+
+Standard library only: ./run_bench.sh --help and the test fixtures import it before anything
+else is set up.
+"""
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("sync", "async")  # {kind}_server.py: the one list of servers compared
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 15
+
+
+class ServerError(RuntimeError):
+    """A server exited or did not answer in time; the message ends with its log's tail."""
+
+
+class Server:
+    """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file.
+
+    start() returns once the server says it is serving; stop() returns its exit status.
+    It runs in a session of its own, so a Ctrl-C typed at the terminal reaches whoever
+    started it, which then stops it in order.
+    """
+
+    def __init__(self, kind, flags=(), env=None, log_dir="."):
+        from services import free_port  # scripts/: on the path of whatever starts servers
+        self.kind, self.flags = kind, tuple(flags)
+        self.port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
+        self.process = None
+
+    @property
+    def command(self):
+        return [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port", str(self.port),
+                *self.flags]
+
+    def start(self):
+        """Start it and wait for its "serving on" line, printed once it listens: no request
+        is sent, so /stats counts none. Raise ServerError if it exits or does not say so."""
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "serving on" not in self.log():
+            if self.process.poll() is not None:
+                raise ServerError(self.failure(f"exited with status {self.process.returncode}"))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
+            time.sleep(0.05)
+        return self
+
+    def failure(self, what):
+        tail = "\n".join(self.log().splitlines()[-20:])
+        return f"{' '.join(self.command)} {what}; the end of {self.log_path}:\n{tail}"
+
+    def get(self, path, timeout=5):
+        """(status, body) of one GET on a new connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def stats(self):
+        """GET /stats as a dict (see common.Stats); raises OSError if the server is gone."""
+        return json.loads(self.get("/stats")[1])
+
+    def wait_idle(self, seconds=60):
+        """Wait until no request is in service: wrk's last requests may still be served.
+        Returns False if that did not happen within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if self.stats()["in_service"] == 0:
+                    return True
+            except (OSError, ValueError, http.client.HTTPException):
+                pass
+            time.sleep(0.2)
+        return False
+
+    def stop(self, stop_signal=signal.SIGTERM):
+        """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); a kill if that has not
+        stopped it in 15 s. Returns the exit status; stopping twice is harmless."""
+        if self.process is None:  # never started
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(stop_signal)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

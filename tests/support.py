@@ -1,0 +1,82 @@
+"""Helpers the tests and the exercise checks share: plain HTTP as a client sends it, requests
+released together, what a page shows and what the database and Redis hold.
+
+pytest.ini puts the project, scripts/, bench/ and tests/ on the path, so a test or an
+exercise check imports these by name: `from support import call`.
+"""
+
+import http.client
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+from reset_db import count_rows, counter_value  # noqa: F401 (for the tests)
+from services import free_port  # noqa: F401 (for the tests)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8")
+
+
+def call(port, method, path, body=None, headers=None, timeout=30):
+    """One request on a new connection, as a browser or curl would send it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, dict(response.getheaders()), response.read())
+    finally:
+        conn.close()
+
+
+def post_item(port, data):
+    body = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return call(port, "POST", "/items", body, {"Content-Type": "application/json"})
+
+
+def at_once(calls):
+    """Run each callable in its own thread, all released together; return their results."""
+    start, results = threading.Barrier(len(calls)), []
+
+    def run(call_):
+        start.wait()
+        results.append(call_())
+
+    threads = [threading.Thread(target=run, args=(call_,)) for call_ in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def counter_on(page):
+    return int(re.search(r'id="counter">(\d+)<', page).group(1))
+
+
+def item_ids_on(page):
+    return [int(found) for found in re.findall(r'data-id="(\d+)"', page)]
+
+
+def stored_text(database_url, item_id):
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT text FROM item WHERE id = %s", (item_id,))
+        row = cursor.fetchone()
+    conn.close()
+    return row and row[0]
