@@ -6,6 +6,7 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 import os
 from dataclasses import asdict
 
+from placement import affinity_of, cpus_for, pin_services, service_processes
 from reset_db import count_rows, counter_value, reset
 from sampling import Sampler
 from wrk import run_wrk, threads_for
@@ -27,20 +28,29 @@ def measure(case, server, args, out_dir, step):
         mean_in_service, server_cpu_s, server_cpu_user_s, server_cpu_system_s,
         server_ctx_switches_voluntary, server_ctx_switches_involuntary; each None where
         this platform cannot measure it, never 0;
-      wrk_cpu_s; raw, the file holding wrk's output; audit (see audit()); valid, False if
+      the CPU of the rest, over the same window: postgres_cpu_s, redis_cpu_s (None where
+        their processes are not ours to read), wrk_cpu_s;
+      placement, and cpus: {"server": the CPUs the server process really may use, read back
+        from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared;
+      raw, the file holding wrk's output; audit (see audit()); valid, False if
         wrk could not open all its connections; littles_law_in_service, where wrk timed
         any response. bench/run.py adds repeat, counted from 0.
     """
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, args.threads)
+    where = case.placement or args.placement
+    cpus = cpus_for(where) or {"server": None, "load": None}
+    if cpus["load"]:
+        pin_services(cpus["load"])
     reset_data()
-    run_wrk(case, url, threads, args.warmup)  # unmeasured
+    run_wrk(case, url, threads, args.warmup, cpus=cpus["load"])  # unmeasured
     server.wait_idle()
     reset_data()
     rows_at_start = count_rows(os.environ["DATABASE_URL"])
     knobs = ran_with(case, server)
-    sampler = Sampler(server)
-    output, wrk_cpu_s = run_wrk(case, url, threads, args.duration, progress=True)
+    sampler = Sampler(server, service_processes)
+    output, wrk_cpu_s = run_wrk(case, url, threads, args.duration, progress=True,
+                                cpus=cpus["load"])
     sampler.stop()
     drained = server.wait_idle()
     raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
@@ -52,7 +62,9 @@ def measure(case, server, args, out_dir, step):
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": args.duration, "threads": threads, **numbers,
-           **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "raw": raw_name}
+           **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "placement": where,
+           "cpus": {"server": cpus["server"] and affinity_of(server.process.pid),
+                    "load": cpus["load"]}, "raw": raw_name}
     run["audit"] = audit(case, numbers, drained, rows_at_start)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from machine import describe_machine, raise_fd_limit, somaxconn_note  # noqa: E402
+from placement import DEFAULT, PLACEMENTS, cpus_for, supported  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 from servers import KINDS, Server, ServerError  # noqa: E402
 
@@ -46,6 +47,11 @@ def parse_args(argv=None):
                         "with fewer connections gets one thread per connection")
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of unmeasured load before each run")
+    parser.add_argument("--placement", choices=PLACEMENTS, default=DEFAULT,
+                        help="which CPUs the server and the load (wrk, Postgres, Redis) may "
+                        "use: isolated puts the server alone on the last core, shared lets "
+                        "the OS decide, spread gives the server several cores apart from the "
+                        "load where there are enough (Linux; elsewhere always shared)")
     parser.add_argument("--quick", action="store_true",
                         help="2 s runs, 1 s warm-up, no repeats: a smoke test, not a measurement")
     parser.add_argument("--results", default=str(ROOT / "results"),
@@ -74,8 +80,12 @@ def main(argv=None):
     fd_note, queue_note = raise_fd_limit(most), somaxconn_note(most, machine["somaxconn"])
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "
         f"wrk with {args.threads} threads; results in {out_dir}")
-    say(f"{machine['cores']} cores ({machine['cpu']}), shared by wrk, both servers, Postgres "
-        "and Redis: compare servers within this run, not across runs")
+    cpus = cpus_for(args.placement)
+    say(f"{machine['cores']} cores ({machine['cpu']}); " + (
+        f"the server on CPU {cpus['server']}, wrk, Postgres and Redis on {cpus['load']}"
+        if cpus else "the server, wrk, Postgres and Redis share them" + (
+            "" if supported() else " (this OS sets no CPU affinity)"))
+        + ": compare servers within this run, not across runs")
     for note in (fd_note, queue_note):
         if note:
             say(note)
@@ -84,7 +94,7 @@ def main(argv=None):
     try:
         plan = ordered(cases, args.repeat)
         for step, (repeat, case) in enumerate(plan, 1):
-            server = servers.get(case, keep=[c for _, c in plan[step:]])
+            server = servers.get(case, args.placement, keep=[c for _, c in plan[step:]])
             say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
                 end="")
             run = measure(case, server, args, out_dir, f"{step:02d}")
@@ -106,7 +116,8 @@ def main(argv=None):
                "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
                             "repeat": args.repeat, "threads": args.threads,
                             "connections": args.connections, "only": args.only,
-                            "quick": args.quick, "fd_limit": fd_note or "enough",
+                            "quick": args.quick, "placement": args.placement, "cpus": cpus,
+                            "fd_limit": fd_note or "enough",
                             "listen_queue": queue_note or "enough"},
                "runs": runs}
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -140,14 +151,16 @@ class Servers:
         self.out_dir = out_dir
         self.running = {}
 
-    def get(self, case, keep):
-        key = (case.kind, case.flags)
+    def get(self, case, placement, keep):
+        key = lambda c: (c.kind, c.flags, c.placement or placement)  # noqa: E731
         for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if other != key and all((c.kind, c.flags) != other for c in keep):
+            if other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()
-        if key not in self.running:
-            self.running[key] = Server(case.kind, case.flags, log_dir=self.out_dir).start()
-        return self.running[key]
+        if key(case) not in self.running:
+            cpus = cpus_for(case.placement or placement)
+            self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
+                                             cpus=cpus and cpus["server"]).start()
+        return self.running[key(case)]
 
     def stop_all(self):
         while self.running:

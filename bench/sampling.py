@@ -1,5 +1,6 @@
 """What a server process used during one wrk run: CPU, context switches, threads, memory,
-and what it counted itself (requests in service), read through psutil on Linux and macOS alike.
+connections it accepted, and what it counted itself (requests in service, requests served);
+and the CPU Postgres and Redis used meanwhile. Read through psutil on Linux and macOS alike.
 """
 
 import http.client
@@ -15,6 +16,27 @@ def cpu_seconds(pid):
     """User plus system CPU seconds a process has used so far."""
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
+
+
+def tree_cpu_seconds(processes):
+    """CPU seconds of a service's processes so far: each one's own, plus what the children
+    its root has already reaped used (a Postgres backend that served one request and exited)."""
+    total = 0.0
+    for n, process in enumerate(processes):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue  # exited since it was found: its time is now its parent's children_*
+        total += times.user + times.system
+        if n == 0:
+            total += times.children_user + times.children_system
+    return total
+
+
+def established(process, port):
+    """Connections to `port` that the server has accepted and still holds open."""
+    return sum(1 for c in process.net_connections(kind="tcp")
+               if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
 
 
 def measured(read):
@@ -33,19 +55,28 @@ class Sampler:
     per sample would queue behind wrk's in the sync server's accept backlog.
     """
 
-    def __init__(self, server):
+    def __init__(self, server, find_services):
+        """find_services() -> {name: [psutil.Process]}, asked again at the end: a process
+        born during the run counts whole, one that exited counts in its parent's children."""
         self.process = psutil.Process(server.process.pid)
+        self.port, self.find_services = server.port, find_services
         self.samples = []
         self.done = threading.Event()
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        self.read_stats()  # also starts /stats's peak afresh
+        self.served_before = self.served()  # also starts /stats's peak afresh
         self.before = self.counters()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
     def counters(self):
         return {"cpu": measured(self.process.cpu_times),
-                "switches": measured(self.process.num_ctx_switches)}
+                "switches": measured(self.process.num_ctx_switches),
+                **{name: tree_cpu_seconds(processes) if processes else None
+                   for name, processes in self.find_services().items()}}
+
+    def served(self):
+        stats = self.read_stats()
+        return stats["served"] if stats else None
 
     def read_stats(self):
         try:
@@ -59,20 +90,29 @@ class Sampler:
         while not self.done.wait(0.25):
             self.samples.append((measured(self.process.num_threads),
                                  measured(lambda: self.process.memory_info().rss),
-                                 self.read_stats()))
+                                 self.read_stats(),
+                                 measured(lambda: established(self.process, self.port))))
 
     def stop(self):
+        """End the window: served and CPU are read together, as at the start."""
         self.done.set()
         self.thread.join()
-        self.conn.close()
+        served_after = self.served()
         self.after = self.counters()
+        self.conn.close()
+        known = None not in (self.served_before, served_after)
+        self.served_in_window = served_after - self.served_before if known else None
 
     def figures(self):
         """The run's figures for the results (see measure.measure); None where unmeasured."""
-        threads = [t for t, _, _ in self.samples if t is not None]
-        rss = [r for _, r, _ in self.samples if r is not None]
-        stats = [s for _, _, s in self.samples if s]
+        threads = [t for t, _, _, _ in self.samples if t is not None]
+        rss = [r for _, r, _, _ in self.samples if r is not None]
+        stats = [s for _, _, s, _ in self.samples if s]
+        accepted = [a for _, _, _, a in self.samples if a is not None]
         cpu = self.used("cpu", ("user", "system"))
+        total = None if cpu["user"] is None else round(cpu["user"] + cpu["system"], 2)
+        per_request = (round(1000 * total / self.served_in_window, 3)
+                       if total is not None and self.served_in_window else None)
         switches = self.used("switches", ("voluntary", "involuntary"))
         if psutil.LINUX and max(threads, default=2) > 1:  # psutil counts the main thread's
             switches = dict.fromkeys(switches)  # alone there (its issue 1467): unmeasured
@@ -82,11 +122,19 @@ class Sampler:
             "peak_in_service": max((s["peak_in_service"] for s in stats), default=None),
             "mean_in_service": round(sum(s["in_service"] for s in stats) / len(stats), 1)
             if stats else None,
-            "server_cpu_s": None if cpu["user"] is None else round(cpu["user"] + cpu["system"], 2),
+            "peak_connections": max(accepted, default=None),
+            "served_in_window": self.served_in_window,
+            "server_cpu_s": total, "server_cpu_ms_per_request": per_request,
             "server_cpu_user_s": cpu["user"], "server_cpu_system_s": cpu["system"],
+            **{f"{name.lower()}_cpu_s": self.service_used(name) for name in self.after
+               if name not in ("cpu", "switches")},
             "server_ctx_switches_voluntary": switches["voluntary"],
             "server_ctx_switches_involuntary": switches["involuntary"],
         }
+
+    def service_used(self, name):
+        before, after = self.before.get(name), self.after[name]
+        return None if before is None or after is None else round(after - before, 2)
 
     def used(self, counter, fields):
         """{field: after - before} for fields of a psutil counter; None where unmeasured."""

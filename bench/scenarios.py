@@ -22,6 +22,8 @@ class Case:
         ({"workers": 2}); `flags` is made from them, and the server reports every knob it
         really ran with, defaults included, which is what a run records.
     method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
+    placement: where the server and the load run (placement.PLACEMENTS); None for the
+        run's --placement.
     """
 
     point: str
@@ -32,11 +34,12 @@ class Case:
     method: str = "GET"
     connections: int = 500
     timeout_s: int = 2
+    placement: str = None
 
     @property
     def flags(self):
         """The command-line flags for `knobs`: workers=2 is --workers 2, blocking=True is
-        --blocking (STYLE.md: a knob has one name, in /stats and in --help)."""
+        --blocking (CONTRIBUTING.md: a knob has one name, in /stats and in --help)."""
         flags = []
         for name, value in self.knobs.items():
             flag = "--" + name.replace("_", "-")
@@ -80,13 +83,18 @@ ARTICLE_SERIES = "sync --workers 2 --connect-per-request"
 
 
 def article(connections):
-    """The article's set-up: 2 sync workers and a new Postgres connection per request."""
+    """The article's set-up: 2 sync workers and a new Postgres connection per request, each
+    knob alone and both, against the sync and async servers on equal terms."""
     cases = []
     for c in connections:
-        cases.append(Case(f"GET / c={c}", c, ARTICLE_SERIES, "sync", ARTICLE_KNOBS,
-                          connections=c, timeout_s=timeout_for(c)))
-        cases.append(Case(f"GET / c={c}", c, "async", "async", connections=c,
-                          timeout_s=timeout_for(c)))
+        point, timeout = f"GET / c={c}", timeout_for(c)
+        cases += [Case(point, c, ARTICLE_SERIES, "sync", ARTICLE_KNOBS, connections=c,
+                       timeout_s=timeout)]
+        cases += [Case(point, c, f"sync --{name.replace('_', '-')}" + (f" {value}" if value
+                       is not True else ""), "sync", {name: value}, connections=c,
+                       timeout_s=timeout) for name, value in ARTICLE_KNOBS.items()]
+        cases += [Case(point, c, kind, kind, connections=c, timeout_s=timeout)
+                  for kind in KINDS]
     return cases
 
 
@@ -144,6 +152,18 @@ def blocking(_connections):
     ]
 
 
+PLACEMENT_CONNECTIONS = 500
+
+
+def placement(_connections):
+    """GET / at 500 connections with the server isolated on a core, spread over cores, and
+    sharing them with the load: what the scheduler does to each model."""
+    from placement import PLACEMENTS
+    return [Case(f"{where} c={PLACEMENT_CONNECTIONS}", n, kind, kind, placement=where,
+                 connections=PLACEMENT_CONNECTIONS) for n, where in enumerate(PLACEMENTS)
+            for kind in KINDS]
+
+
 SCENARIOS = {
     "fair": Scenario(fair, "connections"),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
@@ -151,4 +171,5 @@ SCENARIOS = {
     "io-delay": Scenario(io_delay, "upstream delay (ms)"),
     "cpu": Scenario(cpu, "CPU per view (ms)"),
     "blocking": Scenario(blocking, "upstream delay (ms)"),
+    "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
 }

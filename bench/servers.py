@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from placement import pinned_to
+
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("sync", "async")  # {kind}_server.py: the one list of servers compared
 START_TIMEOUT_S = 30
@@ -31,9 +33,10 @@ class Server:
     started it, which then stops it in order.
     """
 
-    def __init__(self, kind, flags=(), env=None, log_dir="."):
+    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None):
+        """cpus: the CPUs it may run on (placement.cpus_for); None for any."""
         from services import free_port  # scripts/: on the path of whatever starts servers
-        self.kind, self.flags = kind, tuple(flags)
+        self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
@@ -49,7 +52,8 @@ class Server:
         is sent, so /stats counts none. Raise ServerError if it exits or does not say so."""
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=pinned_to(self.cpus))
         deadline = time.monotonic() + START_TIMEOUT_S
         while "serving on" not in self.log():
             if self.process.poll() is not None:

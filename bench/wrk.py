@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from placement import pinned_to
+
 LUA = Path(__file__).resolve().parent / "wrk.lua"
 
 
@@ -14,14 +16,15 @@ def threads_for(connections, threads):
     return min(threads, connections)
 
 
-def run_wrk(case, url, threads, seconds, progress=False):
+def run_wrk(case, url, threads, seconds, progress=False, cpus=None):
     """wrk for `seconds`, bounded by a hard timeout; prints a dot every half second if asked.
     Returns its output, headed by the command, and the CPU seconds it used: it shares the
     cores with the servers."""
     command = ["wrk", "-t", str(threads), "-c", str(case.connections), "-d", f"{seconds}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(LUA), url, "--",
                case.method.lower()]
-    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=pinned_to(cpus))
     deadline = time.monotonic() + seconds + 30
     while True:
         pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)

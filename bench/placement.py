@@ -1,0 +1,97 @@
+"""Which CPUs the server under test may run on, and which the load (wrk, Postgres, Redis) may.
+
+On a small machine the scheduler decides as much as the servers: a threaded server whose
+threads are spread over two cores hands the GIL from core to core on every wake-up, and pays
+for it in CPU per request, while an event loop runs on one core whatever it is allowed.
+A placement makes that a setting of the run instead of an accident of it.
+
+    shared    no affinity: the OS puts everything anywhere (what a laptop does)
+    isolated  the server alone on the last core; wrk, Postgres and Redis on the others
+    spread    the server on the upper half of the cores (at least two), the load on the lower
+              half; on 2 cores the server gets both and the load core 0, as they cannot part
+
+Linux only (os.sched_setaffinity); elsewhere every placement runs as shared, and says so.
+Standard library only, but for pin_services, which finds the services' processes by port.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+PLACEMENTS = ("isolated", "shared", "spread")
+DEFAULT = "isolated"  # see README.md: the steadiest measure of the concurrency model itself
+
+
+def supported():
+    return hasattr(os, "sched_setaffinity")
+
+
+def cpus_for(placement, cores=None):
+    """{"server": [...], "load": [...]} for a placement on this machine; None for shared,
+    with one core, or where the OS has no affinity."""
+    cores = sorted(os.sched_getaffinity(0)) if cores is None and supported() else cores
+    if placement == "shared" or not supported() or not cores or len(cores) < 2:
+        return None
+    if placement == "isolated":
+        return {"server": cores[-1:], "load": cores[:-1]}
+    half = len(cores) // 2
+    server = cores[half:] if len(cores) - half >= 2 else cores
+    load = cores[:half] if server is not cores else cores[:1]
+    return {"server": server, "load": load}
+
+
+def pinned_to(cpus):
+    """A preexec_fn for subprocess.Popen: the child, and all it starts, runs on `cpus`."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def affinity_of(pid):
+    """The CPUs a process's main thread may run on now, or None where it cannot be read."""
+    try:
+        return sorted(os.sched_getaffinity(pid))
+    except (AttributeError, OSError):
+        return None
+
+
+def service_processes():
+    """{"Postgres": [process, ...], "Redis": [...]}: every process of the services that
+    DATABASE_URL and REDIS_URL point at, found by the port each listens on; a service with
+    no process of ours there (another user's, another machine's) has an empty list."""
+    import psutil  # .venv only: run.py imports this module before .venv may exist
+    found = {}
+    for name, variable in (("Postgres", "DATABASE_URL"), ("Redis", "REDIS_URL")):
+        port = urlsplit(os.environ.get(variable, "")).port
+        roots = {c.pid for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid}
+        found[name] = []
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                found[name] += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                pass
+    return found
+
+
+def pin_services(cpus):
+    """Move every process and thread of Postgres and Redis onto `cpus` (None: every CPU).
+    Returns a sentence on what could not be moved, or None. A new Postgres backend inherits
+    the affinity of the postmaster that forks it."""
+    import psutil
+    everywhere = cpus or sorted(os.sched_getaffinity(0))
+    missed = []
+    for name, processes in service_processes().items():
+        if not processes:
+            missed.append(f"{name} (not a process of ours)")
+        for process in processes:
+            try:
+                threads = [thread.id for thread in process.threads()]
+            except psutil.Error:
+                continue  # a backend that has just exited
+            for thread in threads:
+                try:
+                    os.sched_setaffinity(thread, everywhere)
+                except ProcessLookupError:
+                    pass
+    return f"not pinned: {', '.join(missed)}" if missed else None
