@@ -62,9 +62,10 @@ apt_install() {
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 
 ensure_system_packages() {
-  local cmd apt_missing="" brew_missing=""
+  local cmd missing="" apt_missing="" brew_missing=""
   for cmd in "$@"; do
     if ! have "$cmd"; then
+      missing="$missing $cmd"
       apt_missing="$apt_missing $(apt_package "$cmd")"
       brew_missing="$brew_missing $(brew_package "$cmd")"
     fi
@@ -75,7 +76,7 @@ ensure_system_packages() {
     apt_install $apt_missing
     return 0
   fi
-  printf 'error: missing programs:%s\n' "$apt_missing" >&2
+  printf 'error: missing programs:%s\n' "$missing" >&2
   if command -v brew >/dev/null 2>&1; then
     printf 'Install them with:\n  brew install%s\n' "$brew_missing" >&2
   else
