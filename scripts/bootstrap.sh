@@ -194,7 +194,12 @@ ensure_venv() {
 
 start_services() {
   local flags="" line
-  if [ -n "${DATABASE_URL:-}" ]; then flags="$flags --no-postgres"; else ensure_system_packages initdb; fi
+  if [ -n "${DATABASE_URL:-}" ]; then
+    flags="$flags --no-postgres"
+  else
+    ensure_system_packages initdb
+    say "PostgreSQL programs from $(postgres_bin_dir)"
+  fi
   if [ -n "${REDIS_URL:-}" ]; then flags="$flags --no-redis"; else ensure_system_packages redis-server; fi
   if [ -n "${DATABASE_URL:-}" ] && [ -n "${REDIS_URL:-}" ]; then
     say "using DATABASE_URL and REDIS_URL from the environment"
