@@ -102,13 +102,12 @@ version_ok() {
     { [ "$major" -eq "${MIN_PYTHON%%.*}" ] && [ "$minor" -ge "${MIN_PYTHON#*.}" ]; }
 }
 
-# Interpreters on PATH that are new enough, for the error message.
+# Interpreters on PATH that run and are new enough (a pyenv shim may do neither).
 newer_pythons() {
-  local found="" name
+  local found="" name identity
   for name in python3.14 python3.13 python3.12 python3.11 python3.10; do
-    if command -v "$name" >/dev/null 2>&1 && version_ok "${name#python}"; then
+    identity=$(python_identity "$name") && version_ok "${identity%% *}" &&
       found="$found $name"
-    fi
   done
   echo "$found"
 }
@@ -118,7 +117,8 @@ asked_python() {
   local python=${PYTHON:-python3} identity others
   command -v "$python" >/dev/null 2>&1 ||
     die "${PYTHON:+PYTHON=}$python: no such program (pick one with PYTHON=python3.12 $0)"
-  identity=$(python_identity "$python") || die "$python does not run"
+  identity=$(python_identity "$python") ||
+    die "$python does not run: $("$python" -c pass 2>&1 | head -n 3)"
   if ! version_ok "${identity%% *}"; then
     others=$(newer_pythons)
     printf 'error: %s is Python %s; this project needs Python %s or newer\n' \
