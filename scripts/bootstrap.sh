@@ -152,7 +152,8 @@ venv_problem() {
     return 0
   fi
   if [ -n "$want" ] && [ "$identity" != "$want" ]; then
-    echo ".venv was built by Python $identity, not by $PYTHON ($want)"
+    echo ".venv was built by Python ${identity%% *} (${identity#* }), not by $PYTHON" \
+      "(Python ${want%% *}, ${want#* })"
   fi
 }
 
