@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 case "${1:-}" in
-  -h|--help) exec python3 bench/run.py --help ;;  # stdlib only: no set-up needed for help
+  -h|--help)  # stdlib only: no set-up needed for help
+    "${PYTHON:-python3}" bench/run.py --help
+    printf '\nPYTHON=python3.12 %s builds .venv with that interpreter (3.10 or newer).\n' "$0"
+    exit 0 ;;
 esac
 
 # shellcheck source=scripts/bootstrap.sh
@@ -15,6 +18,5 @@ trap 'exit 130' INT TERM
 ensure_system_packages wrk
 ensure_venv
 start_services
-# wrk and a thread-per-connection server need a file descriptor per connection
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || say "could not raise the open-files limit ($(ulimit -n))"
+raise_open_files_limit  # a file descriptor per connection, for wrk and the sync server
 "$PY" bench/run.py "$@"

@@ -7,10 +7,14 @@ usage() {
 Usage: ./run_tests.sh [PYTEST_ARGS...]
 
 Creates .venv with the pinned requirements, installs missing system programs
-(redis-server, wrk, PostgreSQL, docker-compose) with apt-get when run as root on
-Debian/Ubuntu, starts a throwaway Postgres and Redis on free ports, applies
-schema.sql, runs pytest, and stops everything it started, also on failure or Ctrl-C.
+(redis-server, wrk, PostgreSQL) with apt-get when run as root on Debian/Ubuntu,
+starts a throwaway Postgres and Redis on free ports, applies schema.sql, runs
+pytest, and stops everything it started, also on failure or Ctrl-C.
 
+PYTHON=python3.12 ./run_tests.sh   build .venv with that interpreter (Python 3.10
+                                   or newer; default python3). A .venv without pip,
+                                   too old, or built by another interpreter than
+                                   PYTHON is rebuilt.
 Set DATABASE_URL and REDIS_URL to use services you already run instead.
 Extra arguments go to pytest, e.g. ./run_tests.sh -k parity -x
 USAGE
@@ -23,9 +27,7 @@ cd "$(dirname "$0")"
 trap stop_services EXIT
 trap 'exit 130' INT TERM
 
-# wrk is for the benchmark's smoke test; docker-compose only parses docker-compose.yml.
-ensure_system_packages wrk
-[ "$(id -u)" = 0 ] && ensure_system_packages docker-compose
+ensure_system_packages wrk  # for the benchmark's smoke test
 ensure_venv
 start_services
 "$PY" scripts/reset_db.py

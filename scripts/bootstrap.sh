@@ -1,75 +1,192 @@
 # shellcheck shell=bash
 # Sourced by run_tests.sh and run_bench.sh: what both need before they can run anything.
 #   ensure_system_packages CMD...  install missing programs (apt-get as root), or say how
-#   ensure_venv                    .venv with the pinned requirements.txt
+#   ensure_venv                    .venv with the pinned requirements.txt, built by $PYTHON
 #   start_services / stop_services throwaway Postgres and Redis, unless DATABASE_URL and
 #                                  REDIS_URL already point somewhere
-# Portable to bash 3.2 (macOS): no associative arrays, no mapfile.
+#   raise_open_files_limit         as many open files as this shell may have, said truthfully
+# Portable to bash 3.2 (macOS): no associative arrays, no mapfile, no ${x,,}.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
+# The oldest Python the pinned packages install on: aiohttp 3.14.5, redis 8.1.0, pytest 9.2.0
+# and psycopg2-binary 2.9.13 all declare Requires-Python >= 3.10.
+MIN_PYTHON=3.10
 STATE_DIR=""
 APT_UPDATED=""
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# Any Python that runs, for scripts/services.py (standard library only) before .venv exists.
+some_python() { if [ -x "$PY" ]; then echo "$PY"; else echo "${PYTHON:-python3}"; fi; }
+
+# The folder initdb comes from: scripts/services.py decides, so the check here and the
+# program that later starts Postgres never disagree.
+postgres_bin_dir() { "$(some_python)" "$ROOT/scripts/services.py" postgres-bin 2>/dev/null; }
+
 have() {
   case "$1" in
-    initdb) command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
+    initdb) postgres_bin_dir >/dev/null ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
 
 apt_package() { case "$1" in initdb) echo postgresql ;; *) echo "$1" ;; esac; }
+# Homebrew's `postgresql` is now postgresql@18 and keg-only; services.py finds it there.
 brew_package() {
-  case "$1" in initdb) echo postgresql ;; redis-server) echo redis ;; *) echo "$1" ;; esac
+  case "$1" in initdb) echo postgresql@18 ;; redis-server) echo redis ;; *) echo "$1" ;; esac
 }
 
+# apt-get install PACKAGE... without Recommends (Debian's docker-compose would bring a Docker
+# engine that way) and without starting any of them as a system service.
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  say "installing $* with apt-get"
+  # policy-rc.d exit 101: install the programs without starting them as system services
+  local policy=/usr/sbin/policy-rc.d added_policy="" status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; added_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+    >/dev/null || status=$?
+  if [ -n "$added_policy" ]; then rm -f "$policy"; fi
+  [ "$status" = 0 ] || die "apt-get install $* failed"
+}
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
 ensure_system_packages() {
-  local cmd apt_missing="" brew_missing=""
+  local cmd missing="" apt_missing="" brew_missing=""
   for cmd in "$@"; do
     if ! have "$cmd"; then
+      missing="$missing $cmd"
       apt_missing="$apt_missing $(apt_package "$cmd")"
       brew_missing="$brew_missing $(brew_package "$cmd")"
     fi
   done
   [ -z "$apt_missing" ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    if [ -z "$APT_UPDATED" ]; then
-      say "apt-get update"
-      apt-get update -qq >/dev/null
-      APT_UPDATED=1
-    fi
-    say "installing$apt_missing with apt-get"
-    # policy-rc.d exit 101: install the programs without starting them as system services
-    local policy=/usr/sbin/policy-rc.d added_policy=""
-    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; added_policy=1; fi
+  if can_apt; then
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_missing >/dev/null || {
-      [ -n "$added_policy" ] && rm -f "$policy"; die "apt-get install$apt_missing failed"; }
-    [ -n "$added_policy" ] && rm -f "$policy"
+    apt_install $apt_missing
     return 0
   fi
-  printf 'error: missing programs:%s\n' "$apt_missing" >&2
+  printf 'error: missing programs:%s\n' "$missing" >&2
   if command -v brew >/dev/null 2>&1; then
     printf 'Install them with:\n  brew install%s\n' "$brew_missing" >&2
   else
-    printf 'Install them with:\n  sudo apt-get install -y%s\n' "$apt_missing" >&2
+    printf 'Install them with:\n  sudo apt-get install -y --no-install-recommends%s\n' \
+      "$apt_missing" >&2
   fi
   exit 1
 }
 
-ensure_venv() {
-  local want
-  want=$(cksum < "$ROOT/requirements.txt")
-  if [ ! -x "$PY" ]; then
-    say "creating .venv"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+# "VERSION BASE_PREFIX" of an interpreter (3.12.4 /usr/local/...), nothing if it does not run.
+# A venv's python reports the base_prefix of the interpreter that built it.
+python_identity() {
+  "$1" -c 'import os, sys
+print("%d.%d.%d %s" % (sys.version_info[:3] + (os.path.realpath(sys.base_prefix),)))' \
+    2>/dev/null
+}
+
+# True when VERSION (3.12.4) is MIN_PYTHON or newer.
+version_ok() {
+  local major minor rest
+  major=${1%%.*}; rest=${1#*.}; minor=${rest%%.*}
+  [ "$major" -gt "${MIN_PYTHON%%.*}" ] ||
+    { [ "$major" -eq "${MIN_PYTHON%%.*}" ] && [ "$minor" -ge "${MIN_PYTHON#*.}" ]; }
+}
+
+# Interpreters on PATH that run and are new enough (a pyenv shim may do neither).
+newer_pythons() {
+  local found="" name identity
+  for name in python3.14 python3.13 python3.12 python3.11 python3.10; do
+    identity=$(python_identity "$name") && version_ok "${identity%% *}" &&
+      found="$found $name"
+  done
+  echo "$found"
+}
+
+# The interpreter asked for ($PYTHON, else python3), checked: its identity on stdout.
+asked_python() {
+  local python=${PYTHON:-python3} identity others
+  command -v "$python" >/dev/null 2>&1 ||
+    die "${PYTHON:+PYTHON=}$python: no such program (pick one with PYTHON=python3.12 $0)"
+  identity=$(python_identity "$python") ||
+    die "$python does not run: $("$python" -c pass 2>&1 | head -n 3)"
+  if ! version_ok "${identity%% *}"; then
+    others=$(newer_pythons)
+    printf 'error: %s is Python %s; this project needs Python %s or newer\n' \
+      "$python" "${identity%% *}" "$MIN_PYTHON" >&2
+    printf '(the pinned aiohttp, redis-py, pytest and psycopg2-binary require it).\n' >&2
+    if [ -n "$others" ]; then
+      # shellcheck disable=SC2086
+      set -- $others  # split into words: the first is the suggestion
+      printf 'Found on PATH:%s. Pick one, e.g.:\n  PYTHON=%s %s\n' "$others" "$1" "$0" >&2
+    else
+      printf 'Install a newer one (brew install python@3.12, or apt-get install python3),\n' >&2
+      printf 'then pick it with: PYTHON=python3.12 %s\n' "$0" >&2
+    fi
+    exit 1
   fi
-  if [ "$(cat "$VENV/.requirements-cksum" 2>/dev/null)" != "$want" ]; then
-    say "installing the pinned Python packages into .venv"
+  echo "$identity"
+}
+
+# Why VENV_DIR cannot be used as it is (one line), or nothing if it can.
+# WANT is the identity of the interpreter asked for, or empty when any new-enough one will do.
+venv_problem() {
+  local dir=$1 want=${2:-} identity
+  [ -e "$dir" ] || { echo "there is no .venv yet"; return 0; }
+  identity=$(python_identity "$dir/bin/python") ||
+    { echo ".venv has no working bin/python (its interpreter moved or was removed)"; return 0; }
+  if ! version_ok "${identity%% *}"; then
+    echo ".venv has Python ${identity%% *}, older than $MIN_PYTHON"; return 0
+  fi
+  if ! "$dir/bin/python" -m pip --version >/dev/null 2>&1; then
+    echo ".venv has no pip (made with --without-pip, or where python3-venv was missing)"
+    return 0
+  fi
+  if [ -n "$want" ] && [ "$identity" != "$want" ]; then
+    echo ".venv was built by Python ${identity%% *} (${identity#* }), not by $PYTHON" \
+      "(Python ${want%% *}, ${want#* })"
+  fi
+}
+
+# python3 -m venv; on Debian/Ubuntu as root, install pythonX.Y-venv when ensurepip is missing.
+make_venv() {
+  local python=$1 version=$2 package
+  package="python${version%.*}-venv"
+  "$python" -m venv "$VENV" >/dev/null 2>&1 && return 0
+  rm -rf "$VENV"
+  if can_apt && ! "$python" -c 'import ensurepip' >/dev/null 2>&1; then
+    apt_install "$package"
+    "$python" -m venv "$VENV" && return 0
+    rm -rf "$VENV"
+  fi
+  die "$python -m venv failed (on Debian/Ubuntu: apt-get install $package)"
+}
+
+ensure_venv() {
+  local want identity problem stamp python=${PYTHON:-python3}
+  want=$(cksum < "$ROOT/requirements.txt")
+  identity=$(asked_python) || exit 1
+  # Without PYTHON, any healthy .venv will do; with it, only one built by that interpreter.
+  problem=$(venv_problem "$VENV" "${PYTHON:+$identity}")
+  if [ -n "$problem" ]; then
+    if [ -e "$VENV" ]; then say "rebuilding .venv: $problem"; rm -rf "$VENV"; fi
+    say "creating .venv with $python (Python ${identity%% *})"
+    make_venv "$python" "${identity%% *}"
+    problem=$(venv_problem "$VENV" "$identity")
+    [ -z "$problem" ] || die "the new $problem"
+  fi
+  stamp=$(cat "$VENV/.requirements-cksum" 2>/dev/null || true)
+  if [ "$stamp" != "$want" ]; then
+    say "installing the pinned Python packages into .venv (a minute or two the first time)"
     "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
       || die "pip install -r requirements.txt failed"
     echo "$want" > "$VENV/.requirements-cksum"
@@ -78,7 +195,12 @@ ensure_venv() {
 
 start_services() {
   local flags="" line
-  if [ -n "${DATABASE_URL:-}" ]; then flags="$flags --no-postgres"; else ensure_system_packages initdb; fi
+  if [ -n "${DATABASE_URL:-}" ]; then
+    flags="$flags --no-postgres"
+  else
+    ensure_system_packages initdb
+    say "PostgreSQL programs from $(postgres_bin_dir)"
+  fi
   if [ -n "${REDIS_URL:-}" ]; then flags="$flags --no-redis"; else ensure_system_packages redis-server; fi
   if [ -n "${DATABASE_URL:-}" ] && [ -n "${REDIS_URL:-}" ]; then
     say "using DATABASE_URL and REDIS_URL from the environment"
@@ -103,4 +225,29 @@ stop_services() {
     rm -rf "$STATE_DIR"
     STATE_DIR=""
   fi
+}
+
+# Where the hard limit is `unlimited` (macOS), the soft one cannot follow it: aim for this.
+OPEN_FILES_WANTED=65536
+
+# wrk and a thread-per-connection server need a file descriptor per connection: raise the
+# soft open-files limit as far as the system allows and say where it ended up.
+raise_open_files_limit() {
+  local soft hard target tried=""
+  soft=$(ulimit -Sn); hard=$(ulimit -Hn)
+  if [ "$hard" = unlimited ]; then
+    # macOS refuses more than kern.maxfilesperproc per process
+    target="$OPEN_FILES_WANTED $(sysctl -n kern.maxfilesperproc 2>/dev/null || true) 10240"
+  else
+    target=$hard
+  fi
+  if [ "$soft" = unlimited ]; then say "open-files limit: unlimited"; return 0; fi
+  for tried in $target; do
+    if [ "$soft" -ge "$tried" ]; then say "open-files limit: $soft"; return 0; fi
+    if ulimit -Sn "$tried" 2>/dev/null; then
+      say "open-files limit raised from $soft to $(ulimit -Sn)"
+      return 0
+    fi
+  done
+  say "open-files limit stays at $soft: raising it to ${target%% *} was refused (hard limit: $hard)"
 }

@@ -4,11 +4,13 @@ Standard library only, so the shell scripts can run it before the virtual enviro
 
     python3 scripts/services.py up STATE_DIR     # prints DATABASE_URL=... and REDIS_URL=...
     python3 scripts/services.py down STATE_DIR
+    python3 scripts/services.py postgres-bin     # the folder initdb is taken from
 
 The tests import it to start instances of their own that they can stop and restart.
 """
 
 import argparse
+import functools
 import glob
 import os
 import pwd
@@ -32,17 +34,55 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# Where ordinary installers put the Postgres server programs, after PATH: Debian and Ubuntu
+# keep one folder per major version; Homebrew's postgresql@N formulae are keg-only (off PATH).
+DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"  # PG_DEBIAN_GLOB overrides it, for tests only
+BREW_FORMULAE = [f"postgresql@{major}" for major in range(18, 12, -1)] + ["postgresql"]
+INSTALL_HINT = "apt-get install postgresql, or brew install postgresql@18"
+
+
+def version_key(folder):
+    """(16,) for .../16/bin and (9, 6) for .../9.6/bin: 16 sorts after 9.6, not before."""
+    return tuple(int(part) for part in Path(folder).parent.name.split(".") if part.isdigit())
+
+
+def brew_prefix(formula):
+    """`brew --prefix FORMULA`, or None where there is no brew (it prints a path even for a
+    formula that is not installed, so callers check that the programs are there)."""
+    brew = shutil.which("brew")
+    if not brew:
+        return None
+    result = subprocess.run([brew, "--prefix", formula], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def postgres_bin_candidates():
+    """Folders that may hold initdb, pg_ctl and createdb, in the order they are preferred."""
+    on_path = shutil.which("initdb")
+    if on_path:  # a link such as /usr/local/bin/initdb: its siblings live where it points
+        yield str(Path(on_path).resolve().parent)
+    yield from sorted(glob.glob(os.environ.get("PG_DEBIAN_GLOB", DEBIAN_GLOB)),
+                      key=version_key, reverse=True)
+    for formula in BREW_FORMULAE:
+        prefix = brew_prefix(formula)
+        if prefix:
+            yield str(Path(prefix) / "bin")
+
+
+@functools.lru_cache(maxsize=None)  # asked once per run: brew can take a moment to answer
+def postgres_bin_dir():
+    """The first folder with the Postgres server programs; one version's, never a mix."""
+    for folder in postgres_bin_candidates():
+        if all(os.access(Path(folder) / name, os.X_OK) for name in ("initdb", "pg_ctl")):
+            return folder
+    raise ServiceError(f"initdb not found: install the PostgreSQL server ({INSTALL_HINT})")
+
+
 def postgres_bin(name):
-    """Postgres server programs are often off PATH (Debian keeps them per version)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                        key=lambda path: int(path.split("/")[4]))
-    if candidates:
-        return candidates[-1]
-    raise ServiceError(f"{name} not found: install the PostgreSQL server "
-                       "(apt-get install postgresql, or brew install postgresql)")
+    """A Postgres program from the folder postgres_bin_dir() chose."""
+    return str(Path(postgres_bin_dir()) / name)
 
 
 def unprivileged_user():
@@ -177,13 +217,18 @@ def down(state_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("state_dir", help="a folder of its own; it holds data, logs and pids")
+    parser.add_argument("action", choices=["up", "down", "postgres-bin"])
+    parser.add_argument("state_dir", nargs="?",
+                        help="a folder of its own; it holds data, logs and pids (up, down)")
     parser.add_argument("--no-postgres", action="store_true", help="DATABASE_URL is given")
     parser.add_argument("--no-redis", action="store_true", help="REDIS_URL is given")
     args = parser.parse_args()
+    if args.action != "postgres-bin" and not args.state_dir:
+        parser.error(f"{args.action} needs a STATE_DIR")
     try:
-        if args.action == "up":
+        if args.action == "postgres-bin":
+            print(postgres_bin_dir())
+        elif args.action == "up":
             env = up(args.state_dir, not args.no_postgres, not args.no_redis)
             for name, value in env.items():
                 print(f"{name}={value}")

@@ -2,15 +2,12 @@
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
-from servers import KINDS
 from support import ROOT
 
-from config import DEFAULT_URLS
 
 
 def run_bench(tmp_path, *args):
@@ -100,35 +97,3 @@ def test_bench_help_lists_every_flag():
         assert flag in shown
 
 
-def compose_services():
-    """`docker-compose config` output, split into one text block per service."""
-    normalized = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"),
-                                 "config"], capture_output=True, text=True, check=True).stdout
-    parts = re.split(r"^  ([\w-]+):\n", normalized.split("\nservices:\n", 1)[-1], flags=re.M)
-    return dict(zip(parts[1::2], parts[2::2]))
-
-
-def default_port(kind):
-    shown = subprocess.run([sys.executable, f"{kind}_server.py", "--help"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"--port PORT\s+port to listen on \(default: (\d+)\)", shown).group(1))
-
-
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="docker-compose is not installed (apt-get install docker-compose)")
-def test_compose_file_parses_and_agrees_with_the_servers():
-    subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                   check=True)
-    services = compose_services()
-    assert set(services) == {"postgres", "redis", *KINDS}
-    for kind in KINDS:
-        port = default_port(kind)
-        block = services[kind]
-        assert f"- {kind}_server.py" in block
-        assert f"- 127.0.0.1:{port}:{port}/tcp" in block
-        in_compose = DEFAULT_URLS["DATABASE_URL"].replace("127.0.0.1", "postgres")
-        assert f"DATABASE_URL: {in_compose}" in block
-        assert f"REDIS_URL: {DEFAULT_URLS['REDIS_URL'].replace('127.0.0.1', 'redis')}" in block
-    assert "- 127.0.0.1:5432:5432/tcp" in services["postgres"]
-    assert "- max_connections=500" in services["postgres"]
-    assert "- 127.0.0.1:6379:6379/tcp" in services["redis"]

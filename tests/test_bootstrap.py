@@ -1,0 +1,154 @@
+"""scripts/bootstrap.sh on the machines learners bring, simulated: its functions run in a
+bash subshell with fake programs (brew, python3, sysctl, ulimit) and a fake Debian folder.
+No service is started and nothing is installed; every test counts and compares output."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support import ROOT
+
+BASE_PATH = "/usr/bin:/bin"  # bash, cksum, sed; no Postgres programs (checked below)
+
+
+def run_bootstrap(script, tmp_path, **env):
+    """Source bootstrap.sh in `bash -c`, run `script`; PATH starts with tmp_path/bin."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    env = {"HOME": str(tmp_path), "PATH": f"{tmp_path / 'bin'}:{BASE_PATH}",
+           "PG_DEBIAN_GLOB": str(tmp_path / "usr/lib/postgresql/*/bin"), **env}
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; . scripts/bootstrap.sh; {script}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def fake_program(path, body):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def fake_postgres(folder):
+    for name in ("initdb", "pg_ctl"):
+        fake_program(folder / name, "exit 0")
+    return folder
+
+
+def fake_brew(tmp_path, formula, prefix):
+    """`brew --prefix FORMULA` prints PREFIX; like Homebrew it prints a path for others too."""
+    fake_program(tmp_path / "bin" / "brew", f"""
+[ "$1" = --prefix ] || exit 1
+case "$2" in {formula}) echo {prefix} ;; *) echo {tmp_path}/not-installed/"$2" ;; esac""")
+
+
+def test_no_postgres_on_the_base_path():
+    assert not [d for d in BASE_PATH.split(":") if (Path(d) / "initdb").exists()]
+
+
+def test_debian_folders_newest_version_first(tmp_path):
+    for version in ("9.6", "16", "15"):
+        fake_postgres(tmp_path / f"usr/lib/postgresql/{version}/bin")
+    shown = run_bootstrap("postgres_bin_dir", tmp_path)
+    assert shown.stdout.strip() == str(tmp_path / "usr/lib/postgresql/16/bin"), shown.stderr
+
+
+def test_homebrew_keg_only_postgresql_is_found(tmp_path):
+    keg = tmp_path / "opt/homebrew/opt/postgresql@18"
+    fake_postgres(keg / "bin")
+    fake_brew(tmp_path, "postgresql@18", keg)
+    shown = run_bootstrap("postgres_bin_dir; have initdb && echo have", tmp_path)
+    assert shown.stdout.split() == [str(keg / "bin"), "have"], shown.stderr
+
+
+def test_plain_postgresql_formula_is_found_too(tmp_path):
+    keg = tmp_path / "usr/local/opt/postgresql"
+    fake_postgres(keg / "bin")
+    fake_brew(tmp_path, "postgresql", keg)
+    shown = run_bootstrap("postgres_bin_dir", tmp_path)
+    assert shown.stdout.strip() == str(keg / "bin"), shown.stderr
+
+
+def test_missing_programs_get_a_brew_command_that_installs_them(tmp_path):
+    fake_brew(tmp_path, "none", tmp_path / "nowhere")
+    shown = run_bootstrap("can_apt() { false; }; ensure_system_packages initdb", tmp_path)
+    assert shown.returncode == 1
+    assert shown.stderr == ("error: missing programs: initdb\n"
+                            "Install them with:\n  brew install postgresql@18\n")
+    # and that formula is where the lookup looks: installed, it is found
+    fake_postgres(tmp_path / "nowhere/bin")
+    fake_brew(tmp_path, "postgresql@18", tmp_path / "nowhere")
+    assert run_bootstrap("have initdb", tmp_path).returncode == 0
+
+
+def test_minimum_python_is_compared_by_number(tmp_path):
+    shown = run_bootstrap("for v in 3.9.6 3.10.0 3.13.1 4.0.0; do "
+                          "version_ok $v && echo yes || echo no; done", tmp_path)
+    assert shown.stdout.split() == ["no", "yes", "yes", "yes"], shown.stderr
+
+
+def test_too_old_python3_names_how_to_pick_another(tmp_path):
+    fake_program(tmp_path / "bin/python3", 'echo "3.9.6 /Library/Developer/CommandLineTools"')
+    fake_program(tmp_path / "bin/python3.12", 'echo "3.12.4 /opt/homebrew/python"')
+    shown = run_bootstrap("asked_python", tmp_path)
+    assert shown.returncode == 1
+    assert "python3 is Python 3.9.6; this project needs Python 3.10 or newer" in shown.stderr
+    assert "PYTHON=python3.12 " in shown.stderr
+
+
+def test_a_venv_without_pip_is_rebuilt(tmp_path):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")],
+                   check=True)
+    shown = run_bootstrap(f"venv_problem {tmp_path / 'venv'}", tmp_path)
+    assert shown.stdout.startswith(".venv has no pip"), shown.stdout + shown.stderr
+
+
+def test_a_healthy_venv_is_kept_unless_another_python_is_asked_for(tmp_path):
+    venv = ROOT / ".venv"
+    kept = run_bootstrap(f"venv_problem {venv}", tmp_path)
+    assert (kept.stdout, kept.returncode) == ("", 0), kept.stderr
+    other = run_bootstrap(f"venv_problem {venv} '3.99.0 /elsewhere'", tmp_path,
+                          PYTHON="python3.99")
+    assert other.stdout.startswith(".venv was built by Python 3."), other.stderr
+    assert "not by python3.99" in other.stdout
+
+
+def test_a_venv_with_too_old_a_python_is_rebuilt(tmp_path):
+    fake_program(tmp_path / "venv/bin/python", 'echo "3.9.6 /usr"')
+    shown = run_bootstrap(f"venv_problem {tmp_path / 'venv'}", tmp_path)
+    assert shown.stdout == ".venv has Python 3.9.6, older than 3.10\n"
+
+
+FAKE_ULIMIT = """
+SOFT={soft}; HARD={hard}
+ulimit() {{  # the builtin, as a kernel that accepts at most {most} would answer
+  case "$*" in
+    -Sn) echo $SOFT ;; -Hn) echo $HARD ;;
+    "-Sn "*) [ "$2" -le {most} ] && SOFT=$2 ;;
+  esac
+}}
+raise_open_files_limit
+"""
+
+
+def test_open_files_limit_is_raised_finitely_under_an_unlimited_hard_limit(tmp_path):
+    fake_program(tmp_path / "bin/sysctl", "echo 24576")  # macOS's kern.maxfilesperproc
+    shown = run_bootstrap(FAKE_ULIMIT.format(soft=256, hard="unlimited", most=24576),
+                          tmp_path)
+    assert shown.stderr == "==> open-files limit raised from 256 to 24576\n"
+
+
+def test_open_files_limit_goes_up_to_a_finite_hard_limit(tmp_path):
+    shown = run_bootstrap(FAKE_ULIMIT.format(soft=1024, hard=4096, most=4096), tmp_path)
+    assert shown.stderr == "==> open-files limit raised from 1024 to 4096\n"
+
+
+def test_open_files_limit_refused_is_reported_as_refused(tmp_path):
+    shown = run_bootstrap(FAKE_ULIMIT.format(soft=256, hard="unlimited", most=0), tmp_path)
+    assert shown.stderr == ("==> open-files limit stays at 256: raising it to 65536 was "
+                            "refused (hard limit: unlimited)\n")
+
+
+def test_apt_installs_skip_recommends_and_docker_compose_is_not_installed():
+    bootstrap = (ROOT / "scripts/bootstrap.sh").read_text()
+    installs = [line for line in bootstrap.splitlines() if "apt-get install -y" in line]
+    assert len(installs) == 2 and all("--no-install-recommends" in line for line in installs)
+    assert "docker-compose" not in (ROOT / "run_tests.sh").read_text()
