@@ -29,8 +29,8 @@ def start_server(urls, tmp_path):
     It raises servers.ServerError, a RuntimeError, with the log's tail if the server fails."""
     started = []
 
-    def start(kind, *flags, service_urls=None):
-        server = Server(kind, flags, env=service_urls or urls, log_dir=tmp_path)
+    def start(kind, *flags, service_urls=None, cpus=None):
+        server = Server(kind, flags, env=service_urls or urls, log_dir=tmp_path, cpus=cpus)
         started.append(server)
         return server.start()
 

@@ -20,35 +20,41 @@ def series_colour(name):
 
 
 def write_chart(results, path):
-    """Two panels, req/s and p99 latency, against the scenario's x axis; one line a server."""
+    """Four panels against the scenario's x axis, one line a server: req/s, p99 latency, the
+    server's CPU per request, and its peak memory."""
     lines = {}
     for row in summarize(results):
         run = row["run"]
         name = row["series"] + (" POST" if run["method"] == "POST" else "")
-        lines.setdefault(name, []).append((run["x"], run["rps"], run["p99_ms"]))
-    xs = sorted({x for points in lines.values() for x, _, _ in points})
-    panels = [("requests per second", 1), ("p99 latency (ms)", 2)]
+        lines.setdefault(name, []).append((run["x"], run["rps"], run["p99_ms"],
+                                           run.get("server_cpu_ms_per_request"),
+                                           run.get("peak_rss_mb")))
+    xs = sorted({points[0] for line in lines.values() for points in line})
+    panels = [("requests per second", 1), ("p99 latency (ms)", 2),
+              ("server CPU per request (ms)", 3), ("server peak RSS (MB)", 4)]
     width, height, pad = 420, 300, 55
     colours = [series_colour(name) for name in lines]
+    rows = (len(panels) + 1) // 2
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" '
-             f'height="{height + 30 + 18 * len(lines)}" font-family="sans-serif" '
+             f'height="{rows * height + 30 + 18 * len(lines)}" font-family="sans-serif" '
              'font-size="12">', '<rect width="100%" height="100%" fill="white"/>']
     for panel, (title, index) in enumerate(panels):
-        left = panel * width
+        left, below = panel % 2 * width, panel // 2 * height
         values = [p[index] for points in lines.values() for p in points if p[index] is not None]
         top = max(values, default=1) * 1.1 or 1
         step = (width - 1.5 * pad) / len(xs)
         x_at = lambda x: left + pad + (xs.index(x) + 0.5) * step  # noqa: E731
-        y_at = lambda y: height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
-        parts.append(f'<text x="{left + width / 2}" y="16" text-anchor="middle">'
+        y_at = lambda y: below + height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
+        parts.append(f'<text x="{left + width / 2}" y="{below + 16}" text-anchor="middle">'
                      f'{escape(title)}</text>')
         parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + width - 10}" '
                      f'y2="{y_at(0)}" stroke="black"/>')
         parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + pad}" '
                      f'y2="{y_at(top)}" stroke="black"/>')
+        form = "{:,.0f}" if top > 11 else "{:.2f}"
         for tick in (0, top / 2 / 1.1, top / 1.1):
             parts.append(f'<text x="{left + pad - 4}" y="{y_at(tick) + 4}" '
-                         f'text-anchor="end">{tick:,.0f}</text>')
+                         f'text-anchor="end">{form.format(tick)}</text>')
         for x in xs:
             parts.append(f'<text x="{x_at(x)}" y="{y_at(0) + 16}" text-anchor="middle">'
                          f'{x:g}</text>')
@@ -64,7 +70,7 @@ def write_chart(results, path):
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
                       for x, y in drawn]
     for n, (colour, name) in enumerate(zip(colours, lines)):
-        y = height + 30 + 18 * n
+        y = rows * height + 30 + 18 * n
         parts.append(f'<rect x="{pad}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
         parts.append(f'<text x="{pad + 18}" y="{y}">{escape(name)}</text>')
     parts.append("</svg>")

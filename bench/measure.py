@@ -6,7 +6,7 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 import os
 from dataclasses import asdict
 
-from placement import affinity_of, cpus_for, pin_services, service_processes
+from placement import affinity_of, cpus_for, pin_services, service_processes, supported
 from reset_db import count_rows, counter_value, reset
 from sampling import Sampler
 from wrk import run_wrk, threads_for
@@ -31,7 +31,8 @@ def measure(case, server, args, out_dir, step):
       the CPU of the rest, over the same window: postgres_cpu_s, redis_cpu_s (None where
         their processes are not ours to read), wrk_cpu_s;
       placement, and cpus: {"server": the CPUs the server process really may use, read back
-        from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared;
+        from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared,
+        and "services": what could not be moved with the load, if anything;
       raw, the file holding wrk's output; audit (see audit()); valid, False if
         wrk could not open all its connections; littles_law_in_service, where wrk timed
         any response. bench/run.py adds repeat, counted from 0.
@@ -40,8 +41,7 @@ def measure(case, server, args, out_dir, step):
     threads = threads_for(case.connections, args.threads)
     where = case.placement or args.placement
     cpus = cpus_for(where) or {"server": None, "load": None}
-    if cpus["load"]:
-        pin_services(cpus["load"])
+    services = pin_services(cpus["load"]) if supported() else None  # None: everywhere
     reset_data()
     run_wrk(case, url, threads, args.warmup, cpus=cpus["load"])  # unmeasured
     server.wait_idle()
@@ -64,7 +64,8 @@ def measure(case, server, args, out_dir, step):
            "duration_s": args.duration, "threads": threads, **numbers,
            **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "placement": where,
            "cpus": {"server": cpus["server"] and affinity_of(server.process.pid),
-                    "load": cpus["load"]}, "raw": raw_name}
+                    "load": cpus["load"], "services": services or "as the load"},
+           "raw": raw_name}
     run["audit"] = audit(case, numbers, drained, rows_at_start)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from cells import (TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell, server_cpu,
+                   socket_errors, switches, unaccepted)
 from scenarios import SCENARIOS
 
 ARTICLE_TABLE = """\
@@ -26,8 +28,8 @@ averages of 5 runs). Not measured here:
 | -c 1500 -t 10 -d 60s --timeout 5s | aiohttp | 36563 | 1257 | 0 | 608 |
 """
 
-COLUMNS = ["Server", "Requests", "Req/s", "Ratio", "p50", "p99", "Timeouts", "Socket errors",
-           "Non-2xx", "Peak threads", "Peak RSS", "Audit"]
+COLUMNS = ["Server", "Requests", "Req/s", "Ratio", "CPU/req", "p50", "p99", "Timeouts",
+           "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
 
 
 def groups(runs):
@@ -65,28 +67,6 @@ def summarize(results):
     return rows
 
 
-def figure(value, form="{}"):
-    """A measured figure as text; one that could not be measured is "-", never 0."""
-    return "-" if value is None else form.format(value)
-
-
-def cell_ms(value):
-    return figure(value, "{:,.1f} ms")
-
-
-def socket_errors(errors):
-    total = sum(errors.values())
-    return "0" if not total else ", ".join(f"{k} {v}" for k, v in errors.items() if v)
-
-
-def audit_cell(run):
-    audit = run["audit"]
-    text = audit["result"]
-    if audit["result"] != "ok":
-        text += f" ({audit['what']} {audit['counted']}, wrk {audit['wrk_ok']})"
-    return text if run["valid"] else text + ", INVALID"
-
-
 def table(results):
     axis = results["x_axis"][0].upper() + results["x_axis"][1:]
     lines = [f"| {axis} | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
@@ -97,8 +77,11 @@ def table(results):
             rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
         cells = [row["point"], row["series"], f"{run['requests']:,}", rps,
                  figure(row["ratio"], "{:.2f}x"),
-                 cell_ms(run["p50_ms"]), cell_ms(run["p99_ms"]), f"{run['timeouts']:,}",
+                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
+                 percentile_cell(run, "p50_ms", 0.5),
+                 percentile_cell(run, "p99_ms", TIMED_OUT_SHARE), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
+                 figure(run.get("peak_connections"), "{:,}"),
                  figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
                  audit_cell(run)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -123,7 +106,15 @@ def reading(results):
                 f"- {point}: {more} served {a['rps'] / b['rps']:.2f}x the requests per second "
                 f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 {cell_ms(a['p99_ms'])} "
                 f"vs {cell_ms(b['p99_ms'])}; timeouts {a['timeouts']:,} vs {b['timeouts']:,}.")
+            sentences += ratio_spread(point, name, runs, by_series[base_name], base_name)
     runs = results["runs"]
+    for run in runs:
+        if unaccepted(run):
+            sentences.append(
+                f"- PARTIAL: {run['series']} at {run['point']} accepted at most "
+                f"{run['peak_connections']:,} of wrk's {run['connections']:,} connections "
+                f"while wrk measured; the other {unaccepted(run):,} waited in the listen "
+                "queue, neither served nor counted: this row measures fewer clients.")
     invalid = [r for r in runs if not r["valid"]]
     if invalid:
         sentences.append(f"- {len(invalid)} run(s) had socket connect errors and are INVALID: "
@@ -141,31 +132,43 @@ def reading(results):
     return "\n".join(sentences)
 
 
+def ratio_spread(point, name, runs, base_runs, base_name):
+    """With repeats: this series' ratio to the baseline in each repeat, and their range."""
+    base_by_repeat = {run.get("repeat"): run["rps"] for run in base_runs}
+    ratios = [run["rps"] / base_by_repeat[run.get("repeat")] for run in runs
+              if base_by_repeat.get(run.get("repeat"))]
+    if len(ratios) < 2:
+        return []
+    listed = ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+    return [f"- {point}: {name} / {base_name}, repeat by repeat: {listed} (range "
+            f"{min(ratios):.2f}x–{max(ratios):.2f}x)."]
+
+
 def inside_the_runs(results):
     lines = ["| Point | Server | req/s × mean latency | mean in service (sampled) | "
-             "peak in service (/stats) | server CPU (user + system) | context switches "
-             "(voluntary, involuntary) | wrk CPU |", "|---" * 8 + "|"]
+             "peak in service (/stats) | server CPU (user + system) | CPU per request | "
+             "context switches (voluntary, involuntary) | Postgres CPU | Redis CPU | wrk CPU |",
+             "|---" * 11 + "|"]
     for row in summarize(results):
         run = row["run"]
         cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
                  figure(run["peak_in_service"]), server_cpu(run),
-                 switches(run), figure(run["wrk_cpu_s"], "{:.1f} s")]
+                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
+                 figure(run.get("postgres_cpu_s"), "{:.1f} s"),
+                 figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s")]
         lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def server_cpu(run):
-    total = figure(run["server_cpu_s"], "{:.1f} s")
-    if run.get("server_cpu_user_s") is None:  # not measured, or a run from before the split
-        return total
-    return f"{total} ({run['server_cpu_user_s']:.1f} + {run['server_cpu_system_s']:.1f})"
-
-
-def switches(run):
-    voluntary = run.get("server_ctx_switches_voluntary")
-    if voluntary is None:
-        return "-"
-    return f"{voluntary:,}, {figure(run['server_ctx_switches_involuntary'], '{:,}')}"
+def placed(settings):
+    """Where the server and the load ran, as the run recorded it."""
+    cpus, where = settings.get("cpus"), settings.get("placement")
+    if where is None:
+        return "No CPU placement (a run from before --placement existed)."
+    if not cpus:
+        return f"Placement {where}: no CPU affinity set; the OS placed every process."
+    return (f"Placement {where}: the server on CPU {cpus['server']}, wrk, Postgres and Redis "
+            f"on {cpus['load']} (per run in results.json).")
 
 
 def threads_used(results):
@@ -185,18 +188,21 @@ def render_summary(results):
 # Benchmark: scenario `{results['scenario']}`
 
 Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
-{machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis share these cores:
-compare the servers within this run, not with runs on other machines.
+{machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis run on this one
+machine: compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
-{threads_used(results)}, {settings['repeat']} repeat(s){median}.
+{threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(settings)}
 
 {table(results)}
 
 Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
 scenario's baseline (1.00x). p50 and p99 leave out responses slower than wrk's --timeout,
-which count as timeouts. Audit: the Redis counter or the new rows match wrk's successful
-responses, plus at most one request per connection that was still in flight when wrk stopped.
-A "-" is a figure this machine could not measure.
+which count as timeouts; where those are more than 1% of the responses, p99 reads
+"> timeout". CPU/req: the server's CPU time over the requests it counted itself, in the same
+window. Accepted: the most connections the server held open at once (PARTIAL: fewer than
+wrk opened). Audit: the Redis counter or the new rows match wrk's successful responses, plus
+at most one request per connection still in flight when wrk stopped. A "-" is a figure this
+machine could not measure.
 
 ## What it says
 

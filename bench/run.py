@@ -111,6 +111,9 @@ def main(argv=None):
         raise SystemExit(f"bench: {error}") from None
     finally:
         servers.stop_all()
+        if supported():
+            from placement import pin_services
+            pin_services(None)  # Postgres and Redis may be the learner's own: every CPU again
     results = {"scenario": args.scenario, "x_axis": scenario.x_axis,
                "baseline": scenario.baseline, "machine": machine,
                "settings": {"duration_s": args.duration, "warmup_s": args.warmup,

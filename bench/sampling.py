@@ -33,10 +33,12 @@ def tree_cpu_seconds(processes):
     return total
 
 
-def established(process, port):
-    """Connections to `port` that the server has accepted and still holds open."""
+def established(process, port, but):
+    """Connections to `port` that the server has accepted and still holds open, but the one
+    from local port `but` (the sampler's own)."""
     return sum(1 for c in process.net_connections(kind="tcp")
-               if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+               if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+               and c.raddr and c.raddr.port != but)
 
 
 def measured(read):
@@ -74,6 +76,9 @@ class Sampler:
                 **{name: tree_cpu_seconds(processes) if processes else None
                    for name, processes in self.find_services().items()}}
 
+    def own_port(self):
+        return self.conn.sock.getsockname()[1] if self.conn.sock else None
+
     def served(self):
         stats = self.read_stats()
         return stats["served"] if stats else None
@@ -91,7 +96,8 @@ class Sampler:
             self.samples.append((measured(self.process.num_threads),
                                  measured(lambda: self.process.memory_info().rss),
                                  self.read_stats(),
-                                 measured(lambda: established(self.process, self.port))))
+                                 measured(lambda: established(self.process, self.port,
+                                                              self.own_port()))))
 
     def stop(self):
         """End the window: served and CPU are read together, as at the start."""

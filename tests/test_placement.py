@@ -1,0 +1,72 @@
+"""Where the server and the load run, and what the sampler counts, asked of the OS itself."""
+
+import os
+import socket
+
+import psutil
+import pytest
+
+from cells import percentile_cell, unaccepted
+from placement import cpus_for, supported
+from report import ratio_spread
+from sampling import established
+from support import call
+
+affinity = pytest.mark.skipif(not supported() or len(os.sched_getaffinity(0)) < 2,
+                              reason="CPU affinity needs Linux and two cores")
+
+
+@affinity
+def test_placements_divide_the_cores():
+    assert cpus_for("isolated", [0, 1]) == {"server": [1], "load": [0]}
+    assert cpus_for("spread", [0, 1]) == {"server": [0, 1], "load": [0]}  # cannot part
+    assert cpus_for("isolated", list(range(8))) == {"server": [7], "load": list(range(7))}
+    assert cpus_for("spread", list(range(8))) == {"server": [4, 5, 6, 7], "load": [0, 1, 2, 3]}
+    assert cpus_for("shared", [0, 1]) is None and cpus_for("isolated", [0]) is None
+
+
+@affinity
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_every_thread_of_a_placed_server_runs_on_its_cpus(start_server, fresh_data, kind):
+    last = sorted(os.sched_getaffinity(0))[-1]
+    server = start_server(kind, cpus=[last])
+    with socket.create_connection(("127.0.0.1", server.port)):  # one more thread for sync
+        assert call(server.port, "GET", "/").status == 200
+        threads = psutil.Process(server.process.pid).threads()
+        placed = [thread.id for thread in threads if os.sched_getaffinity(thread.id) == {last}]
+    assert len(placed) == len(threads) >= 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_sampler_counts_the_connections_a_server_holds(start_server, kind):
+    server = start_server(kind)
+    process = psutil.Process(server.process.pid)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    try:
+        for conn in held:  # a request answered on each: each has been accepted
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 200")
+        assert established(process, server.port, but=held[0].getsockname()[1]) == 11
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def test_a_percentile_past_the_timeout_is_not_printed_as_a_number():
+    run = {"requests": 1000, "timeouts": 11, "timeout_s": 2, "p99_ms": 1800.0, "p50_ms": 90.0}
+    assert percentile_cell(run, "p99_ms", 0.01) == "> 2 s"
+    assert percentile_cell(run, "p50_ms", 0.5) == "90.0 ms"
+    assert percentile_cell({**run, "timeouts": 10}, "p99_ms", 0.01) == "1,800.0 ms"
+
+
+def test_connections_never_accepted_are_flagged():
+    assert unaccepted({"connections": 1500, "peak_connections": 930}) == 570
+    assert unaccepted({"connections": 500, "peak_connections": 497}) == 0  # within 1%
+    assert unaccepted({"connections": 500, "peak_connections": None}) == 0  # unmeasured
+
+
+def test_repeats_report_each_ratio_and_their_range():
+    sync = [{"repeat": n, "rps": rps} for n, rps in enumerate([1000, 1000, 800])]
+    async_ = [{"repeat": n, "rps": rps} for n, rps in enumerate([1100, 1300, 1200])]
+    [sentence] = ratio_spread("GET / c=500", "async", async_, sync, "sync")
+    assert "1.10x, 1.30x, 1.50x (range 1.10x–1.50x)" in sentence
