@@ -99,7 +99,8 @@ class Handler(BaseHTTPRequestHandler):
         """Every method comes here: route, run the application's middleware, answer."""
         app, path = self.server.app, self.path.partition("?")[0]
         self.body_read = False
-        self.send(app.handle(Request(app, self.command, path, self.read_body)))
+        with self.server.in_flight:
+            self.send(app.handle(Request(app, self.command, path, self.read_body)))
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
@@ -135,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
                                          or "Transfer-Encoding" in self.headers)
-        if unread or self.server.workers:  # gunicorn's sync workers close too
+        if unread or self.server.workers or self.server.stopping:  # gunicorn's workers close
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":  # a HEAD response has headers only
@@ -152,10 +153,30 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class InFlight:
+    """How many requests are being handled now; wait_until_none() lets them finish."""
+
+    def __init__(self):
+        self.count, self.changed = 0, threading.Condition()
+
+    def __enter__(self):
+        with self.changed:
+            self.count += 1
+
+    def __exit__(self, *exc_info):
+        with self.changed:
+            self.count -= 1
+            self.changed.notify_all()
+
+    def wait_until_none(self, timeout):
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count == 0, timeout)
+
+
 class ThreadPerConnectionServer(ThreadingHTTPServer):
     """A thread per connection, started as each connection is accepted."""
 
-    daemon_threads = True
+    daemon_threads = True  # a thread idle on a kept-alive connection does not hold up exit
     workers = 0
 
 
@@ -176,13 +197,16 @@ class WorkerPoolServer(ThreadPerConnectionServer):
             self.process_request_thread(request, client_address)
 
 
-def run_app(app, *, host, port, backlog, print, workers=0, access_log=False):
+def run_app(app, *, host, port, backlog, print, workers=0, access_log=False,
+            shutdown_timeout=5):
     """Serve until SIGINT or SIGTERM, as aiohttp's web.run_app does: enter every cleanup_ctx
-    before accepting the first request, and leave them (in reverse) after the last."""
+    before accepting the first request; on the signal, stop accepting, give the requests in
+    flight up to shutdown_timeout seconds to finish, then leave the cleanup_ctx in reverse."""
     server_class = WorkerPoolServer if workers else ThreadPerConnectionServer
     server = server_class((host, port), Handler, bind_and_activate=False)
     server.request_queue_size = backlog
     server.app, server.workers, server.access_log = app, workers, access_log
+    server.in_flight, server.stopping = InFlight(), False
     with contextlib.ExitStack() as stack:
         stack.callback(server.server_close)
         server.server_bind()
@@ -198,6 +222,9 @@ def run_app(app, *, host, port, backlog, print, workers=0, access_log=False):
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+        server.stopping = True  # each open connection closes after its request in flight
+        server.socket.close()
+        server.in_flight.wait_until_none(shutdown_timeout)
 
 
 def stop(signum, frame):

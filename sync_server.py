@@ -211,7 +211,7 @@ def main(argv=None):
     try:
         run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
                 print=lambda message: announce("sync_server", message, model, settings),
-                workers=settings.workers, access_log=settings.access_log)
+                workers=settings.workers, access_log=settings.access_log, shutdown_timeout=5)
     except (OSError, PostgresDown, redis.RedisError) as error:
         sys.exit(f"sync_server: cannot start: {error}".strip())
     print("sync_server: stopped", flush=True)

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from servers import KINDS, ServerError
@@ -153,3 +154,19 @@ def test_unreachable_postgres_is_a_clear_error(kind, urls):
     assert result.returncode == 1
     assert f"{kind}_server: cannot start:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_lets_the_requests_in_flight_finish(kind, start_server, fresh_data):
+    """SIGTERM while 20 page views wait upstream: each one is answered, none fails."""
+    server = start_server(kind, "--io-delay-ms", "500")
+    views = [lambda: call(server.port, "GET", "/", timeout=30).status] * 20
+
+    def stop_when_all_wait():
+        while server.stats()["waiting_upstream"] < 20:
+            time.sleep(0.02)
+        return server.stop()
+
+    *statuses, exit_status = at_once(views + [stop_when_all_wait])
+    assert sorted(statuses) == [200] * 20 and exit_status == 0
+    assert "Traceback" not in server.log()
