@@ -63,7 +63,7 @@ def measure(case, server, args, out_dir, step):
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": args.duration, "threads": threads, **numbers,
            **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "placement": where,
-           "cpus": {"server": cpus["server"] and affinity_of(server.process.pid),
+           "cpus": {"server": cpus["server"] and affinity_of(server.pid),
                     "load": cpus["load"], "services": services or "as the load"},
            "raw": raw_name}
     run["audit"] = audit(case, numbers, drained, rows_at_start)

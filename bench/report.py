@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cells import (TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell, server_cpu,
                    socket_errors, switches, unaccepted)
+from profiles import shares_table
 from scenarios import SCENARIOS
 
 ARTICLE_TABLE = """\
@@ -219,6 +220,7 @@ the main thread's alone.
 
 {inside_the_runs(results)}
 
+{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""

@@ -52,6 +52,10 @@ def parse_args(argv=None):
                         "use: isolated puts the server alone on the last core, shared lets "
                         "the OS decide, spread gives the server several cores apart from the "
                         "load where there are enough (Linux; elsewhere always shared)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also record where each server's time goes with py-spy: a "
+                        "flame graph per run. Profiling costs CPU: its req/s are not "
+                        "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
                         help="2 s runs, 1 s warm-up, no repeats: a smoke test, not a measurement")
     parser.add_argument("--results", default=str(ROOT / "results"),
@@ -86,18 +90,26 @@ def main(argv=None):
         if cpus else "the server, wrk, Postgres and Redis share them" + (
             "" if supported() else " (this OS sets no CPU affinity)"))
         + ": compare servers within this run, not across runs")
+    if args.profile:
+        from profiles import can_profile
+        why_not = can_profile()
+        if why_not:
+            say(f"--profile: {why_not}; going on without profiles")
+        args.profile = not why_not
     for note in (fd_note, queue_note):
         if note:
             say(note)
-    runs, servers = [], Servers(out_dir)
+    runs, servers = [], Servers(out_dir, args.profile)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         plan = ordered(cases, args.repeat)
         for step, (repeat, case) in enumerate(plan, 1):
-            server = servers.get(case, args.placement, keep=[c for _, c in plan[step:]])
+            server = servers.get(case, args.placement, [c for _, c in plan[step:]], step)
             say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
                 end="")
             run = measure(case, server, args, out_dir, f"{step:02d}")
+            if args.profile:
+                run["profile"] = servers.profile_of(server, f"{case.series} at {case.point}")
             run["repeat"] = repeat
             runs.append(run)
             print(f" {run['rps']:.0f} req/s, in service ≈ "
@@ -120,6 +132,7 @@ def main(argv=None):
                             "repeat": args.repeat, "threads": args.threads,
                             "connections": args.connections, "only": args.only,
                             "quick": args.quick, "placement": args.placement, "cpus": cpus,
+                            "profiled": args.profile,
                             "fd_limit": fd_note or "enough",
                             "listen_queue": queue_note or "enough"},
                "runs": runs}
@@ -148,21 +161,35 @@ def ordered(cases, repeats):
 
 
 class Servers:
-    """One running process per server configuration, started on first use."""
+    """One running process per server configuration, started on first use; when profiling,
+    one per run, under py-spy, so that each run's profile is its own."""
 
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
+    def __init__(self, out_dir, profiling=False):
+        self.out_dir, self.profiling = out_dir, profiling
         self.running = {}
 
-    def get(self, case, placement, keep):
+    def profile_of(self, server, title):
+        """Stop the server, so py-spy writes its samples; draw them; return their summary."""
+        from profiles import shares, write_flamegraph
+        self.running = {key: s for key, s in self.running.items() if s is not server}
+        server.stop()
+        svg = server.profile_to.with_suffix(".svg")
+        write_flamegraph(server.profile_to, svg, title)
+        return {"raw": server.profile_to.name, "flamegraph": svg.name,
+                **shares(server.profile_to)}
+
+    def get(self, case, placement, keep, step):
         key = lambda c: (c.kind, c.flags, c.placement or placement)  # noqa: E731
         for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if other != key(case) and all(key(c) != other for c in keep):
+            if self.profiling or other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()
         if key(case) not in self.running:
             cpus = cpus_for(case.placement or placement)
+            profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
             self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
-                                             cpus=cpus and cpus["server"]).start()
+                                             cpus=cpus and cpus["server"],
+                                             profile_to=profile if self.profiling else None)
+            self.running[key(case)].start()
         return self.running[key(case)]
 
     def stop_all(self):

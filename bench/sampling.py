@@ -60,7 +60,7 @@ class Sampler:
     def __init__(self, server, find_services):
         """find_services() -> {name: [psutil.Process]}, asked again at the end: a process
         born during the run counts whole, one that exited counts in its parent's children."""
-        self.process = psutil.Process(server.process.pid)
+        self.process = psutil.Process(server.pid)
         self.port, self.find_services = server.port, find_services
         self.samples = []
         self.done = threading.Event()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from placement import pinned_to
+from profiles import recording
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("sync", "async")  # {kind}_server.py: the one list of servers compared
@@ -33,10 +34,13 @@ class Server:
     started it, which then stops it in order.
     """
 
-    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None):
-        """cpus: the CPUs it may run on (placement.cpus_for); None for any."""
+    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None):
+        """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
+        file for py-spy's samples of the whole life of the server, which py-spy starts."""
         from services import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
+        self.profile_to = profile_to
+        self.pid = None  # the server's own: under py-spy, py-spy's child
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
@@ -44,8 +48,9 @@ class Server:
 
     @property
     def command(self):
-        return [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port", str(self.port),
-                *self.flags]
+        command = [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
+                   str(self.port), *self.flags]
+        return recording(command, self.profile_to) if self.profile_to else command
 
     def start(self):
         """Start it and wait for its "serving on" line, printed once it listens: no request
@@ -62,6 +67,7 @@ class Server:
                 self.stop()
                 raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
             time.sleep(0.05)
+        self.pid = self.stats()["pid"] if self.profile_to else self.process.pid  # not py-spy's
         return self
 
     def failure(self, what):
@@ -101,7 +107,7 @@ class Server:
         if self.process is None:  # never started
             return None
         if self.process.poll() is None:
-            self.process.send_signal(stop_signal)
+            os.kill(self.pid or self.process.pid, stop_signal)  # under py-spy, py-spy writes
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

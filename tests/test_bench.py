@@ -97,3 +97,17 @@ def test_bench_help_lists_every_flag():
         assert flag in shown
 
 
+
+
+def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
+    """--profile: one py-spy profile and flame graph per run, its groups adding up to 100%."""
+    result, results = run_bench(tmp_path, "--profile", "--connections", "20")
+    assert results["settings"]["profiled"] is True
+    assert "PROFILED" in result.stdout
+    for run in results["runs"]:
+        profile = run["profile"]
+        assert (tmp_path / "latest" / profile["raw"]).stat().st_size > 0
+        assert "<rect" in (tmp_path / "latest" / profile["flamegraph"]).read_text()
+        assert profile["samples"] > 0
+        assert sum(profile["shares"].values()) == pytest.approx(100, abs=0.5)
+    assert len({run["profile"]["raw"] for run in results["runs"]}) == len(results["runs"])
