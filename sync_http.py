@@ -11,6 +11,7 @@ import functools
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,20 +158,21 @@ class InFlight:
     """How many requests are being handled now; wait_until_none() lets them finish."""
 
     def __init__(self):
-        self.count, self.changed = 0, threading.Condition()
+        self.count, self.lock = 0, threading.Lock()
 
     def __enter__(self):
-        with self.changed:
+        with self.lock:
             self.count += 1
 
     def __exit__(self, *exc_info):
-        with self.changed:
+        with self.lock:
             self.count -= 1
-            self.changed.notify_all()
 
     def wait_until_none(self, timeout):
-        with self.changed:
-            return self.changed.wait_for(lambda: self.count == 0, timeout)
+        """Polled, at shutdown only: a Condition would cost every request a notify."""
+        deadline = time.monotonic() + timeout
+        while self.count and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 class ThreadPerConnectionServer(ThreadingHTTPServer):

@@ -3,8 +3,10 @@
 With --profile, each measured run starts its own server under `py-spy record` (py-spy starts
 the server as its child, so no extra privileges are needed on Linux; macOS asks for sudo).
 py-spy writes collapsed stacks, one line each, "frame;frame;...;leaf COUNT", a frame being
-"function (path)". A sample counts where its leaf frame runs: the code on the CPU, or
-blocked, at that moment. Idle threads (asleep in the kernel) are not sampled.
+"function (path)". Only the thread holding the GIL is sampled (--gil): where the interpreter
+spends its time, which on one core is nearly all of a server's CPU. A thread that has let go
+of the GIL (waiting on a socket, or for the GIL itself) is not in the samples. A sample
+counts where its leaf frame is.
 
 Standard library only: flame graphs are drawn here too, as plain SVG.
 """
@@ -43,7 +45,7 @@ def py_spy():
 
 def recording(command, raw_path):
     """`command` run under py-spy, writing collapsed stacks to raw_path when it exits."""
-    return [py_spy(), "record", "--rate", str(RATE), "--nonblocking", "--format", "raw",
+    return [py_spy(), "record", "--rate", str(RATE), "--gil", "--nonblocking", "--format", "raw",
             "--full-filenames", "--nolineno", "-o", str(raw_path), "--", *command]
 
 
@@ -135,7 +137,7 @@ def shares_table(results):
              "PROFILED: py-spy sampled each server for its whole run (warm-up included) and "
              "shared its CPU; compare these runs' req/s only with each other. A sample counts "
              f"where its innermost frame was; groups by path are in bench/profiles.py "
-             f"(GROUPS). {RATE} samples a second of each busy thread.", "",
+             f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", "",
              "| Point | Server | Samples | " + " | ".join(names) + " | Flame graph |",
              "|---" * (len(names) + 4) + "|"]
     for run in profiled:
