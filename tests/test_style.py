@@ -11,7 +11,7 @@ from support import ROOT
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
 LINE_BUDGETS = {"sync_server.py": 230, "async_server.py": 230, "common.py": 230,
-                "config.py": 120, "sync_http.py": 210, "async_http.py": 50}
+                "config.py": 120, "sync_http.py": 240, "async_http.py": 50}
 SERVERS = ["sync_server.py", "async_server.py"]
 
 
