@@ -209,7 +209,7 @@ def main(argv=None):
         web.run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
                     print=lambda message: announce("async_server", message, model, settings),
                     access_log=access_logger if settings.access_log else None,
-                    shutdown_timeout=5)
+                    keepalive_timeout=settings.idle_timeout_s, shutdown_timeout=5)
     except (OSError, PostgresDown, redis.RedisError) as error:
         sys.exit(f"async_server: cannot start: {error}".strip())
     print("async_server: stopped", flush=True)

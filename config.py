@@ -25,6 +25,7 @@ class Settings:
     access_log: bool = False
     io_delay_ms: float = 0.0
     cpu_ms: float = 0.0
+    idle_timeout_s: float = 15.0  # a connection silent this long is closed (a thread freed)
     workers: int = 0  # sync only; 0 = one thread per connection
     connect_per_request: bool = False  # sync only
     blocking: bool = False  # async only
@@ -35,6 +36,7 @@ class Settings:
         knobs += [f"{name}={value}" for name, value in (
             ("workers", self.workers), ("io-delay-ms", self.io_delay_ms),
             ("cpu-ms", self.cpu_ms)) if value]
+        knobs += [f"idle-timeout-s={self.idle_timeout_s:g}"]
         knobs += [name for name, on in (
             ("connect-per-request", self.connect_per_request),
             ("blocking", self.blocking), ("access-log", self.access_log)) if on]
@@ -45,7 +47,8 @@ class Settings:
         return {"db_pool_size": self.db_pool_size, "workers": self.workers,
                 "connect_per_request": self.connect_per_request,
                 "io_delay_ms": self.io_delay_ms, "cpu_ms": self.cpu_ms,
-                "blocking": self.blocking, "access_log": self.access_log}
+                "blocking": self.blocking, "access_log": self.access_log,
+                "idle_timeout_s": self.idle_timeout_s}
 
 
 def make_parser(description, default_port, own_flags=()):
@@ -65,6 +68,8 @@ def make_parser(description, default_port, own_flags=()):
                         "upstream call, holding no database connection")
     parser.add_argument("--cpu-ms", type=non_negative, default=Settings.cpu_ms,
                         help="each page view also burns this much pure-Python CPU time")
+    parser.add_argument("--idle-timeout-s", type=non_negative, default=Settings.idle_timeout_s,
+                        help="close a connection that sends nothing for this long")
     own = {
         "--workers": dict(type=non_negative_int, default=Settings.workers,
                           help="serve at most N requests at once with N threads; 0 means one "

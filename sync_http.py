@@ -19,7 +19,6 @@ from typing import Callable
 
 from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
 
-SOCKET_TIMEOUT_S = 15  # a client that goes silent gives its thread back after this
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 
@@ -94,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: http.server's HTTP/1.0 default reconnects
     disable_nagle_algorithm = True  # TCP_NODELAY: a response need not wait for an ACK
     wbufsize = 64 * 1024  # headers and body leave in one send, not two
-    timeout = SOCKET_TIMEOUT_S
+    timeout = None  # set by run_app: a client that goes silent gives its thread back
 
     def do_GET(self):
         """Every method comes here: route, run the application's middleware, answer."""
@@ -200,12 +199,13 @@ class WorkerPoolServer(ThreadPerConnectionServer):
 
 
 def run_app(app, *, host, port, backlog, print, workers=0, access_log=False,
-            shutdown_timeout=5):
+            keepalive_timeout=15, shutdown_timeout=5):
     """Serve until SIGINT or SIGTERM, as aiohttp's web.run_app does: enter every cleanup_ctx
     before accepting the first request; on the signal, stop accepting, give the requests in
     flight up to shutdown_timeout seconds to finish, then leave the cleanup_ctx in reverse."""
     server_class = WorkerPoolServer if workers else ThreadPerConnectionServer
-    server = server_class((host, port), Handler, bind_and_activate=False)
+    handler = type("Handler", (Handler,), {"timeout": keepalive_timeout})
+    server = server_class((host, port), handler, bind_and_activate=False)
     server.request_queue_size = backlog
     server.app, server.workers, server.access_log = app, workers, access_log
     server.in_flight, server.stopping = InFlight(), False

@@ -211,7 +211,8 @@ def main(argv=None):
     try:
         run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
                 print=lambda message: announce("sync_server", message, model, settings),
-                workers=settings.workers, access_log=settings.access_log, shutdown_timeout=5)
+                workers=settings.workers, access_log=settings.access_log,
+                keepalive_timeout=settings.idle_timeout_s, shutdown_timeout=5)
     except (OSError, PostgresDown, redis.RedisError) as error:
         sys.exit(f"sync_server: cannot start: {error}".strip())
     print("sync_server: stopped", flush=True)

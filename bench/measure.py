@@ -6,7 +6,9 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 import os
 from dataclasses import asdict
 
-from placement import affinity_of, cpus_for, pin_services, service_processes, supported
+from idle import Held
+from placement import (affinity_of, cpus_for, machine_cpus, pin_services, service_processes,
+                       supported)
 from reset_db import count_rows, counter_value, reset
 from sampling import Sampler
 from wrk import run_wrk, threads_for
@@ -33,6 +35,7 @@ def measure(case, server, args, out_dir, step):
       placement, and cpus: {"server": the CPUs the server process really may use, read back
         from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared,
         and "services": what could not be moved with the load, if anything;
+      idle: with case.idle, what the idle clients saw (idle.Held.stop), else None;
       raw, the file holding wrk's output; audit (see audit()); valid, False if
         wrk could not open all its connections; littles_law_in_service, where wrk timed
         any response. bench/run.py adds repeat, counted from 0.
@@ -42,9 +45,12 @@ def measure(case, server, args, out_dir, step):
     where = case.placement or args.placement
     cpus = cpus_for(where) or {"server": None, "load": None}
     services = pin_services(cpus["load"]) if supported() else None  # None: everywhere
+    if supported():  # this process samples the server: it is load too, off the server's CPU
+        os.sched_setaffinity(0, cpus["load"] or machine_cpus())
     reset_data()
     run_wrk(case, url, threads, args.warmup, cpus=cpus["load"])  # unmeasured
     server.wait_idle()
+    held = Held(server, case.idle, cpus["load"]) if case.idle else None
     reset_data()
     rows_at_start = count_rows(os.environ["DATABASE_URL"])
     knobs = ran_with(case, server)
@@ -53,6 +59,7 @@ def measure(case, server, args, out_dir, step):
                                 cpus=cpus["load"])
     sampler.stop()
     drained = server.wait_idle()
+    idle = held.stop() if held else None
     raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
     (out_dir / raw_name).write_text(output)
     try:
@@ -65,7 +72,7 @@ def measure(case, server, args, out_dir, step):
            **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "placement": where,
            "cpus": {"server": cpus["server"] and affinity_of(server.pid),
                     "load": cpus["load"], "services": services or "as the load"},
-           "raw": raw_name}
+           "idle": idle, "raw": raw_name}
     run["audit"] = audit(case, numbers, drained, rows_at_start)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W

@@ -14,6 +14,7 @@ Linux only (os.sched_setaffinity); elsewhere every placement runs as shared, and
 Standard library only, but for pin_services, which finds the services' processes by port.
 """
 
+import functools
 import os
 from urllib.parse import urlsplit
 
@@ -25,10 +26,17 @@ def supported():
     return hasattr(os, "sched_setaffinity")
 
 
+@functools.lru_cache(maxsize=None)
+def machine_cpus():
+    """The CPUs the benchmark may use, as found on first asking, before it moved itself
+    (bench/run.py asks first thing)."""
+    return sorted(os.sched_getaffinity(0)) if supported() else []
+
+
 def cpus_for(placement, cores=None):
     """{"server": [...], "load": [...]} for a placement on this machine; None for shared,
     with one core, or where the OS has no affinity."""
-    cores = sorted(os.sched_getaffinity(0)) if cores is None and supported() else cores
+    cores = machine_cpus() if cores is None else cores
     if placement == "shared" or not supported() or not cores or len(cores) < 2:
         return None
     if placement == "isolated":
@@ -61,11 +69,8 @@ def service_processes():
     import psutil  # .venv only: run.py imports this module before .venv may exist
     found = {}
     for name, variable in (("Postgres", "DATABASE_URL"), ("Redis", "REDIS_URL")):
-        port = urlsplit(os.environ.get(variable, "")).port
-        roots = {c.pid for c in psutil.net_connections(kind="tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid}
         found[name] = []
-        for pid in roots:
+        for pid in listening_on(urlsplit(os.environ.get(variable, "")).port):
             try:
                 root = psutil.Process(pid)
                 found[name] += [root, *root.children(recursive=True)]
@@ -74,12 +79,21 @@ def service_processes():
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def listening_on(port):
+    """The pids of ours that listen on `port`, found once: a scan of every TCP socket on the
+    machine is slow while a run holds thousands of them."""
+    import psutil
+    return tuple({c.pid for c in psutil.net_connections(kind="tcp")
+                  if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid})
+
+
 def pin_services(cpus):
     """Move every process and thread of Postgres and Redis onto `cpus` (None: every CPU).
     Returns a sentence on what could not be moved, or None. A new Postgres backend inherits
     the affinity of the postmaster that forks it."""
     import psutil
-    everywhere = cpus or sorted(os.sched_getaffinity(0))
+    everywhere = cpus or machine_cpus()
     missed = []
     for name, processes in service_processes().items():
         if not processes:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cells import (TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell, server_cpu,
                    socket_errors, switches, unaccepted)
+from idle import idle_table
 from profiles import shares_table
 from scenarios import SCENARIOS
 
@@ -220,7 +221,7 @@ the main thread's alone.
 
 {inside_the_runs(results)}
 
-{shares_table(results)}
+{idle_table(results)}{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""

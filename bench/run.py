@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from machine import describe_machine, raise_fd_limit, somaxconn_note  # noqa: E402
-from placement import DEFAULT, PLACEMENTS, cpus_for, supported  # noqa: E402
+from placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
 from servers import KINDS, Server, ServerError  # noqa: E402
 
@@ -72,14 +72,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
     from measure import measure  # psycopg2, redis and psutil: from .venv, after --help
     from report import render_summary
     from chart import write_chart
     scenario = SCENARIOS[args.scenario]
     cases = [case for case in scenario.plan(args.connections)
              if not args.only or case.kind == args.only]
+    if args.quick and scenario.quick:
+        cases = scenario.quick(cases)
     out_dir = new_results_dir(Path(args.results))
-    most = max(case.connections for case in cases)
+    most = max(case.connections + case.idle for case in cases)
     machine = describe_machine()
     fd_note, queue_note = raise_fd_limit(most), somaxconn_note(most, machine["somaxconn"])
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "

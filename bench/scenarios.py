@@ -24,6 +24,7 @@ class Case:
     method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
     placement: where the server and the load run (placement.PLACEMENTS); None for the
         run's --placement.
+    idle: mostly idle connections held open beside wrk's (bench/idle.py), 0 for none.
     """
 
     point: str
@@ -35,6 +36,7 @@ class Case:
     connections: int = 500
     timeout_s: int = 2
     placement: str = None
+    idle: int = 0
 
     @property
     def flags(self):
@@ -55,6 +57,7 @@ class Scenario:
     plan: Callable
     x_axis: str
     baseline: str = "sync"
+    quick: Callable = None  # quick(cases) -> the cases --quick runs; None: all of them
 
     @property
     def about(self):
@@ -164,6 +167,24 @@ def placement(_connections):
             for kind in KINDS]
 
 
+IDLE_CONNECTIONS = (0, 1000, 5000, 10000)
+IDLE_TIMEOUT_S = 300  # longer than any run: no server closes an idle connection mid-run
+ACTIVE_CONNECTIONS = 50
+
+
+def c10k(_connections):
+    """10,000 mostly idle connections (one page view each, then one a minute) held open
+    while 50 active ones are measured: what each idle client costs each model."""
+    return [Case(f"idle {idle:,}", idle, kind, kind, {"idle_timeout_s": IDLE_TIMEOUT_S},
+                 connections=ACTIVE_CONNECTIONS, idle=idle)
+            for idle in IDLE_CONNECTIONS for kind in KINDS]
+
+
+def fewest_and_most_idle(cases):
+    """--quick: no idle connections and the most, for a run under a minute."""
+    return [case for case in cases if case.idle in (0, max(IDLE_CONNECTIONS))]
+
+
 SCENARIOS = {
     "fair": Scenario(fair, "connections"),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
@@ -172,4 +193,5 @@ SCENARIOS = {
     "cpu": Scenario(cpu, "CPU per view (ms)"),
     "blocking": Scenario(blocking, "upstream delay (ms)"),
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
+    "c10k": Scenario(c10k, "idle connections held open", quick=fewest_and_most_idle),
 }

@@ -1,0 +1,182 @@
+"""Many mostly idle clients: the case event loops were invented for (C10K).
+
+    python bench/idle.py --port 8081 --connections 10000 [--heartbeat 60]
+
+Opens the connections (a few hundred at a time, so the server's listen queue does not
+overflow) and holds them open, sending a request on each now and then: GET /health (Postgres
+and Redis, but no counter to upset the audit) every --heartbeat seconds from a random start.
+A thread-per-connection server starts a thread for each as it accepts it; an event loop adds
+it to the sockets it watches.
+Prints "holding N" once all are open (or failed), and on SIGTERM or SIGINT a JSON line:
+{"asked", "opened", "failed", "closed_by_server", "heartbeats", "cpu_s"}, then exits. One
+asyncio process holds them all, so what it costs is one process's CPU, reported as cpu_s.
+
+Standard library only: started by bench/measure.py with .venv's Python.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # leaves the audited counter
+OPENING_AT_ONCE = 200
+
+
+async def view(reader, writer):
+    """One request on an open connection; False if the server has closed it after."""
+    writer.write(REQUEST)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return b"connection: close" not in head.lower()
+
+
+class Clients:
+    def __init__(self, port, count, heartbeat_s):
+        self.port, self.count, self.heartbeat_s = port, count, heartbeat_s
+        self.opened = self.failed = self.closed_by_server = self.heartbeats = 0
+        self.all_open, self.stop = asyncio.Event(), asyncio.Event()
+
+    async def client(self, opening):
+        """Open, then hold, with a request every heartbeat, until told to stop."""
+        kept = True
+        try:
+            async with opening:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.opened += 1
+        except OSError:
+            self.failed += 1
+            return
+        finally:
+            if self.opened + self.failed == self.count:
+                self.all_open.set()
+        try:
+            delay = random.uniform(0, self.heartbeat_s)
+            while kept and not self.stop.is_set():
+                try:
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    kept = await view(reader, writer)
+                    self.heartbeats += 1
+                delay = self.heartbeat_s
+            if not kept:
+                self.closed_by_server += 1
+        except (OSError, asyncio.IncompleteReadError):
+            self.closed_by_server += 1
+        finally:
+            writer.close()
+
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop.set)
+        opening = asyncio.Semaphore(OPENING_AT_ONCE)
+        tasks = [asyncio.create_task(self.client(opening)) for _ in range(self.count)]
+        if not tasks:
+            self.all_open.set()
+        await self.all_open.wait()
+        print(f"holding {self.opened}", flush=True)
+        await self.stop.wait()
+        await asyncio.gather(*tasks)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--port", type=int, required=True, help="the server's port")
+    parser.add_argument("--connections", type=int, required=True, help="how many to hold")
+    parser.add_argument("--heartbeat", type=float, default=60.0,
+                        help="seconds between page views on each connection")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < args.connections + 64:  # a descriptor per connection
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.connections + 64), hard))
+    clients = Clients(args.port, args.connections, args.heartbeat)
+    asyncio.run(clients.run())
+    print(json.dumps({"asked": args.connections, "opened": clients.opened,
+                      "failed": clients.failed, "closed_by_server": clients.closed_by_server,
+                      "heartbeats": clients.heartbeats, "cpu_s": round(time.process_time(), 2)}),
+          flush=True)
+
+
+class Held:
+    """bench/idle.py in a subprocess, for one run: started, waited for, stopped, read."""
+
+    def __init__(self, server, count, cpus=None):
+        """Returns once the server holds every connection that opened: its accept loop may
+        lag behind the client's connects."""
+        import psutil
+        from placement import pinned_to
+        from sampling import established
+        self.kernel_stack_before = kernel_stack_kb()
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--port", str(server.port), "--connections", str(count)],
+            stdout=subprocess.PIPE, text=True, preexec_fn=pinned_to(cpus))
+        line = self.process.stdout.readline()  # "holding N", once every one is open
+        if not line.startswith("holding"):
+            self.process.kill()
+            raise SystemExit(f"bench: idle clients did not start: {line!r}")
+        opened, deadline = int(line.split()[1]), time.monotonic() + 60
+        server_side = psutil.Process(server.pid)
+        while (established(server_side, server.port, but=None) < opened
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        self.kernel_stack_held = kernel_stack_kb()
+
+    def stop(self):
+        """{asked, opened, failed, closed_by_server, heartbeats, cpu_s, kernel_stack_kb}"""
+        self.process.send_signal(signal.SIGTERM)
+        report = json.loads(self.process.stdout.readline())
+        self.process.wait(timeout=60)
+        grown = (None if None in (self.kernel_stack_before, self.kernel_stack_held)
+                 else self.kernel_stack_held - self.kernel_stack_before)
+        return {**report, "kernel_stack_kb": grown}
+
+
+def kernel_stack_kb():
+    """The kernel's memory for thread stacks (Linux: 16 KiB a thread), or None elsewhere."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) for line in meminfo
+                        if line.startswith("KernelStack:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def idle_table(results):
+    """The summary's section on runs with idle connections: what each one cost the server."""
+    runs = [run for run in results["runs"] if run.get("idle")]
+    if not runs:
+        return ""
+    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
+    lines = ["## What the idle connections cost", "",
+             "Per idle connection, against the same server with none: its peak RSS grown, "
+             "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
+             "machine: only the sync server starts threads). Stayed open: none was closed by "
+             "the server. The idle clients' own CPU is one asyncio process's.", "",
+             "| Point | Server | Opened | Stayed open | Peak threads | Peak RSS | RSS per "
+             "connection | Kernel stacks per connection | Idle clients' CPU |",
+             "|---" * 9 + "|"]
+    for run in runs:
+        idle, base = run["idle"], unloaded.get(run["series"])
+        per = lambda grown: "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"  # noqa: E731
+        rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
+               else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
+        closed = idle["closed_by_server"]
+        lines.append(f"| {run['point']} | {run['series']} | {idle['opened']:,} | "
+                     f"{f'no: {closed:,} closed' if closed else 'yes'} | "
+                     f"{run['peak_threads'] or '-'} | {run['peak_rss_mb'] or '-'} MB | "
+                     f"{per(rss)} | {per(idle['kernel_stack_kb'])} | {idle['cpu_s']:.1f} s |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
