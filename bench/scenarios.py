@@ -173,8 +173,8 @@ ACTIVE_CONNECTIONS = 50
 
 
 def c10k(_connections):
-    """10,000 mostly idle connections (one page view each, then one a minute) held open
-    while 50 active ones are measured: what each idle client costs each model."""
+    """Up to 10,000 mostly idle connections (a request a minute each) held open while 50
+    active ones are measured: what each idle client costs each model."""
     return [Case(f"idle {idle:,}", idle, kind, kind, {"idle_timeout_s": IDLE_TIMEOUT_S},
                  connections=ACTIVE_CONNECTIONS, idle=idle)
             for idle in IDLE_CONNECTIONS for kind in KINDS]
