@@ -3,6 +3,7 @@ measured (never 0), "> 2 s" for a percentile past wrk's --timeout, PARTIAL and I
 runs that measured fewer clients than asked.
 """
 
+NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
 TIMED_OUT_SHARE = 0.01  # above this share of timeouts, p99 is past wrk's --timeout: unknown
 
 

@@ -36,6 +36,8 @@ def measure(case, server, args, out_dir, step):
         from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared,
         and "services": what could not be moved with the load, if anything;
       idle: with case.idle, what the idle clients saw (idle.Held.stop), else None;
+      machine_busy_s, bench_cpu_s, other_cpu_s: the CPU all cores spent meanwhile, this
+        benchmark's own, and what neither it nor what it measures used (other_cpu);
       raw, the file holding wrk's output; audit (see audit()); valid, False if
         wrk could not open all its connections; littles_law_in_service, where wrk timed
         any response. bench/run.py adds repeat, counted from 0.
@@ -73,12 +75,24 @@ def measure(case, server, args, out_dir, step):
            "cpus": {"server": cpus["server"] and affinity_of(server.pid),
                     "load": cpus["load"], "services": services or "as the load"},
            "idle": idle, "raw": raw_name}
+    run["other_cpu_s"] = other_cpu(run)
     run["audit"] = audit(case, numbers, drained, rows_at_start)
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     if numbers["latency_mean_ms"] is not None:  # Little's law: L = lambda x W
         in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
         run["littles_law_in_service"] = round(in_service, 1)
     return run
+
+
+def other_cpu(run):
+    """CPU the machine spent during the run on anything but the server, Postgres, Redis,
+    wrk, the idle clients and this benchmark: a browser, a build, another test run. None
+    where a part could not be measured."""
+    parts = [run["server_cpu_s"], run.get("postgres_cpu_s"), run.get("redis_cpu_s"),
+             run["wrk_cpu_s"], run.get("bench_cpu_s"), (run["idle"] or {}).get("cpu_s", 0)]
+    if run.get("machine_busy_s") is None or None in parts:
+        return None
+    return round(max(0.0, run["machine_busy_s"] - sum(parts)), 2)
 
 
 def reset_data():

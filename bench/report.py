@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from cells import (TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell, server_cpu,
-                   socket_errors, switches, unaccepted)
+from cells import (NOISY_SHARE, TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell,
+                   server_cpu, socket_errors, switches, unaccepted)
 from idle import idle_table
 from profiles import shares_table
 from scenarios import SCENARIOS
@@ -117,6 +117,12 @@ def reading(results):
                 f"{run['peak_connections']:,} of wrk's {run['connections']:,} connections "
                 f"while wrk measured; the other {unaccepted(run):,} waited in the listen "
                 "queue, neither served nor counted: this row measures fewer clients.")
+    for run in runs:
+        if (run.get("other_cpu_s") or 0) > NOISY_SHARE * run["duration_s"]:
+            sentences.append(
+                f"- NOISY: during {run['series']} at {run['point']}, other processes on this "
+                f"machine used {run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s: "
+                "they took CPU from what was measured; compare with care, or run it again.")
     invalid = [r for r in runs if not r["valid"]]
     if invalid:
         sentences.append(f"- {len(invalid)} run(s) had socket connect errors and are INVALID: "
@@ -149,15 +155,16 @@ def ratio_spread(point, name, runs, base_runs, base_name):
 def inside_the_runs(results):
     lines = ["| Point | Server | req/s × mean latency | mean in service (sampled) | "
              "peak in service (/stats) | server CPU (user + system) | CPU per request | "
-             "context switches (voluntary, involuntary) | Postgres CPU | Redis CPU | wrk CPU |",
-             "|---" * 11 + "|"]
+             "context switches (voluntary, involuntary) | Postgres CPU | Redis CPU | wrk CPU | "
+             "other CPU |", "|---" * 12 + "|"]
     for row in summarize(results):
         run = row["run"]
         cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
                  figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
                  figure(run.get("postgres_cpu_s"), "{:.1f} s"),
-                 figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s")]
+                 figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
+                 figure(run.get("other_cpu_s"), "{:.1f} s")]
         lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

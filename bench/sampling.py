@@ -41,6 +41,19 @@ def established(process, port, but):
                and c.raddr and c.raddr.port != but)
 
 
+def busy_seconds():
+    """CPU seconds all cores have spent running processes so far, user and system, as the
+    processes' own times count them (the kernel's interrupt work on loopback traffic, which
+    no process is charged for, is left out)."""
+    times = psutil.cpu_times()
+    return times.user + times.system + getattr(times, "nice", 0.0)
+
+
+def own_cpu_seconds():
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
 def measured(read):
     """read() or None where this platform or process does not tell: never a made-up 0."""
     try:
@@ -73,6 +86,7 @@ class Sampler:
     def counters(self):
         return {"cpu": measured(self.process.cpu_times),
                 "switches": measured(self.process.num_ctx_switches),
+                "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
                 **{name: tree_cpu_seconds(processes) if processes else None
                    for name, processes in self.find_services().items()}}
 
@@ -137,7 +151,9 @@ class Sampler:
             "server_cpu_s": total, "server_cpu_ms_per_request": per_request,
             "server_cpu_user_s": cpu["user"], "server_cpu_system_s": cpu["system"],
             **{f"{name.lower()}_cpu_s": self.service_used(name) for name in self.after
-               if name not in ("cpu", "switches")},
+               if name not in ("cpu", "switches", "machine", "bench")},
+            "machine_busy_s": self.service_used("machine"),
+            "bench_cpu_s": self.service_used("bench"),
             "server_ctx_switches_voluntary": switches["voluntary"],
             "server_ctx_switches_involuntary": switches["involuntary"],
         }
