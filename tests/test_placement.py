@@ -7,6 +7,7 @@ import psutil
 import pytest
 
 from cells import percentile_cell, unaccepted
+from measure import other_cpu
 from placement import cpus_for, supported
 from report import ratio_spread
 from sampling import established
@@ -70,3 +71,10 @@ def test_repeats_report_each_ratio_and_their_range():
     async_ = [{"repeat": n, "rps": rps} for n, rps in enumerate([1100, 1300, 1200])]
     [sentence] = ratio_spread("GET / c=500", "async", async_, sync, "sync")
     assert "1.10x, 1.30x, 1.50x (range 1.10x–1.50x)" in sentence
+
+
+def test_other_cpu_is_what_no_measured_process_used():
+    run = {"server_cpu_s": 9.0, "postgres_cpu_s": 2.0, "redis_cpu_s": 0.5, "wrk_cpu_s": 0.5,
+           "bench_cpu_s": 0.4, "idle": None, "machine_busy_s": 15.4}
+    assert other_cpu(run) == 3.0
+    assert other_cpu({**run, "postgres_cpu_s": None}) is None  # not ours to read: unknown
