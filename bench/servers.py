@@ -33,11 +33,12 @@ class Server:
     started it, which then stops it in order.
     """
 
-    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None):
-        """cpus: the CPUs it may run on (placement.cpus_for); None for any."""
+    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, port=None):
+        """cpus: the CPUs it may run on (placement.cpus_for); None for any. port: a free
+        one unless given."""
         from services import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
         self.process = None
