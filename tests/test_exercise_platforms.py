@@ -2,8 +2,6 @@
 a process pool started the Python 3.14 way (forkserver), and a kernel whose SO_REUSEPORT
 does not spread connections (macOS)."""
 
-import subprocess
-
 from test_exercises import EXERCISES, apply, committed_project, run_check, solutions_up_to
 
 
