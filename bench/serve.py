@@ -11,7 +11,6 @@ and Redis.
 import os
 import signal
 import socket
-import sys
 import tempfile
 
 from reset_db import reset
@@ -69,7 +68,3 @@ def serve(say):
         for server in servers:
             server.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(serve(print))
