@@ -12,11 +12,22 @@ esac
 
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
-trap stop_services EXIT
+SERVE_PID=""
+# --serve waits in the background so that Ctrl-C and SIGTERM reach this shell's traps at once
+stop_serving() {
+  if [ -n "$SERVE_PID" ]; then
+    kill -TERM "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" || true
+  fi
+}
+trap 'stop_serving; stop_services' EXIT
 trap 'exit 130' INT TERM
 
 ensure_system_packages wrk
 ensure_venv
 start_services
 raise_open_files_limit  # a file descriptor per connection, for wrk and the sync server
-"$PY" bench/run.py "$@"
+case " $* " in
+  *" --serve "*) "$PY" bench/run.py "$@" & SERVE_PID=$!; wait "$SERVE_PID"; SERVE_PID="" ;;
+  *) "$PY" bench/run.py "$@" ;;
+esac

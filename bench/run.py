@@ -58,6 +58,9 @@ def parse_args(argv=None):
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
                         help="2 s runs, 1 s warm-up, no repeats: a smoke test, not a measurement")
+    parser.add_argument("--serve", action="store_true",
+                        help="no benchmark: start both servers on what it would use (ports "
+                        "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
     parser.add_argument("--results", default=str(ROOT / "results"),
                         help="folder for results/<UTC time>/")
     args = parser.parse_args(argv)
@@ -72,6 +75,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.serve:  # for the exercises' hands-on parts: bench/serve.py
+        from serve import serve
+        return serve(say)
     machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
     from measure import measure  # psycopg2, redis and psutil: from .venv, after --help
     from report import render_summary

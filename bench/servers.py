@@ -34,14 +34,16 @@ class Server:
     started it, which then stops it in order.
     """
 
-    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None):
+    def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None,
+                 port=None):
         """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
-        file for py-spy's samples of the whole life of the server, which py-spy starts."""
+        file for py-spy's samples of the whole life of the server, which py-spy starts.
+        port: a free one unless given."""
         from services import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
         self.pid = None  # the server's own: under py-spy, py-spy's child
-        self.port = free_port()
+        self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
         self.process = None

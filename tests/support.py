@@ -8,7 +8,10 @@ exercise check imports these by name: `from support import call`.
 import http.client
 import json
 import re
+import subprocess
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +83,56 @@ def stored_text(database_url, item_id):
         row = cursor.fetchone()
     conn.close()
     return row and row[0]
+
+
+@contextmanager
+def item_table_locked(database_url):
+    """Hold the item table locked, so every query of it waits where Postgres can be asked
+    about it; yields Postgres's clock at the moment the lock was taken."""
+    holder = psycopg2.connect(database_url)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
+            cursor.execute("SELECT clock_timestamp()")
+            yield cursor.fetchone()[0]
+    finally:
+        holder.rollback()  # lets the queries through
+        holder.close()
+
+
+def postgres_backends(database_url, where="TRUE"):
+    """{backend pid: when its connection was opened} for the database's other connections
+    that match `where`, as Postgres itself reports them (pg_stat_activity)."""
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE datname ="
+                       f" current_database() AND pid <> pg_backend_pid() AND ({where})")
+        found = dict(cursor.fetchall())
+    conn.close()
+    return found
+
+
+def waiting_on_item_lock(database_url):
+    """postgres_backends() whose query of the item table waits on a lock now."""
+    return postgres_backends(database_url,
+                             "wait_event_type = 'Lock' AND query ILIKE '%FROM item%'")
+
+
+def wait_until(condition, seconds=10):
+    """Poll `condition` until it returns something true; return its last value. The limit
+    only keeps a broken server from hanging the check: what is checked is counted."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def exercise_note(*names):
+    """One line to end a failure that the workshop exercises may cause by editing `names`."""
+    changed = subprocess.run(["git", "diff", "--name-only", "HEAD", "--", *names], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    edited = f"{', '.join(changed)} differs from the last commit" if changed else \
+        f"committed exercises in {', '.join(names)}?"
+    return (f"({edited}: the workshop exercises edit it, and this test holds the project as "
+            "shipped; to check that, git stash, ./run_tests.sh, git stash pop)")

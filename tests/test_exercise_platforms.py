@@ -2,17 +2,13 @@
 a process pool started the Python 3.14 way (forkserver), and a kernel whose SO_REUSEPORT
 does not spread connections (macOS)."""
 
-import subprocess
-
-from support import ROOT
-from test_exercises import copy_project, run_check
+from test_exercises import EXERCISES, apply, committed_project, run_check, solutions_up_to
 
 
 def with_solution(tmp_path, exercise):
-    project = copy_project(tmp_path / "project")
-    solution = ROOT / "exercises" / "solutions" / f"{exercise}.diff"
-    subprocess.run(["git", "apply", str(solution)], cwd=project, check=True)
-    return project
+    """The committed project with the reference solutions up to `exercise`'s applied."""
+    return apply(committed_project(tmp_path / "project"),
+                 *solutions_up_to(EXERCISES.index(exercise) + 1))
 
 
 def replace_once(path, old, new):

@@ -1,26 +1,68 @@
-"""Every exercise's check fails on the project as shipped and passes with its reference
-solution applied, in a temporary copy of the project."""
+"""The exercises as a room works through them, in a copy of the committed project (HEAD: an
+exercise in progress in this working tree changes nothing here; commit what you want tested).
 
+Every check fails on the project as shipped. The reference solutions stack: each applies on
+top of the ones before it, check N still fails with solutions 1..N-1 applied and passes with
+1..N, and with all six every check passes. Each plausible wrong solution in
+tests/wrong_solutions/ (NN-name.what.diff, made with solutions 1..NN-1 applied) is rejected
+by its exercise's check.
+"""
+
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 from support import ROOT
 
 EXERCISES = sorted(path.name for path in (ROOT / "exercises").glob("[0-9][0-9]-*"))
+SOLUTIONS = ROOT / "exercises" / "solutions"
+WRONG = sorted((ROOT / "tests" / "wrong_solutions").glob("*.diff"))
 
 
-def copy_project(destination):
-    shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "results", "__pycache__", ".pytest_cache"))
+def committed_project(destination):
+    """The project as committed at HEAD, exported to `destination`, with nothing else; the
+    files as they are where there is no git history (a downloaded archive)."""
+    if not (ROOT / ".git").exists():
+        return shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
+            ".venv", "results", "__pycache__", ".pytest_cache"))
+    destination.mkdir()
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
     return destination
 
 
-def run_check(project, exercise):
+def apply(project, *diffs):
+    for diff in diffs:
+        subprocess.run(["git", "apply", str(diff)], cwd=project, check=True)
+    return project
+
+
+def solutions_up_to(number):
+    """Reference solutions 1..number, in order."""
+    return [SOLUTIONS / f"{exercise}.diff" for exercise in EXERCISES[:number]]
+
+
+def run_check(project, *exercises):
+    """Run the checks of `exercises` (all if none) in `project`; the CompletedProcess."""
+    targets = [f"exercises/{exercise}" for exercise in exercises] or ["exercises"]
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           f"exercises/{exercise}"], cwd=project, capture_output=True,
-                          text=True, timeout=300)
+                           "--junitxml", "checks.xml", *targets], cwd=project,
+                          capture_output=True, text=True, timeout=300)
+
+
+def outcomes(project, *exercises):
+    """{exercise: the assertion messages of its failed tests, [] if all passed or skipped}."""
+    ran = run_check(project, *exercises)
+    failures = {exercise: [] for exercise in (exercises or EXERCISES)}
+    for case in ElementTree.parse(project / "checks.xml").iter("testcase"):
+        exercise = re.search(r"\d\d-[a-z0-9-]+", case.get("classname") + case.get("name"))
+        for failed in [*case.iter("failure"), *case.iter("error")]:
+            failures[exercise.group()].append(failed.get("message", ""))
+    return failures, ran.stdout[-3000:] + ran.stderr[-2000:]
 
 
 def test_there_are_six_exercises_each_with_a_readme_check_and_solution():
@@ -28,16 +70,51 @@ def test_there_are_six_exercises_each_with_a_readme_check_and_solution():
     for exercise in EXERCISES:
         assert (ROOT / "exercises" / exercise / "README.md").exists()
         assert list((ROOT / "exercises" / exercise).glob("check_*.py"))
-        assert (ROOT / "exercises" / "solutions" / f"{exercise}.diff").exists()
+        assert (SOLUTIONS / f"{exercise}.diff").exists()
 
 
-@pytest.mark.parametrize("exercise", EXERCISES)
-def test_check_fails_before_and_passes_after_the_solution(exercise, tmp_path, urls):
-    project = copy_project(tmp_path / "project")
-    before = run_check(project, exercise)
-    assert before.returncode == 1, before.stdout + before.stderr
-    assert "dit " in before.stdout  # "Edit <file>" or "edit <file>": it names what to change
-    solution = ROOT / "exercises" / "solutions" / f"{exercise}.diff"
-    subprocess.run(["git", "apply", str(solution)], cwd=project, check=True)
-    after = run_check(project, exercise)
-    assert after.returncode == 0, after.stdout + after.stderr
+def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path, urls):
+    failures, shown = outcomes(committed_project(tmp_path / "project"))
+    for exercise, messages in failures.items():
+        assert messages, f"{exercise}'s check passes on the project as shipped:\n{shown}"
+        assert any("dit " in message for message in messages), (  # "Edit <file>"
+            f"{exercise}'s check fails without naming the file to edit: {messages}")
+
+
+def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
+    project = committed_project(tmp_path / "project")
+    for number, exercise in enumerate(EXERCISES, 1):
+        apply(project, SOLUTIONS / f"{exercise}.diff")  # fails here if it does not stack
+        following = EXERCISES[number:number + 1]
+        failures, shown = outcomes(project, *([exercise, *following] if following else []))
+        assert failures[exercise] == [], (
+            f"with solutions 1..{number} applied, {exercise}'s check fails:\n{shown}")
+        if following:
+            assert failures[following[0]], (
+                f"with solutions 1..{number} applied, {following[0]}'s check already passes")
+        else:  # all six applied: every check at once, as ./run_tests.sh exercises runs them
+            assert not any(failures.values()), f"with all solutions applied:\n{shown}"
+
+
+@pytest.mark.parametrize("wrong", WRONG, ids=[path.name for path in WRONG])
+def test_a_plausible_wrong_solution_is_rejected(wrong, tmp_path, urls):
+    exercise = wrong.name.split(".")[0]
+    project = committed_project(tmp_path / "project")
+    apply(project, *solutions_up_to(EXERCISES.index(exercise)), wrong)
+    failures, shown = outcomes(project, exercise)
+    assert failures[exercise], f"{wrong.name} passes {exercise}'s check:\n{shown}"
+
+
+def test_every_exercise_has_a_wrong_solution_its_check_rejects():
+    assert {path.name.split(".")[0] for path in WRONG} == set(EXERCISES)
+
+
+def test_solutions_come_out_again_last_first(tmp_path):
+    """`git apply -R` takes out the last solution applied, and so on back to the shipped
+    project, byte for byte: what exercises/README.md tells a stuck participant."""
+    project = apply(committed_project(tmp_path / "project"), *solutions_up_to(len(EXERCISES)))
+    for solution in reversed(solutions_up_to(len(EXERCISES))):
+        subprocess.run(["git", "apply", "-R", str(solution)], cwd=project, check=True)
+    shipped = committed_project(tmp_path / "shipped")
+    assert subprocess.run(["diff", "-r", str(shipped), str(project)],
+                          capture_output=True).returncode == 0

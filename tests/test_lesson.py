@@ -10,7 +10,7 @@ import shlex
 import subprocess
 
 import pytest
-from support import ROOT
+from support import ROOT, exercise_note
 
 from run import parse_args
 
@@ -70,8 +70,9 @@ def test_diff_excerpts_are_cut_from_the_real_diff():
     assert blocks
     for block in blocks:
         lines = block.splitlines()
-        assert any(whole[i:i + len(lines)] == lines for i in range(len(whole))), \
-            f"LESSON.md shows a diff that diff does not print:\n{block}"
+        assert any(whole[i:i + len(lines)] == lines for i in range(len(whole))), (
+            f"LESSON.md shows a diff that diff does not print "
+            f"{exercise_note('sync_server.py', 'async_server.py')}:\n{block}")
 
 
 @pytest.mark.parametrize("doc", DOCS)

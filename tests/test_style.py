@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import ROOT, exercise_note
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
 LINE_BUDGETS = {"sync_server.py": 230, "async_server.py": 230, "common.py": 230,
@@ -17,7 +17,8 @@ SERVERS = ["sync_server.py", "async_server.py"]
 
 @pytest.mark.parametrize("name, budget", LINE_BUDGETS.items())
 def test_files_stay_within_their_line_budget(name, budget):
-    assert len((ROOT / name).read_text().splitlines()) <= budget
+    lines = len((ROOT / name).read_text().splitlines())
+    assert lines <= budget, f"{name} has {lines} lines {exercise_note(name)}"
 
 
 def non_blank_lines(name):
@@ -37,7 +38,8 @@ def lines_in_common():
 
 @pytest.mark.parametrize("name", SERVERS)
 def test_at_least_half_of_each_server_survives_the_diff(name):
-    assert lines_in_common()[name] >= len(non_blank_lines(name)) / 2
+    common, total = lines_in_common()[name], len(non_blank_lines(name))
+    assert common >= total / 2, f"{common} of {total} in common {exercise_note(*SERVERS)}"
 
 
 def test_docs_quote_the_diff_as_it_is():
@@ -47,7 +49,8 @@ def test_docs_quote_the_diff_as_it_is():
               f"non-blank lines and {common['async_server.py']} of async_server.py's "
               f"{total['async_server.py']}")
     for doc in ("README.md", "LESSON.md"):
-        assert quoted in " ".join((ROOT / doc).read_text().split()), f"{doc}: say {quoted!r}"
+        assert quoted in " ".join((ROOT / doc).read_text().split()), (
+            f"{doc}: say {quoted!r} {exercise_note(*SERVERS)}")
 
 
 BENCH_BUDGET = 250  # each file of bench/ does one job: driver, one run, wrk, report...
@@ -82,7 +85,8 @@ def test_every_flag_has_one_name_documented_in_readme_and_lesson():
     assert shared <= sync and shared <= async_
     readme, lesson = (ROOT / "README.md").read_text(), (ROOT / "LESSON.md").read_text()
     for flag in sync | async_:
-        assert f"`{flag}" in readme, f"{flag} is not in README.md's settings table"
+        assert f"`{flag}" in readme, (
+            f"{flag} is not in README.md's settings table {exercise_note(*SERVERS)}")
     for flag in {"--workers", "--connect-per-request", "--io-delay-ms", "--cpu-ms", "--blocking",
                  "--db-pool-size"}:
         assert flag in lesson, f"LESSON.md never names {flag}"

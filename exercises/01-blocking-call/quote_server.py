@@ -1,6 +1,6 @@
 """Exercise 1: an aiohttp server that serves one request at a time. Why? Fix it here.
 
-    python exercises/01-blocking-call/quote_server.py --port 8090
+    .venv/bin/python exercises/01-blocking-call/quote_server.py --port 8090
     curl http://127.0.0.1:8090/quote?author=Ada
 """
 

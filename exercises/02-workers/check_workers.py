@@ -1,5 +1,8 @@
 """Check for exercise 2: your predictions, against what the sync server counts."""
 
+import random
+from fractions import Fraction
+
 import pytest
 from support import at_once, call
 
@@ -35,3 +38,26 @@ def test_littles_law():
         "the article's Django: 2 workers, about 19 ms a request")
     assert predictions.connections_before_timeouts(4, 100, 2) == 80, (
         f"at 40 views a second, how many queued connections still finish within 2 s? Edit {EDIT}")
+
+
+def unusual_inputs(count=20):
+    """(workers, delay_ms, timeout_s) no table can hold, each with the exact answers; none
+    whose connection count lands so near a whole number that float rounding decides it."""
+    draw = random.Random()
+    while count:
+        workers, delay_ms = draw.randint(1, 64), draw.choice([draw.randint(1, 900), 12.5])
+        timeout_s = draw.choice([draw.randint(1, 30), 0.75])
+        throughput = Fraction(workers) * 1000 / Fraction(delay_ms)
+        connections = throughput * Fraction(timeout_s)
+        if abs(connections - round(connections)) > Fraction(1, 10**6):
+            count -= 1
+            yield workers, delay_ms, timeout_s, float(throughput), int(connections)
+
+
+def test_the_formulas_hold_for_any_numbers():
+    for workers, delay_ms, timeout_s, throughput, connections in unusual_inputs():
+        assert predictions.max_throughput(workers, delay_ms) == pytest.approx(throughput), (
+            f"max_throughput({workers}, {delay_ms}) should be {throughput:g}: edit {EDIT}")
+        assert predictions.connections_before_timeouts(workers, delay_ms, timeout_s) == \
+            connections, (f"connections_before_timeouts({workers}, {delay_ms}, {timeout_s}) "
+                          f"should be {connections}, rounded down: edit {EDIT}")

@@ -18,6 +18,6 @@ def max_throughput(workers, delay_ms):
 
 def connections_before_timeouts(workers, delay_ms, timeout_s):
     """With wrk keeping `c` connections busy, each request waits its turn behind the others:
-    about c / max_throughput seconds. Below how many connections does that stay under wrk's
-    --timeout? (Return the largest c that does.)"""
+    about c / max_throughput seconds. The most connections for which that wait is at most
+    wrk's --timeout of `timeout_s` seconds? (Connections are whole: round down.)"""
     return None

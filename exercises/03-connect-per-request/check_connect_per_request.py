@@ -1,9 +1,16 @@
-"""Check for exercise 3: async_server.py --connect-per-request opens a connection per request."""
+"""Check for exercise 3: async_server.py --connect-per-request opens a Postgres connection for
+each request and closes it after. Postgres itself says which connections served the page:
+each page's query is held up by a table lock, where pg_stat_activity shows its backend and
+when that backend's connection was opened."""
+
+import threading
 
 import pytest
-from support import call
+from support import (call, item_table_locked, postgres_backends, wait_until,
+                     waiting_on_item_lock)
 
 EDIT = "async_server.py"
+AT_ONCE = 3  # page views held up together, fewer than the pool would hold
 
 
 def start_async(start_server, *flags):
@@ -13,19 +20,54 @@ def start_async(start_server, *flags):
         pytest.fail(f"async_server.py {' '.join(flags)} did not start: edit {EDIT}.\n{error}")
 
 
-def test_one_new_postgres_connection_per_request(start_server, fresh_data):
+def backends_of_held_views(server, database_url):
+    """Send AT_ONCE page views while the item table is locked; return {backend pid: opened at}
+    of the connections their queries waited on, and when the lock was taken."""
+    statuses = []
+    with item_table_locked(database_url) as locked_at:
+        views = [threading.Thread(target=lambda: statuses.append(call(server.port, "GET", "/")
+                                                                 .status))
+                 for _ in range(AT_ONCE)]
+        for view in views:
+            view.start()
+        waiting = wait_until(lambda: all_there(waiting_on_item_lock(database_url)))
+    for view in views:
+        view.join()
+    assert waiting, f"{AT_ONCE} page views at once did not all reach Postgres: edit {EDIT}"
+    assert statuses == [200] * AT_ONCE
+    return waiting, locked_at
+
+
+def all_there(backends):
+    return backends if len(backends) == AT_ONCE else None
+
+
+def test_one_new_postgres_connection_per_request(start_server, fresh_data, urls):
     server = start_async(start_server, "--connect-per-request")
     assert server.stats()["pg_connections_opened"] == 0, (
         f"with --connect-per-request there should be no pool opened at start-up: edit {EDIT}")
-    for _ in range(5):
-        assert call(server.port, "GET", "/").status == 200
-    assert call(server.port, "POST", "/items", b'{"text": "per request"}').status == 201
-    opened = server.stats()["pg_connections_opened"]
-    assert opened == 6, f"6 requests opened {opened} Postgres connections: edit {EDIT}"
+    seen = {}
+    for _ in range(2):
+        backends, locked_at = backends_of_held_views(server, urls["DATABASE_URL"])
+        reused = [pid for pid, opened in backends.items() if opened < locked_at]
+        assert not reused, (
+            f"Postgres says {len(reused)} of {AT_ONCE} page views ran on connections opened "
+            f"before they were sent: they came from a pool. Edit {EDIT} so that "
+            "--connect-per-request opens a connection for each request.")
+        seen.update(backends)
+    assert len(seen) == 2 * AT_ONCE, f"{2 * AT_ONCE} views shared {len(seen)} connections"
+    closed = wait_until(lambda: not set(seen) & set(postgres_backends(urls["DATABASE_URL"])))
+    assert closed, (f"the connections of finished requests stay open: close each one "
+                        f"after its request in {EDIT}")
+    counted = server.stats()["pg_connections_opened"]
+    assert counted == len(seen), (
+        f"Postgres saw {len(seen)} connections opened; /stats counts {counted}: count each "
+        f"connection you open with self.stats.connection_opened() in {EDIT}")
 
 
-def test_the_pool_is_still_the_default(start_server, fresh_data):
+def test_the_pool_is_still_the_default(start_server, fresh_data, urls):
     server = start_async(start_server)
-    for _ in range(5):
-        call(server.port, "GET", "/")
+    backends, locked_at = backends_of_held_views(server, urls["DATABASE_URL"])
+    assert all(opened < locked_at for opened in backends.values()), (
+        "without --connect-per-request, requests should use the pool opened at start-up")
     assert server.stats()["pg_connections_opened"] == 10

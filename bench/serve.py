@@ -1,0 +1,70 @@
+"""./run_bench.sh --serve: both servers running on what the benchmark would use, until Ctrl-C.
+
+For the hands-on parts of the exercises. run_bench.sh has set up .venv, Postgres and Redis
+and exported DATABASE_URL and REDIS_URL; this puts the data back to schema.sql, starts
+sync_server.py on 8080 and async_server.py on 8081 (free ports instead if those are taken),
+prints their pages' URLs and the `export` line for starting more servers by hand in another
+terminal, then waits. Ctrl-C or SIGTERM stops both servers; run_bench.sh then stops Postgres
+and Redis.
+"""
+
+import os
+import signal
+import socket
+import tempfile
+
+from reset_db import reset
+from services import free_port
+from servers import KINDS, Server, ServerError
+
+USUAL_PORTS = {"sync": 8080, "async": 8081}  # the servers' own --port defaults
+
+
+def port_for(kind):
+    """The server's usual port if nothing listens there, else a free one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", USUAL_PORTS[kind]))
+        except OSError:
+            return free_port()
+    return USUAL_PORTS[kind]
+
+
+def stop_on(signum, _frame):
+    """Ctrl-C or SIGTERM, once: a second one (run_bench.sh forwards it) must not interrupt
+    the stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def serve(say):
+    """Start both servers, print how to reach them, wait for Ctrl-C or SIGTERM; 0 once stopped."""
+    env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL")}
+    # run_bench.sh runs this in the background: SIGINT may come in ignored
+    signal.signal(signal.SIGINT, stop_on)
+    signal.signal(signal.SIGTERM, stop_on)
+    log_dir = tempfile.mkdtemp(prefix="todo-serve.")
+    servers = []
+    try:
+        reset(env["DATABASE_URL"], env["REDIS_URL"])  # the item table, 20 rows, counter 0
+        for kind in KINDS:
+            servers.append(Server(kind, env=env, log_dir=log_dir, port=port_for(kind)).start())
+        for server in servers:
+            print(f"{server.kind + '_server.py':<16} http://127.0.0.1:{server.port}/   "
+                  f"(log: {server.log_path})")
+        print("\nTo start another server by hand, in another terminal, from this folder:\n"
+              f"    export DATABASE_URL={env['DATABASE_URL']} REDIS_URL={env['REDIS_URL']}\n"
+              "    .venv/bin/python async_server.py --port 8082\n"
+              "Press Ctrl-C here to stop both servers, Postgres and Redis.", flush=True)
+        while True:
+            signal.pause()  # until a signal's handler raises
+    except KeyboardInterrupt:
+        say("stopping the servers")
+    except ServerError as error:
+        say(str(error))
+        return 1
+    finally:
+        for server in servers:
+            server.stop()
+    return 0

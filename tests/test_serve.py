@@ -1,0 +1,63 @@
+"""./run_bench.sh --serve: the exercises' hands-on set-up. Its pages answer, its data is fresh,
+and Ctrl-C or SIGTERM leaves none of the processes it started behind."""
+
+import os
+import re
+import signal
+import subprocess
+
+import psutil
+import pytest
+from support import ROOT, call, count_rows
+
+READY = "Press Ctrl-C here"
+
+
+def listening_pids(port):
+    return {conn.pid for conn in psutil.net_connections("tcp")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid}
+
+
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def start_serving():
+    """run_bench.sh --serve with services of its own (no URLs given), read up to its prompt."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("DATABASE_URL", "REDIS_URL")}
+    script = subprocess.Popen([str(ROOT / "run_bench.sh"), "--serve"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # a process group, as at a terminal
+    shown = []
+    for line in script.stdout:
+        shown.append(line)
+        if READY in line:
+            return script, "".join(shown)
+    script.wait()
+    pytest.fail("run_bench.sh --serve stopped before serving:\n" + "".join(shown))
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_serve_answers_then_stops_everything_it_started(how):
+    script, shown = start_serving()
+    try:
+        pages = [int(port) for port in re.findall(r"http://127\.0\.0\.1:(\d+)/ ", shown)]
+        urls = dict(re.findall(r"(DATABASE_URL|REDIS_URL)=(\S+)", shown.split("export ")[-1]))
+        assert len(pages) == 2 and set(urls) == {"DATABASE_URL", "REDIS_URL"}, shown
+        assert [call(port, "GET", "/").status for port in pages] == [200, 200]
+        assert count_rows(urls["DATABASE_URL"]) == 20  # schema.sql, freshly applied
+        service_ports = [int(re.search(r":(\d+)/", url).group(1)) for url in urls.values()]
+        started = set().union(*(listening_pids(port) for port in pages + service_ports))
+        assert len(started) >= 4, f"servers, Postgres and Redis: {started}"
+    finally:
+        if how == "ctrl-c":
+            os.killpg(script.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        else:
+            script.terminate()  # kill PID: the script alone
+        rest = script.communicate(timeout=120)[0]
+    assert script.returncode != 0 and "stopping the servers" in rest, rest
+    assert [pid for pid in started if not gone(pid)] == [], rest
