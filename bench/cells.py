@@ -62,3 +62,14 @@ def switches(run):
     if voluntary is None:
         return "-"
     return f"{voluntary:,}, {figure(run['server_ctx_switches_involuntary'], '{:,}')}"
+
+
+def placed(settings):
+    """Where the server and the load ran, as the run recorded it."""
+    cpus, where = settings.get("cpus"), settings.get("placement")
+    if where is None:
+        return "No CPU placement (a run from before --placement existed)."
+    if not cpus:
+        return f"Placement {where}: no CPU affinity set; the OS placed every process."
+    return (f"Placement {where}: the server on CPU {cpus['server']}, wrk, Postgres and Redis "
+            f"on {cpus['load']} (per run in results.json).")

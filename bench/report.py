@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cells import (NOISY_SHARE, TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell,
-                   server_cpu, socket_errors, switches, unaccepted)
+                   placed, server_cpu, socket_errors, switches, unaccepted)
 from idle import idle_table
 from profiles import shares_table
 from scenarios import SCENARIOS
@@ -63,8 +63,11 @@ def summarize(results):
         for series, runs in by_series.items():
             run = median_run(runs)
             rps = [r["rps"] for r in runs]
+            cpu = [r.get("server_cpu_ms_per_request") for r in runs]
             rows.append({"point": point, "series": series, "run": run,
                          "spread": (min(rps), max(rps)) if len(rps) > 1 else None,
+                         "cpu_spread": (min(cpu), max(cpu)) if len(cpu) > 1
+                         and None not in cpu else None,
                          "ratio": run["rps"] / baseline_rps if baseline_rps else None})
     return rows
 
@@ -79,7 +82,8 @@ def table(results):
             rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
         cells = [row["point"], row["series"], f"{run['requests']:,}", rps,
                  figure(row["ratio"], "{:.2f}x"),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
+                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
+                     " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
                  percentile_cell(run, "p50_ms", 0.5),
                  percentile_cell(run, "p99_ms", TIMED_OUT_SHARE), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
@@ -167,17 +171,6 @@ def inside_the_runs(results):
                  figure(run.get("other_cpu_s"), "{:.1f} s")]
         lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def placed(settings):
-    """Where the server and the load ran, as the run recorded it."""
-    cpus, where = settings.get("cpus"), settings.get("placement")
-    if where is None:
-        return "No CPU placement (a run from before --placement existed)."
-    if not cpus:
-        return f"Placement {where}: no CPU affinity set; the OS placed every process."
-    return (f"Placement {where}: the server on CPU {cpus['server']}, wrk, Postgres and Redis "
-            f"on {cpus['load']} (per run in results.json).")
 
 
 def threads_used(results):
