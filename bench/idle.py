@@ -116,6 +116,8 @@ class Held:
         import psutil
         from placement import pinned_to
         from sampling import established
+        self.server_side = psutil.Process(server.pid)
+        self.threads_before = self.server_side.num_threads()
         self.kernel_stack_before = kernel_stack_kb()
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--port", str(server.port), "--connections", str(count)],
@@ -125,8 +127,7 @@ class Held:
             self.process.kill()
             raise SystemExit(f"bench: idle clients did not start: {line!r}")
         opened, deadline = int(line.split()[1]), time.monotonic() + 60
-        server_side = psutil.Process(server.pid)
-        while (established(server_side, server.port, but=None) < opened
+        while (established(self.server_side, server.port, but=None) < opened
                and time.monotonic() < deadline):
             time.sleep(0.2)
         self.kernel_stack_held = kernel_stack_kb()
@@ -136,6 +137,10 @@ class Held:
         self.process.send_signal(signal.SIGTERM)
         report = json.loads(self.process.stdout.readline())
         self.process.wait(timeout=60)
+        deadline = time.monotonic() + 60  # the next run's kernel memory starts from here:
+        while (self.server_side.num_threads() > self.threads_before  # wait for the threads
+               and time.monotonic() < deadline):  # of closed connections to end
+            time.sleep(0.2)
         grown = (None if None in (self.kernel_stack_before, self.kernel_stack_held)
                  else self.kernel_stack_held - self.kernel_stack_before)
         return {**report, "kernel_stack_kb": grown}
