@@ -122,7 +122,7 @@ def reading(results):
                 f"while wrk measured; the other {unaccepted(run):,} waited in the listen "
                 "queue, neither served nor counted: this row measures fewer clients.")
     for run in runs:
-        if (run.get("other_cpu_s") or 0) > NOISY_SHARE * run["duration_s"]:
+        if (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0):
             sentences.append(
                 f"- NOISY: during {run['series']} at {run['point']}, other processes on this "
                 f"machine used {run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s: "

@@ -35,11 +35,21 @@ def stop_on(signum, _frame):
     the stopping."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    raise Stopped(signum)
+
+
+class Stopped(KeyboardInterrupt):
+    """A signal ended the serving: exit 128 + its number, as a shell reports it, even where
+    the shell that started us could not trap it (SIGINT comes in ignored to a background job)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.status = 128 + signum
 
 
 def serve(say):
-    """Start both servers, print how to reach them, wait for Ctrl-C or SIGTERM; 0 once stopped."""
+    """Start both servers, print how to reach them, wait for Ctrl-C or SIGTERM; return 130 or
+    143 once stopped by them, 1 if a server would not start."""
     env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL")}
     # run_bench.sh runs this in the background: SIGINT may come in ignored
     signal.signal(signal.SIGINT, stop_on)
@@ -59,12 +69,12 @@ def serve(say):
               "Press Ctrl-C here to stop both servers, Postgres and Redis.", flush=True)
         while True:
             signal.pause()  # until a signal's handler raises
-    except KeyboardInterrupt:
+    except Stopped as stop:
         say("stopping the servers")
+        return stop.status
     except ServerError as error:
         say(str(error))
         return 1
     finally:
         for server in servers:
             server.stop()
-    return 0
