@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import psutil
 import pytest
@@ -33,6 +34,15 @@ def listening(tree, port):
     """The pids of `tree` with a socket listening on `port`."""
     return {process.pid for process in tree for conn in process.net_connections("tcp")
             if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port}
+
+
+def listening_soon(tree, port, count):
+    """listening(), asked again for up to 10 s until `count` listen: the first process says
+    "serving on" before its children may have bound their sockets, on a busy machine."""
+    deadline = time.monotonic() + 10
+    while len(found := listening(tree, port)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
 
 
 def served_by(tree, port):
@@ -66,7 +76,7 @@ def test_requests_are_spread_over_processes(start_server, fresh_data):
             pytest.skip(f"two processes started and stopped, but {sys.platform}'s SO_REUSEPORT "
                         "does not spread connections over them: the spreading is checked on "
                         "Linux")
-        listeners = listening(tree, server.port)
+        listeners = listening_soon(tree, server.port, 2)
         assert len(listeners) == 2, (
             f"the OS says {len(listeners)} process(es) listen on port {server.port}: edit "
             f"{EDIT} so --processes N starts N processes on one port with SO_REUSEPORT")
