@@ -9,6 +9,8 @@ import threading
 
 import psutil
 
+from scheduler import ThreadCounts, readable
+
 UNMEASURABLE = (psutil.Error, NotImplementedError, AttributeError)
 
 
@@ -80,6 +82,9 @@ class Sampler:
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         self.served_before = self.served()  # also starts /stats's peak afresh
         self.before = self.counters()
+        self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
+        if self.threads:
+            self.threads.start()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
@@ -106,12 +111,14 @@ class Sampler:
             return None
 
     def sample(self):
-        """Four times a second; connections once a second, as reading them is costly when
-        a server holds thousands."""
+        """Four times a second; connections once a second and per-thread scheduler counts
+        every two seconds, as reading them is costly when a server holds thousands."""
         tick = 0
         while not self.done.wait(0.25):
             held = (measured(lambda: established(self.process, self.port, self.own_port()))
                     if tick % 4 == 0 else None)
+            if self.threads and tick % 8 == 7:
+                self.threads.read()
             self.samples.append((measured(self.process.num_threads),
                                  measured(lambda: self.process.memory_info().rss),
                                  self.read_stats(), held))
@@ -123,6 +130,8 @@ class Sampler:
         self.thread.join()
         served_after = self.served()
         self.after = self.counters()
+        if self.threads:
+            self.threads.stop()
         self.conn.close()
         known = None not in (self.served_before, served_after)
         self.served_in_window = served_after - self.served_before if known else None
@@ -137,9 +146,7 @@ class Sampler:
         total = None if cpu["user"] is None else round(cpu["user"] + cpu["system"], 2)
         per_request = (round(1000 * total / self.served_in_window, 3)
                        if total is not None and self.served_in_window else None)
-        switches = self.used("switches", ("voluntary", "involuntary"))
-        if psutil.LINUX and max(threads, default=2) > 1:  # psutil counts the main thread's
-            switches = dict.fromkeys(switches)  # alone there (its issue 1467): unmeasured
+        scheduled = self.scheduled(threads)
         return {
             "peak_threads": max(threads, default=None),
             "peak_rss_mb": round(max(rss) / 2**20, 1) if rss else None,
@@ -154,9 +161,32 @@ class Sampler:
                if name not in ("cpu", "switches", "machine", "bench")},
             "machine_busy_s": self.service_used("machine"),
             "bench_cpu_s": self.service_used("bench"),
-            "server_ctx_switches_voluntary": switches["voluntary"],
-            "server_ctx_switches_involuntary": switches["involuntary"],
+            "server_ctx_switches_voluntary": scheduled["voluntary"],
+            "server_ctx_switches_involuntary": scheduled["involuntary"],
+            "server_migrations": scheduled["migrations"],
+            "server_switches_per_request": self.per_request(
+                None if scheduled["voluntary"] is None
+                else scheduled["voluntary"] + scheduled["involuntary"]),
+            "server_migrations_per_request": self.per_request(scheduled["migrations"]),
+            "server_cpus_seen": scheduled["cpus"],
         }
+
+    def scheduled(self, threads):
+        """Context switches and migrations over every thread, and the CPUs they ran on
+        (bench/scheduler.py); where per-thread counts cannot be read, psutil's switches, which
+        count the whole process on macOS but the main thread alone on Linux (psutil issue
+        1467): unmeasured there once the server has more than one thread."""
+        if self.threads:
+            return self.threads.totals()
+        switches = self.used("switches", ("voluntary", "involuntary"))
+        if psutil.LINUX and max(threads, default=2) > 1:
+            switches = dict.fromkeys(switches)
+        return {**switches, "migrations": None, "cpus": None}
+
+    def per_request(self, count):
+        if count is None or not self.served_in_window:
+            return None
+        return round(count / self.served_in_window, 2)
 
     def service_used(self, name):
         before, after = self.before.get(name), self.after[name]

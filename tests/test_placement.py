@@ -1,7 +1,10 @@
 """Where the server and the load run, and what the sampler counts, asked of the OS itself."""
 
+import json
 import os
 import socket
+import subprocess
+import threading
 
 import psutil
 import pytest
@@ -11,10 +14,18 @@ from measure import other_cpu
 from placement import cpus_for, supported
 from report import ratio_spread
 from sampling import established
-from support import call
+from scheduler import ThreadCounts, readable
+from support import ROOT, call
 
 affinity = pytest.mark.skipif(not supported() or len(os.sched_getaffinity(0)) < 2,
                               reason="CPU affinity needs Linux and two cores")
+
+
+def run_bench(tmp_path, *args):
+    done = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--results", str(tmp_path),
+                           *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads((tmp_path / "latest" / "results.json").read_text())
 
 
 @affinity
@@ -23,7 +34,53 @@ def test_placements_divide_the_cores():
     assert cpus_for("spread", [0, 1]) == {"server": [0, 1], "load": [0]}  # cannot part
     assert cpus_for("isolated", list(range(8))) == {"server": [7], "load": list(range(7))}
     assert cpus_for("spread", list(range(8))) == {"server": [4, 5, 6, 7], "load": [0, 1, 2, 3]}
-    assert cpus_for("shared", [0, 1]) is None and cpus_for("isolated", [0]) is None
+    # shared is explicit too: every CPU, never an affinity inherited from the benchmark
+    assert cpus_for("shared", [0, 1]) == {"server": [0, 1], "load": [0, 1]}
+    assert cpus_for("isolated", [0]) == {"server": [0], "load": [0]}  # one core: shared
+
+
+@affinity
+def test_a_shared_server_after_an_isolated_one_may_use_every_cpu(tmp_path, urls):
+    """The placement scenario runs isolated first, which moves the benchmark itself onto the
+    load's CPUs; the shared server started after it must not inherit that affinity."""
+    results = run_bench(tmp_path, "--scenario", "placement", "--only", "sync")
+    every_cpu = sorted(os.sched_getaffinity(0))
+    placed = {run["placement"]: run["cpus"] for run in results["runs"]}
+    assert list(placed) == ["isolated", "shared", "spread"]
+    assert placed["isolated"]["server"] == every_cpu[-1:]
+    assert placed["shared"]["server"] == every_cpu
+    assert set(placed["shared"]["seen"]) <= set(every_cpu)
+    for run in results["runs"]:  # counted over every thread, per request
+        assert run["server_switches_per_request"] > 0
+        assert run["server_migrations_per_request"] is not None
+        assert run["cpus"]["seen"]
+
+
+@pytest.mark.skipif(not readable(os.getpid()), reason="per-thread counts need Linux's /proc")
+def test_thread_counts_keep_what_ended_threads_did():
+    """Switches of threads that started and ended inside the window count, up to the last
+    reading that saw them alive."""
+    counts = ThreadCounts(os.getpid())
+    counts.start()
+    for _ in range(5):  # each thread sleeps ten times: at least ten voluntary switches
+        slept, leave = threading.Event(), threading.Event()
+
+        def sleep_ten_times():
+            for _ in range(10):
+                leave.wait(0.001)
+            slept.set()
+            leave.wait()
+
+        thread = threading.Thread(target=sleep_ten_times)
+        thread.start()
+        slept.wait()
+        counts.read()  # seen alive, after its sleeps
+        leave.set()
+        thread.join()
+    counts.stop()
+    totals = counts.totals()
+    assert totals["voluntary"] >= 50
+    assert totals["cpus"] and set(totals["cpus"]) <= set(os.sched_getaffinity(0))
 
 
 @affinity
