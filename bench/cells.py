@@ -58,18 +58,41 @@ def server_cpu(run):
 
 
 def switches(run):
+    """Context switches per request, with the voluntary and involuntary totals behind it."""
     voluntary = run.get("server_ctx_switches_voluntary")
     if voluntary is None:
         return "-"
-    return f"{voluntary:,}, {figure(run['server_ctx_switches_involuntary'], '{:,}')}"
+    involuntary = run["server_ctx_switches_involuntary"]
+    per_request = figure(run.get("server_switches_per_request"), "{:.1f}")
+    return f"{per_request} ({voluntary:,} + {figure(involuntary, '{:,}')})"
 
 
-def placed(settings):
-    """Where the server and the load ran, as the run recorded it."""
-    cpus, where = settings.get("cpus"), settings.get("placement")
-    if where is None:
+def migrations(run):
+    """CPU migrations per request, and where the server's threads ran."""
+    per_request = figure(run.get("server_migrations_per_request"), "{:.2f}")
+    return f"{per_request} (on {cpu_list((run.get('cpus') or {}).get('seen'))})"
+
+
+def cpu_list(cpus):
+    return "-" if cpus is None else ",".join(map(str, cpus))
+
+
+def placed(results):
+    """Where the server and the load ran, per placement, as the OS reported it: the CPUs the
+    server was allowed (read back from it), those its threads were seen running on, and the
+    load's."""
+    by_placement = {}
+    for run in results["runs"]:
+        by_placement.setdefault(run.get("placement"), []).append(run)
+    if None in by_placement:
         return "No CPU placement (a run from before --placement existed)."
-    if not cpus:
-        return f"Placement {where}: no CPU affinity set; the OS placed every process."
-    return (f"Placement {where}: the server on CPU {cpus['server']}, wrk, Postgres and Redis "
-            f"on {cpus['load']} (per run in results.json).")
+    sentences = []
+    for where, runs in by_placement.items():
+        cpus = [run.get("cpus") or {} for run in runs]
+        allowed = sorted({cpu_list(c.get("server")) for c in cpus})
+        seen = sorted({cpu_list(c.get("seen")) for c in cpus})
+        load = sorted({cpu_list(c.get("load")) for c in cpus})
+        sentences.append(f"Placement {where}: the server allowed CPUs {' or '.join(allowed)} "
+                         f"(read back from the OS), its threads seen running on "
+                         f"{' or '.join(seen)}; wrk, Postgres and Redis on {' or '.join(load)}.")
+    return " ".join(sentences)

@@ -14,24 +14,30 @@ SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#
 
 def series_colour(name):
     """The same server configuration keeps its colour in every chart; POST points are paler."""
-    series = name.removesuffix(" POST")
+    series = name.split(" (")[0].removesuffix(" POST")
     colour = SERIES_COLOURS.get(series, "#2ca02c")
-    return colour + "80" if series != name else colour
+    return colour + "80" if " POST" in name or "(isolated)" in name else colour
 
 
 def write_chart(results, path):
-    """Four panels against the scenario's x axis, one line a server: req/s, p99 latency, the
-    server's CPU per request, and its peak memory."""
+    """Six panels against the scenario's x axis, one line a server (and placement): req/s,
+    p99 latency, the server's CPU per request, its peak memory, and its context switches and
+    CPU migrations per request."""
     lines = {}
+    placements = {run.get("placement") for run in results["runs"]}
     for row in summarize(results):
         run = row["run"]
-        name = row["series"] + (" POST" if run["method"] == "POST" else "")
+        name = row["series"] + (" POST" if run["method"] == "POST" else "") + (
+            f" ({run['placement']})" if len(placements) > 1 else "")
         lines.setdefault(name, []).append((run["x"], run["rps"], run["p99_ms"],
                                            run.get("server_cpu_ms_per_request"),
-                                           run.get("peak_rss_mb")))
+                                           run.get("peak_rss_mb"),
+                                           run.get("server_switches_per_request"),
+                                           run.get("server_migrations_per_request")))
     xs = sorted({points[0] for line in lines.values() for points in line})
     panels = [("requests per second", 1), ("p99 latency (ms)", 2),
-              ("server CPU per request (ms)", 3), ("server peak RSS (MB)", 4)]
+              ("server CPU per request (ms)", 3), ("server peak RSS (MB)", 4),
+              ("context switches per request", 5), ("CPU migrations per request", 6)]
     width, height, pad = 420, 300, 55
     colours = [series_colour(name) for name in lines]
     rows = (len(panels) + 1) // 2

@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict
 
 from idle import Held
-from placement import (affinity_of, cpus_for, machine_cpus, pin_services, service_processes,
+from placement import (DEFAULT, affinity_of, cpus_for, machine_cpus, pin_services, service_processes,
                        supported)
 from reset_db import count_rows, counter_value, reset
 from sampling import Sampler
@@ -28,13 +28,16 @@ def measure(case, server, args, out_dir, step):
         socket_errors, latency_mean_ms, p50_ms, p90_ms, p99_ms;
       the server's (sampling.Sampler.figures): peak_threads, peak_rss_mb, peak_in_service,
         mean_in_service, server_cpu_s, server_cpu_user_s, server_cpu_system_s,
-        server_ctx_switches_voluntary, server_ctx_switches_involuntary; each None where
-        this platform cannot measure it, never 0;
+        server_ctx_switches_voluntary, server_ctx_switches_involuntary, server_migrations
+        (over every thread: bench/scheduler.py), server_switches_per_request,
+        server_migrations_per_request, server_cpus_seen; each None where this platform
+        cannot measure it, never 0;
       the CPU of the rest, over the same window: postgres_cpu_s, redis_cpu_s (None where
         their processes are not ours to read), wrk_cpu_s;
-      placement, and cpus: {"server": the CPUs the server process really may use, read back
-        from the OS, "load": those wrk, Postgres and Redis were given}, both None when shared,
-        and "services": what could not be moved with the load, if anything;
+      placement, and cpus: {"server": the CPUs the server process may use, read back from
+        the OS, "seen": those its threads were seen running on (sampling.Sampler), "load":
+        those wrk, Postgres and Redis were given, "services": what could not be moved with
+        the load, if anything}; each None where the OS has no affinity;
       idle: with case.idle, what the idle clients saw (idle.Held.stop), else None;
       machine_busy_s, bench_cpu_s, other_cpu_s: the CPU all cores spent meanwhile, this
         benchmark's own, and what neither it nor what it measures used (other_cpu);
@@ -44,8 +47,8 @@ def measure(case, server, args, out_dir, step):
     """
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, args.threads)
-    where = case.placement or args.placement
-    cpus = cpus_for(where) or {"server": None, "load": None}
+    where = case.placement or args.placement or DEFAULT
+    cpus = cpus_for(where) or {"server": None, "load": None}  # None: no affinity here
     services = pin_services(cpus["load"]) if supported() else None  # None: everywhere
     if supported():  # this process samples the server: it is load too, off the server's CPU
         os.sched_setaffinity(0, cpus["load"] or machine_cpus())
@@ -68,11 +71,12 @@ def measure(case, server, args, out_dir, step):
         numbers = parse_wrk(output)
     except WrkOutputError as error:
         raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
+    figures = sampler.figures()
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": args.duration, "threads": threads, **numbers,
-           **sampler.figures(), "wrk_cpu_s": wrk_cpu_s, "placement": where,
-           "cpus": {"server": cpus["server"] and affinity_of(server.pid),
+           **figures, "wrk_cpu_s": wrk_cpu_s, "placement": where,
+           "cpus": {"server": affinity_of(server.pid), "seen": figures.pop("server_cpus_seen"),
                     "load": cpus["load"], "services": services or "as the load"},
            "idle": idle, "raw": raw_name}
     run["other_cpu_s"] = other_cpu(run)

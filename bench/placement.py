@@ -1,17 +1,21 @@
 """Which CPUs the server under test may run on, and which the load (wrk, Postgres, Redis) may.
 
 On a small machine the scheduler decides as much as the servers: a threaded server whose
-threads are spread over two cores hands the GIL from core to core on every wake-up, and pays
-for it in CPU per request, while an event loop runs on one core whatever it is allowed.
-A placement makes that a setting of the run instead of an accident of it.
+threads may run on any core is woken on one core while the thread holding the GIL runs on
+another, and pays for every such hand-off in CPU per request, while an event loop runs on
+one core whatever it is allowed. A placement makes that a setting of the run instead of an
+accident of it.
 
-    shared    no affinity: the OS puts everything anywhere (what a laptop does)
+    shared    every process may use every CPU, and the OS places them (what a laptop does)
     isolated  the server alone on the last core; wrk, Postgres and Redis on the others
     spread    the server on the upper half of the cores (at least two), the load on the lower
               half; on 2 cores the server gets both and the load core 0, as they cannot part
 
-Linux only (os.sched_setaffinity); elsewhere every placement runs as shared, and says so.
-Standard library only, but for pin_services, which finds the services' processes by port.
+Every placement is set explicitly, shared included: a child process inherits its parent's
+affinity, so a server started with none of its own by a benchmark that has pinned itself
+would run where the benchmark was pinned. Linux only (os.sched_setaffinity); elsewhere every
+placement runs as shared, and says so. Standard library only, but for pin_services, which
+finds the services' processes by port.
 """
 
 import functools
@@ -19,7 +23,7 @@ import os
 from urllib.parse import urlsplit
 
 PLACEMENTS = ("isolated", "shared", "spread")
-DEFAULT = "isolated"  # see README.md: the steadiest measure of the concurrency model itself
+DEFAULT = "shared"  # what a learner's machine does; isolated is the control (LESSON.md step 4)
 
 
 def supported():
@@ -34,11 +38,13 @@ def machine_cpus():
 
 
 def cpus_for(placement, cores=None):
-    """{"server": [...], "load": [...]} for a placement on this machine; None for shared,
-    with one core, or where the OS has no affinity."""
+    """{"server": [...], "load": [...]} for a placement on this machine (shared: every CPU
+    for both; with one core, every placement is shared); None where the OS has no affinity."""
     cores = machine_cpus() if cores is None else cores
-    if placement == "shared" or not supported() or not cores or len(cores) < 2:
+    if not supported() or not cores:
         return None
+    if placement == "shared" or len(cores) < 2:
+        return {"server": cores, "load": cores}
     if placement == "isolated":
         return {"server": cores[-1:], "load": cores[:-1]}
     half = len(cores) // 2

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cells import (NOISY_SHARE, TIMED_OUT_SHARE, audit_cell, cell_ms, figure, percentile_cell,
-                   placed, server_cpu, socket_errors, switches, unaccepted)
+                   migrations, placed, server_cpu, socket_errors, switches, unaccepted)
 from idle import idle_table
 from profiles import shares_table
 from scenarios import SCENARIOS
@@ -94,10 +94,48 @@ def table(results):
     return "\n".join(lines)
 
 
+def placement_reading(results):
+    """Where one request was run in several placements: per placement, in plain words, how
+    the other series compared with the baseline, and the baseline's CPU, context switches and
+    migrations per request, which is where a thread per connection pays for a placement."""
+    base_name, by_request = baseline_of(results), {}
+    for run in results["runs"]:
+        request = f"{run['method']} {run.get('path', '/')} c={run.get('connections')}"
+        by_request.setdefault(request, {}).setdefault(run.get("placement"), []).append(run)
+    sentences = []
+    for request, by_placement in by_request.items():
+        if len(by_placement) < 2 or None in by_placement:
+            continue
+        parts = []
+        for where, runs in by_placement.items():
+            base = [r for r in runs if r["series"] == base_name]
+            others = [r for r in runs if r["series"] != base_name]
+            if not base or not others:
+                continue
+            b, o = median_run(base), median_run(others)
+            parts.append(
+                f"{where}, {o['series']} served {o['rps'] / b['rps']:.2f}x {base_name}'s "
+                f"req/s ({o['rps']:,.0f} vs {b['rps']:,.0f}); {base_name} used "
+                f"{figure(b.get('server_cpu_ms_per_request'), '{:.2f} ms')} of CPU, "
+                f"{figure(b.get('server_switches_per_request'), '{:.1f}')} context switches "
+                f"and {figure(b.get('server_migrations_per_request'), '{:.2f}')} migrations per "
+                f"request, {o['series']} "
+                f"{figure(o.get('server_cpu_ms_per_request'), '{:.2f} ms')}, "
+                f"{figure(o.get('server_switches_per_request'), '{:.1f}')} and "
+                f"{figure(o.get('server_migrations_per_request'), '{:.2f}')}")
+        if parts:
+            sentences.append(f"- {request}: " + "; ".join(parts) + ".")
+    if sentences:
+        sentences.insert(0, "Placement: shared lets the OS put every process on any CPU, as "
+                         "on a laptop; isolated gives the server a core of its own, a control "
+                         "no laptop has; spread gives it both cores with the load on one.")
+    return sentences
+
+
 def reading(results):
-    """Plain sentences: at each point, who served more than the baseline series and by how
-    much, then what went wrong."""
-    sentences, base_name = [], baseline_of(results)
+    """Plain sentences: first what the placements show, then at each point who served more
+    than the baseline series and by how much, then what went wrong."""
+    sentences, base_name = placement_reading(results), baseline_of(results)
     for point, by_series in groups(results["runs"]).items():
         if base_name not in by_series:
             continue
@@ -159,13 +197,15 @@ def ratio_spread(point, name, runs, base_runs, base_name):
 def inside_the_runs(results):
     lines = ["| Point | Server | req/s × mean latency | mean in service (sampled) | "
              "peak in service (/stats) | server CPU (user + system) | CPU per request | "
-             "context switches (voluntary, involuntary) | Postgres CPU | Redis CPU | wrk CPU | "
-             "other CPU |", "|---" * 12 + "|"]
+             "context switches per request (voluntary + involuntary) | CPU migrations per "
+             "request (CPUs run on) | Postgres CPU | Redis CPU | wrk CPU | other CPU |",
+             "|---" * 13 + "|"]
     for row in summarize(results):
         run = row["run"]
         cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
                  figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
+                 migrations(run),
                  figure(run.get("postgres_cpu_s"), "{:.1f} s"),
                  figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
                  figure(run.get("other_cpu_s"), "{:.1f} s")]
@@ -193,7 +233,7 @@ Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}
 {machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis run on this one
 machine: compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
-{threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(settings)}
+{threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(results)}
 
 {table(results)}
 
@@ -216,8 +256,10 @@ Little's law: requests in service = throughput × time each spends in the system
 column computes it from wrk's figures, the next two are what the server counted. CPU is
 seconds used during the {settings['duration_s']} s run, out of {machine['cores']} cores × \
 {settings['duration_s']} s: what wrk uses, the servers, Postgres and Redis cannot.
-Context switches are counted for a server with one thread only on Linux, where psutil reads
-the main thread's alone.
+Context switches and CPU migrations are summed over all the server's threads, from the
+kernel's per-thread counts (Linux; bench/scheduler.py), and divided by the requests the
+server counted in the window; a migration is a thread woken on another CPU than it last ran
+on. "CPUs run on" are those its threads were seen running on.
 
 {inside_the_runs(results)}
 

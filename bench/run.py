@@ -47,11 +47,13 @@ def parse_args(argv=None):
                         "with fewer connections gets one thread per connection")
     parser.add_argument("--warmup", type=int, default=2,
                         help="seconds of unmeasured load before each run")
-    parser.add_argument("--placement", choices=PLACEMENTS, default=DEFAULT,
+    parser.add_argument("--placement", choices=PLACEMENTS,
                         help="which CPUs the server and the load (wrk, Postgres, Redis) may "
-                        "use: isolated puts the server alone on the last core, shared lets "
-                        "the OS decide, spread gives the server several cores apart from the "
-                        "load where there are enough (Linux; elsewhere always shared)")
+                        "use: shared lets the OS place every process on every CPU, as on a "
+                        "laptop; isolated puts the server alone on the last core; spread "
+                        "gives the server several cores apart from the load where there are "
+                        "enough (Linux; elsewhere always shared). Default: fair runs shared, "
+                        f"then isolated; the other scenarios run {DEFAULT}")
     parser.add_argument("--profile", action="store_true",
                         help="also record where each server's time goes with py-spy: a "
                         "flame graph per run. Profiling costs CPU: its req/s are not "
@@ -83,7 +85,7 @@ def main(argv=None):
     from report import render_summary
     from chart import write_chart
     scenario = SCENARIOS[args.scenario]
-    cases = [case for case in scenario.plan(args.connections)
+    cases = [case for case in scenario.plan(args.connections, args.placement)
              if not args.only or case.kind == args.only]
     if args.quick and scenario.quick:
         cases = scenario.quick(cases)
@@ -93,12 +95,10 @@ def main(argv=None):
     fd_note, queue_note = raise_fd_limit(most), somaxconn_note(most, machine["somaxconn"])
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "
         f"wrk with {args.threads} threads; results in {out_dir}")
-    cpus = cpus_for(args.placement)
-    say(f"{machine['cores']} cores ({machine['cpu']}); " + (
-        f"the server on CPU {cpus['server']}, wrk, Postgres and Redis on {cpus['load']}"
-        if cpus else "the server, wrk, Postgres and Redis share them" + (
-            "" if supported() else " (this OS sets no CPU affinity)"))
-        + ": compare servers within this run, not across runs")
+    placements = list(dict.fromkeys(case.placement or args.placement or DEFAULT
+                                    for case in cases))
+    say(f"{machine['cores']} cores ({machine['cpu']}); " + "; ".join(
+        where_is(p) for p in placements) + ": compare servers within this run, not across runs")
     if args.profile:
         from profiles import can_profile
         why_not = can_profile()
@@ -113,7 +113,8 @@ def main(argv=None):
     try:
         plan = ordered(cases, args.repeat)
         for step, (repeat, case) in enumerate(plan, 1):
-            server = servers.get(case, args.placement, [c for _, c in plan[step:]], step)
+            server = servers.get(case, args.placement or DEFAULT,
+                                 [c for _, c in plan[step:]], step)
             say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
                 end="")
             run = measure(case, server, args, out_dir, f"{step:02d}")
@@ -140,7 +141,8 @@ def main(argv=None):
                "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
                             "repeat": args.repeat, "threads": args.threads,
                             "connections": args.connections, "only": args.only,
-                            "quick": args.quick, "placement": args.placement, "cpus": cpus,
+                            "quick": args.quick, "placement": args.placement,
+                            "placements": {p: cpus_for(p) for p in placements},
                             "profiled": args.profile,
                             "fd_limit": fd_note or "enough",
                             "listen_queue": queue_note or "enough"},
@@ -204,6 +206,17 @@ class Servers:
     def stop_all(self):
         while self.running:
             self.running.popitem()[1].stop()
+
+
+def where_is(placement):
+    """One progress phrase: where a placement puts the server and the load."""
+    cpus = cpus_for(placement)
+    if not cpus:
+        return f"{placement}: no CPU affinity on this OS, the OS places everything"
+    if placement == "shared" or cpus["server"] == cpus["load"]:
+        return f"{placement}: every process may use CPUs {cpus['server']}"
+    return (f"{placement}: the server on CPUs {cpus['server']}, wrk, Postgres and Redis "
+            f"on {cpus['load']}")
 
 
 def new_results_dir(results):

@@ -23,7 +23,7 @@ class Case:
         really ran with, defaults included, which is what a run records.
     method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
     placement: where the server and the load run (placement.PLACEMENTS); None for the
-        run's --placement.
+        run's --placement, or placement.DEFAULT.
     idle: mostly idle connections held open beside wrk's (bench/idle.py), 0 for none.
     """
 
@@ -51,8 +51,9 @@ class Case:
 
 @dataclass(frozen=True)
 class Scenario:
-    """plan(connections) -> the Cases in the order they run; x_axis labels the chart;
-    baseline is the series the Ratio column divides every series' req/s by at each point."""
+    """plan(connections, placement) -> the Cases in the order they run, where placement is
+    the run's --placement or None; x_axis labels the chart; baseline is the series the Ratio
+    column divides every series' req/s by at each point."""
 
     plan: Callable
     x_axis: str
@@ -69,15 +70,22 @@ def timeout_for(connections):
     return 5 if connections >= 1500 else 2
 
 
-def fair(connections):
-    """The article's runs on equal terms: same pools, keep-alive, one process each."""
+FAIR_PLACEMENTS = ("shared", "isolated")
+
+
+def fair(connections, placement=None):
+    """The article's runs on equal terms (same pools, keep-alive, one process each), first as
+    the OS places every process (shared, as on a laptop), then with the server alone on a
+    core (isolated, the control): GET / and POST /items at the first connection count, GET /
+    at the others too where shared. A --placement runs them all there instead."""
     cases = []
-    for c in connections:
-        cases += [Case(f"GET / c={c}", c, kind, kind, connections=c, timeout_s=timeout_for(c))
-                  for kind in KINDS]
-    c = connections[0]
-    cases += [Case(f"POST /items c={c}", c, kind, kind, method="POST", connections=c,
-                   timeout_s=timeout_for(c)) for kind in KINDS]
+    for n, where in enumerate([placement] if placement else FAIR_PLACEMENTS):
+        first, *more = connections
+        requests = [("GET", first), ("POST", first)] + [("GET", c) for c in more if n == 0]
+        for method, c in requests:
+            point = f"{'GET /' if method == 'GET' else 'POST /items'} c={c}, {where}"
+            cases += [Case(point, c, kind, kind, method=method, connections=c,
+                           timeout_s=timeout_for(c), placement=where) for kind in KINDS]
     return cases
 
 
@@ -85,7 +93,7 @@ ARTICLE_KNOBS = {"workers": 2, "connect_per_request": True}
 ARTICLE_SERIES = "sync --workers 2 --connect-per-request"
 
 
-def article(connections):
+def article(connections, _placement=None):
     """The article's set-up: 2 sync workers and a new Postgres connection per request, each
     knob alone and both, against the sync and async servers on equal terms."""
     cases = []
@@ -104,7 +112,7 @@ def article(connections):
 SWEEP_CONNECTIONS = (10, 50, 100, 500, 1500)
 
 
-def sweep(_connections):
+def sweep(_connections, _placement=None):
     """GET / from a handful of connections to far more than the pools."""
     return [Case(f"GET / c={c}", c, kind, kind, connections=c, timeout_s=timeout_for(c))
             for c in SWEEP_CONNECTIONS for kind in KINDS]
@@ -114,7 +122,7 @@ IO_DELAYS_MS = (0, 10, 50, 200)
 BOUNDED_WORKERS = 32
 
 
-def io_delay(_connections):
+def io_delay(_connections, _placement=None):
     """Each view also waits on a slow upstream: waiting is what an event loop overlaps."""
     cases = []
     for delay in IO_DELAYS_MS:
@@ -132,7 +140,7 @@ CPU_MS = (0, 2, 10)
 CPU_CONNECTIONS = 100
 
 
-def cpu(_connections):
+def cpu(_connections, _placement=None):
     """Each view also computes: no single-process concurrency model overlaps that."""
     return [Case(f"cpu {ms} ms", ms, kind, kind, {"cpu_ms": ms}, connections=CPU_CONNECTIONS,
                  timeout_s=5) for ms in CPU_MS for kind in KINDS]
@@ -142,7 +150,7 @@ BLOCKING_DELAY_MS = 10
 BLOCKING_CONNECTIONS = 100
 
 
-def blocking(_connections):
+def blocking(_connections, _placement=None):
     """One time.sleep in the event loop: every connection waits behind it."""
     knobs = {"io_delay_ms": BLOCKING_DELAY_MS}
     point = f"delay {BLOCKING_DELAY_MS} ms"
@@ -158,7 +166,7 @@ def blocking(_connections):
 PLACEMENT_CONNECTIONS = 500
 
 
-def placement(_connections):
+def placement(_connections, _placement=None):
     """GET / at 500 connections with the server isolated on a core, spread over cores, and
     sharing them with the load: what the scheduler does to each model."""
     from placement import PLACEMENTS
@@ -172,7 +180,7 @@ IDLE_TIMEOUT_S = 300  # longer than any run: no server closes an idle connection
 ACTIVE_CONNECTIONS = 50
 
 
-def c10k(_connections):
+def c10k(_connections, _placement=None):
     """Up to 10,000 mostly idle connections (a request a minute each) held open while 50
     active ones are measured: what each idle client costs each model."""
     return [Case(f"idle {idle:,}", idle, kind, kind, {"idle_timeout_s": IDLE_TIMEOUT_S},

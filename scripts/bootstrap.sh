@@ -39,12 +39,12 @@ brew_package() {
   case "$1" in initdb) echo postgresql@18 ;; redis-server) echo redis ;; *) echo "$1" ;; esac
 }
 
-# apt-get install PACKAGE... without Recommends (Debian's docker-compose would bring a Docker
+# apt-get install PACKAGE... (waiting up to 5 min for another apt to finish) without Recommends (Debian's docker-compose would bring a Docker
 # engine that way) and without starting any of them as a system service.
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then
     say "apt-get update"
-    apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null || die "apt-get update failed"
     APT_UPDATED=1
   fi
   say "installing $* with apt-get"
@@ -53,7 +53,8 @@ apt_install() {
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; added_policy=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends "$@" \
     >/dev/null || status=$?
   if [ -n "$added_policy" ]; then rm -f "$policy"; fi
   [ "$status" = 0 ] || die "apt-get install $* failed"

@@ -20,9 +20,12 @@ def run_bench(tmp_path, *args):
 def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     result, results = run_bench(tmp_path)
     runs = results["runs"]
-    assert [(r["series"], r["method"], r["connections"]) for r in runs] == [
-        ("sync", "GET", 500), ("async", "GET", 500), ("sync", "GET", 1500),
-        ("async", "GET", 1500), ("sync", "POST", 500), ("async", "POST", 500)]
+    assert [(r["placement"], r["series"], r["method"], r["connections"]) for r in runs] == [
+        ("shared", "sync", "GET", 500), ("shared", "async", "GET", 500),
+        ("shared", "sync", "POST", 500), ("shared", "async", "POST", 500),
+        ("shared", "sync", "GET", 1500), ("shared", "async", "GET", 1500),
+        ("isolated", "sync", "GET", 500), ("isolated", "async", "GET", 500),
+        ("isolated", "sync", "POST", 500), ("isolated", "async", "POST", 500)]
     assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in runs)
     assert all(r["socket_errors"]["connect"] == 0 for r in runs)
     assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
@@ -30,7 +33,8 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
         assert (tmp_path / "latest" / name).exists()
     assert "| Connections | Server | Requests | Req/s |" in result.stdout
     assert "The article's figures" in result.stdout
-    assert re.search(r"\[6/6\] async +POST /items c=500", result.stderr)
+    assert re.search(r"\[10/10\] async +POST /items c=500, isolated", result.stderr)
+    assert "Placement: shared lets the OS" in result.stdout  # the plain reading comes first
 
 
 def test_results_record_the_sync_servers_threads(tmp_path, urls):
