@@ -107,8 +107,8 @@ def new_state(settings):
 async def dispatch(request, handler):
     """Run the handler; turn what went wrong into a status and a JSON sentence."""
     stats = request.app[STATE].stats
-    counted = request.path != "/stats"  # reading /stats leaves what it reports alone
-    if counted:
+    in_stats = not request.path.startswith("/stats")  # /stats reports; it is not reported
+    if in_stats:
         stats.request_started()
     try:
         return await handler(request)
@@ -126,7 +126,7 @@ async def dispatch(request, handler):
         log.exception("%s %s failed", request.method, request.path)
         return respond(HTTPStatus.INTERNAL_SERVER_ERROR, error_bytes(INTERNAL_ERROR))
     finally:
-        if counted:
+        if in_stats:
             stats.request_finished()
 
 
@@ -171,7 +171,13 @@ async def health(request):
 
 async def show_stats(request):
     """GET /stats: requests in service now and at most, threads, connections opened."""
-    return respond(HTTPStatus.OK, request.app[STATE].stats.snapshot())
+    return respond(HTTPStatus.OK, request.app[STATE].stats.report())
+
+
+async def reset_peaks(request):
+    """POST /stats/reset-peaks: the peaks count again from now; answers with /stats."""
+    request.app[STATE].stats.reset_peaks()
+    return respond(HTTPStatus.OK, request.app[STATE].stats.report())
 
 
 async def pools(app):
@@ -192,6 +198,7 @@ def make_app(settings):
     app.router.add_route("POST", "/items", create_item)
     app.router.add_route("GET", "/health", health)
     app.router.add_route("GET", "/stats", show_stats)
+    app.router.add_route("POST", "/stats/reset-peaks", reset_peaks)
     return app
 
 
