@@ -1,14 +1,30 @@
 """The little async_server.py adds to aiohttp, mirrored by sync_http.py for sync_server.py.
 
-aiohttp routes, reads bodies, writes Content-Length and keeps connections alive by itself.
-What is left is making its refusals speak like the application's own errors.
+aiohttp routes, reads bodies, writes Content-Length, keeps connections alive and starts a
+task per connection by itself. What is left is making its refusals speak like the
+application's own errors. This module offers the names sync_http.py offers (STATE,
+Application, middleware, run_app, ...), so that the two servers differ only where they wait.
 """
 
 from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.log import access_logger
+from aiohttp.web import middleware  # noqa: F401 (for async_server.py, as sync_http's)
 
-from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
+from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, State, method_not_allowed
+
+STATE = web.AppKey("state", State)  # request.app[STATE]
+
+
+def Application(middlewares, client_max_size):
+    """aiohttp's web.Application, with refusals() inside the application's own middlewares."""
+    return web.Application(middlewares=[*middlewares, refusals], client_max_size=client_max_size)
+
+
+def run_app(app, *, access_log=False, **kwargs):
+    """aiohttp's web.run_app, with access_log a flag as in sync_http.run_app."""
+    web.run_app(app, access_log=access_logger if access_log else None, **kwargs)
 
 
 @web.middleware

@@ -19,6 +19,7 @@ from typing import Callable
 
 from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
 
+STATE = "state"  # request.app[STATE]; aiohttp's is a web.AppKey, a key that knows its type
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 
@@ -40,6 +41,12 @@ class Application(dict):
         for middleware in reversed(self.middlewares):
             handler = functools.partial(middleware, handler=handler)
         return handler(request)
+
+
+def middleware(function):
+    """aiohttp's web.middleware marks a function as middleware(request, handler); here every
+    middleware is one, so it only keeps the two servers' code alike."""
+    return function
 
 
 class Router:
