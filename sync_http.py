@@ -1,9 +1,10 @@
 """What aiohttp does for async_server.py, done by hand on http.server for sync_server.py.
 
-Routing a request to its handler, reading the body, writing a whole response with
-Content-Length, keep-alive, and starting a thread per connection (or a fixed number of
-them, --workers). The names follow aiohttp's (Application, add_route, cleanup_ctx,
-run_app, respond) so that the two servers read alike. No application logic lives here.
+Read from the top: a thread per connection (or a fixed number of them, --workers), run_app,
+the handler each thread runs for its connection, then the small aiohttp look-alikes the
+server is written against (Application, add_route, cleanup_ctx, Request, respond). The HTTP
+hygiene that http.server leaves to us comes last. No application logic lives here; the
+names follow aiohttp's, so that the two servers read alike.
 """
 
 import contextlib
@@ -14,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 
 from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
@@ -22,6 +23,177 @@ from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
 STATE = "state"  # request.app[STATE]; aiohttp's is a web.AppKey, a key that knows its type
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 BODY_STOPPED = "The request body stopped arriving before its Content-Length."
+
+
+class Server(HTTPServer):
+    """Listens and accepts; serve() answers every request on one connection. In which thread
+    is what the two servers below differ in: that is the whole concurrency model."""
+
+    def serve(self, conn, address):
+        """Every request on one connection, in the calling thread; then close it."""
+        try:
+            self.finish_request(conn, address)  # runs Handler, below, until the client leaves
+        except Exception:
+            self.handle_error(conn, address)
+        finally:
+            self.shutdown_request(conn)
+
+
+class ThreadPerConnectionServer(Server):
+    """A thread per connection, started as serve_forever() accepts each connection."""
+
+    def process_request(self, conn, address):
+        # aiohttp starts a task per connection instead (web_protocol.py, connection_made):
+        #     task = loop.create_task(self.start())
+        threading.Thread(target=self.serve, args=(conn, address), daemon=True).start()
+
+
+class WorkerPoolServer(Server):
+    """--workers N: N threads, started once, take connections from a queue one at a time,
+    like gunicorn's N sync workers. The other connections wait in the queue."""
+
+    def start_workers(self):
+        self.connections = queue.SimpleQueue()
+        for _ in range(self.workers):
+            threading.Thread(target=self.work, daemon=True).start()
+
+    def process_request(self, conn, address):
+        self.connections.put((conn, address))
+
+    def work(self):
+        while True:
+            conn, address = self.connections.get()  # waits for a connection
+            self.serve(conn, address)
+
+
+def run_app(app, *, host, port, backlog, print, workers=0, access_log=False,
+            keepalive_timeout=15, shutdown_timeout=5):
+    """Serve until SIGINT or SIGTERM, as aiohttp's web.run_app does: enter every cleanup_ctx
+    before accepting the first request; on the signal, stop accepting, give the requests in
+    flight up to shutdown_timeout seconds to finish, then leave the cleanup_ctx in reverse."""
+    server_class = WorkerPoolServer if workers else ThreadPerConnectionServer
+    server = server_class((host, port), Handler, bind_and_activate=False)
+    server.request_queue_size = backlog
+    server.app, server.workers, server.access_log = app, workers, access_log
+    server.keepalive_timeout = keepalive_timeout
+    server.in_flight, server.stopping = InFlight(), False
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.server_close)
+        server.server_bind()
+        server.server_activate()
+        for context in app.cleanup_ctx:
+            stack.enter_context(contextlib.contextmanager(context)(app))
+        if workers:
+            server.start_workers()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored
+        print(f"Running on http://{host}:{server.server_address[1]}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        server.stopping = True  # each open connection closes after its request in flight
+        server.socket.close()
+        server.in_flight.wait_until_none(shutdown_timeout)
+
+
+def stop(signum, frame):
+    raise KeyboardInterrupt  # ends serve_forever; run_app closes what it opened
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One instance per connection, running in that connection's thread: it reads each
+    request, runs the application on it and writes the answer, until the connection closes."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: http.server's HTTP/1.0 default reconnects
+    disable_nagle_algorithm = True  # TCP_NODELAY: a response need not wait for an ACK
+    wbufsize = 64 * 1024  # headers and body leave in one send, not two
+
+    def setup(self):
+        self.timeout = self.server.keepalive_timeout  # a silent client gives its thread back
+        super().setup()
+
+    def answer(self):
+        """Route, run the application's middleware and handler, send what it returns."""
+        self.body_read = False
+        with self.server.in_flight:
+            self.send(self.server.app.handle(self.as_request()))
+
+    # http.server calls do_<METHOD>; every method goes the same way, as in aiohttp's router.
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+    def as_request(self):
+        return Request(self.server.app, self.command, self.path.partition("?")[0],
+                       self.read_body)
+
+    def send(self, response):
+        """Status line, headers with Content-Length, body: the connection can stay open."""
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
+                                         or "Transfer-Encoding" in self.headers)
+        if unread or self.server.workers or self.server.stopping:  # gunicorn's workers close
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":  # a HEAD response has headers only
+            self.wfile.write(response.body)
+
+    # The HTTP hygiene: what http.server leaves to us.
+
+    def read_body(self):
+        if "Transfer-Encoding" in self.headers:  # http.server cannot read chunked bodies
+            raise BadRequest(CHUNKED_BODY, HTTPStatus.LENGTH_REQUIRED)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadRequest("Content-Length is not a number.") from None
+        limit = self.server.app.client_max_size
+        if length > limit:
+            if length <= 16 * limit:
+                self.rfile.read(length)  # read and drop it, so the client sees our answer
+                self.body_read = True
+            raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = self.rfile.read(length)  # waits on the client
+        except OSError:
+            body = b""
+        if len(body) < length:  # it hung up or went silent: answer, then close
+            raise BadRequest(BODY_STOPPED)
+        self.body_read = True
+        return body
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client hung up or went silent: nothing to answer
+
+    def log_message(self, format, *args):
+        if self.server.access_log:
+            super().log_message(format, *args)
+
+
+class InFlight:
+    """How many requests are being handled now; wait_until_none() lets them finish."""
+
+    def __init__(self):
+        self.count, self.lock = 0, threading.Lock()
+
+    def __enter__(self):
+        with self.lock:
+            self.count += 1
+
+    def __exit__(self, *exc_info):
+        with self.lock:
+            self.count -= 1
+
+    def wait_until_none(self, timeout):
+        """Polled, at shutdown only: a Condition would cost every request a notify."""
+        deadline = time.monotonic() + timeout
+        while self.count and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 class Application(dict):
@@ -90,151 +262,5 @@ class Response:
 
 
 def respond(status, body, content_type=JSON, headers=None):
-    """One whole response; the handler below adds Content-Length and keeps the connection."""
+    """One whole response; the handler adds Content-Length and keeps the connection."""
     return Response(status, body, {"Content-Type": content_type, **(headers or {})})
-
-
-class Handler(BaseHTTPRequestHandler):
-    """One instance per connection, running in that connection's own thread."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive: http.server's HTTP/1.0 default reconnects
-    disable_nagle_algorithm = True  # TCP_NODELAY: a response need not wait for an ACK
-    wbufsize = 64 * 1024  # headers and body leave in one send, not two
-    timeout = None  # set by run_app: a client that goes silent gives its thread back
-
-    def do_GET(self):
-        """Every method comes here: route, run the application's middleware, answer."""
-        app, path = self.server.app, self.path.partition("?")[0]
-        self.body_read = False
-        with self.server.in_flight:
-            self.send(app.handle(Request(app, self.command, path, self.read_body)))
-
-    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def read_body(self):
-        if "Transfer-Encoding" in self.headers:  # http.server cannot read chunked bodies
-            raise BadRequest(CHUNKED_BODY, HTTPStatus.LENGTH_REQUIRED)
-        self.body_read = True
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest("Content-Length is not a number.") from None
-        limit = self.server.app.client_max_size
-        if length > limit:
-            if length <= 16 * limit:
-                self.rfile.read(length)  # read and drop it, so the client sees our answer
-            else:
-                self.body_read = False  # left unread: send() closes the connection
-            raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        try:
-            body = self.rfile.read(length)  # waits on the client
-        except OSError:
-            body = b""
-        if len(body) < length:  # it hung up or went silent: answer, then close
-            self.body_read = False
-            raise BadRequest(BODY_STOPPED)
-        return body
-
-    def send(self, response):
-        """Status line, headers with Content-Length, body: the connection can stay open."""
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
-                                         or "Transfer-Encoding" in self.headers)
-        if unread or self.server.workers or self.server.stopping:  # gunicorn's workers close
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":  # a HEAD response has headers only
-            self.wfile.write(response.body)
-
-    def handle(self):
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError):
-            pass  # the client hung up or went silent: nothing to answer
-
-    def log_message(self, format, *args):
-        if self.server.access_log:
-            super().log_message(format, *args)
-
-
-class InFlight:
-    """How many requests are being handled now; wait_until_none() lets them finish."""
-
-    def __init__(self):
-        self.count, self.lock = 0, threading.Lock()
-
-    def __enter__(self):
-        with self.lock:
-            self.count += 1
-
-    def __exit__(self, *exc_info):
-        with self.lock:
-            self.count -= 1
-
-    def wait_until_none(self, timeout):
-        """Polled, at shutdown only: a Condition would cost every request a notify."""
-        deadline = time.monotonic() + timeout
-        while self.count and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-
-class ThreadPerConnectionServer(ThreadingHTTPServer):
-    """A thread per connection, started as each connection is accepted."""
-
-    daemon_threads = True  # a thread idle on a kept-alive connection does not hold up exit
-    workers = 0
-
-
-class WorkerPoolServer(ThreadPerConnectionServer):
-    """--workers N: N threads take connections from a queue, like gunicorn's N sync workers."""
-
-    def start_workers(self):
-        self.connections = queue.SimpleQueue()
-        for _ in range(self.workers):
-            threading.Thread(target=self.work, daemon=True).start()
-
-    def process_request(self, request, client_address):
-        self.connections.put((request, client_address))
-
-    def work(self):
-        while True:
-            request, client_address = self.connections.get()  # waits for a connection
-            self.process_request_thread(request, client_address)
-
-
-def run_app(app, *, host, port, backlog, print, workers=0, access_log=False,
-            keepalive_timeout=15, shutdown_timeout=5):
-    """Serve until SIGINT or SIGTERM, as aiohttp's web.run_app does: enter every cleanup_ctx
-    before accepting the first request; on the signal, stop accepting, give the requests in
-    flight up to shutdown_timeout seconds to finish, then leave the cleanup_ctx in reverse."""
-    server_class = WorkerPoolServer if workers else ThreadPerConnectionServer
-    handler = type("Handler", (Handler,), {"timeout": keepalive_timeout})
-    server = server_class((host, port), handler, bind_and_activate=False)
-    server.request_queue_size = backlog
-    server.app, server.workers, server.access_log = app, workers, access_log
-    server.in_flight, server.stopping = InFlight(), False
-    with contextlib.ExitStack() as stack:
-        stack.callback(server.server_close)
-        server.server_bind()
-        server.server_activate()
-        for context in app.cleanup_ctx:
-            stack.enter_context(contextlib.contextmanager(context)(app))
-        if workers:
-            server.start_workers()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored
-        print(f"Running on http://{host}:{server.server_address[1]}")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        server.stopping = True  # each open connection closes after its request in flight
-        server.socket.close()
-        server.in_flight.wait_until_none(shutdown_timeout)
-
-
-def stop(signum, frame):
-    raise KeyboardInterrupt  # ends serve_forever; run_app closes what it opened
