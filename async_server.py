@@ -18,7 +18,7 @@ from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_
                     PoolBusy, PostgresDown, State, Stats, announce, burn_cpu, error_bytes,
                     health_report, json_bytes, load_page_template, parse_new_item, render_page)
 from config import make_parser, settings_from
-from async_http import STATE, Application, middleware, respond, run_app
+from async_http import STATE, Application, middleware, refuse_too_large, respond, run_app
 from async_pools import INSERT_ITEM, make_postgres, make_redis
 
 NAME = Path(__file__).stem  # this file's name: in the log, --help and the start-up line
@@ -124,7 +124,7 @@ def make_app(settings):
     app[STATE] = new_state(settings)
     app.cleanup_ctx.append(pools)
     app.router.add_route("GET", "/", index)
-    app.router.add_route("POST", "/items", create_item)
+    app.router.add_route("POST", "/items", create_item, expect_handler=refuse_too_large)
     app.router.add_route("GET", "/health", health)
     app.router.add_route("GET", "/stats", show_stats)
     app.router.add_route("POST", "/stats/reset-peaks", reset_peaks)

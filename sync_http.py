@@ -9,7 +9,9 @@ names follow aiohttp's, so that the two servers read alike.
 
 import contextlib
 import functools
+import logging
 import queue
+import re
 import signal
 import threading
 import time
@@ -18,11 +20,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 
-from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
+from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, error_bytes, method_not_allowed
 
 STATE = "state"  # request.app[STATE]; aiohttp's is a web.AppKey, a key that knows its type
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 BODY_STOPPED = "The request body stopped arriving before its Content-Length."
+UNCLEAR_LENGTH = "Send one Content-Length, a number of bytes."
+log = logging.getLogger("sync_http")
 
 
 class Server(HTTPServer):
@@ -115,7 +119,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self):
         """Route, run the application's middleware and handler, send what it returns."""
-        self.body_read = False
         with self.server.in_flight:
             self.send(self.server.app.handle(self.as_request()))
 
@@ -124,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def as_request(self):
         return Request(self.server.app, self.command, self.path.partition("?")[0],
-                       self.read_body)
+                       self.read_body, self.content_length)
 
     def send(self, response):
         """Status line, headers with Content-Length, body: the connection can stay open."""
@@ -132,24 +135,53 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
-        unread = not self.body_read and (self.headers.get("Content-Length", "0") != "0"
-                                         or "Transfer-Encoding" in self.headers)
-        if unread or self.server.workers or self.server.stopping:  # gunicorn's workers close
-            self.send_header("Connection", "close")
+        unread = not self.body_read and (self.content_length or "Transfer-Encoding" in self.headers)
+        if unread or self.close_connection or self.server.workers or self.server.stopping:
+            self.send_header("Connection", "close")  # also as gunicorn's sync workers do
         self.end_headers()
         if self.command != "HEAD":  # a HEAD response has headers only
             self.wfile.write(response.body)
 
-    # The HTTP hygiene: what http.server leaves to us.
+    # The HTTP hygiene: what http.server leaves unchecked or logs as it should not.
+
+    def parse_request(self):
+        """http.server's parse, then what it leaves to us: a body whose length is unclear is
+        refused before anything reads it (RFC 9112 section 6.3: two different Content-Lengths
+        or one that is not a number are unrecoverable; behind a proxy they smuggle requests),
+        and a client waiting for 100 Continue hears the route's expect handler first.
+        Returns False once a refusal has been sent, as http.server's own does."""
+        self.body_read, self.content_length, self.expects_100 = False, None, False
+        if not super().parse_request():  # it calls handle_expect_100(), below
+            return False
+        lengths = self.headers.get_all("Content-Length", [])
+        if len(lengths) > 1 or not all(re.fullmatch(r"[0-9]+", n.strip()) for n in lengths):
+            return self.refuse(BadRequest(UNCLEAR_LENGTH), f"Content-Length: {', '.join(lengths)}")
+        self.content_length = int(lengths[0]) if lengths else None
+        if self.expects_100:
+            request = self.as_request()
+            try:
+                self.server.app.router.expect_handler(request.method, request.path)(request)
+            except BadRequest as error:
+                return self.refuse(error, str(error))
+            super().handle_expect_100()  # 100 Continue: send the body
+            self.wfile.flush()  # now: the client waits for it before it sends the body
+        return True
+
+    def handle_expect_100(self):
+        self.expects_100 = True  # answered in parse_request(), once the headers are checked
+        return True
+
+    def refuse(self, error, reason):
+        """Answer a request the application never sees, close the connection, log one line."""
+        self.log_error("bad request: %s", reason)
+        self.close_connection = True
+        self.send(respond(error.status, error_bytes(str(error)), headers=error.headers))
+        return False
 
     def read_body(self):
         if "Transfer-Encoding" in self.headers:  # http.server cannot read chunked bodies
             raise BadRequest(CHUNKED_BODY, HTTPStatus.LENGTH_REQUIRED)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest("Content-Length is not a number.") from None
-        limit = self.server.app.client_max_size
+        length, limit = self.content_length or 0, self.server.app.client_max_size
         if length > limit:
             if length <= 16 * limit:
                 self.rfile.read(length)  # read and drop it, so the client sees our answer
@@ -173,6 +205,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         if self.server.access_log:
             super().log_message(format, *args)
+
+    def log_error(self, format, *args):
+        """A request refused before the application saw it, or a connection gone silent: one
+        line (http.server's send_error() says why here), at INFO: shown with --access-log."""
+        log.info("%s: %s", self.client_address[0], format % args)
 
 
 class InFlight:
@@ -223,26 +260,42 @@ def middleware(function):
 
 class Router:
     def __init__(self):
-        self.routes = {}  # path -> (the one method it takes, handler)
+        self.routes = {}  # path -> (the one method it takes, handler, expect handler)
 
-    def add_route(self, method, path, handler):
-        self.routes[path] = (method, handler)
+    def add_route(self, method, path, handler, expect_handler=None):
+        self.routes[path] = (method, handler, expect_handler or continue_any)
 
     def resolve(self, method, path):
         """The handler for this request, or one that refuses it as aiohttp's router does."""
         if path not in self.routes:
             return refusal(BadRequest(NOT_FOUND, HTTPStatus.NOT_FOUND))
-        allowed, handler = self.routes[path]
+        allowed, handler, _ = self.routes[path]
         if method != allowed:
             return refusal(BadRequest(method_not_allowed(method, allowed),
                                       HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": allowed}))
         return handler
+
+    def expect_handler(self, method, path):
+        """What decides whether a client that sent Expect: 100-continue may send its body."""
+        route = self.routes.get(path)
+        return route[2] if route and route[0] == method else continue_any
 
 
 def refusal(error):
     def refuse(request):
         raise error
     return refuse
+
+
+def continue_any(request):
+    """The default expect handler, as aiohttp's: any body may come."""
+
+
+def refuse_too_large(request):
+    """An expect handler: a body larger than client_max_size is refused with 413 before the
+    client sends it, rather than read and refused after."""
+    if (request.content_length or 0) > request.app.client_max_size:
+        raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
 
 
 @dataclass
@@ -252,6 +305,7 @@ class Request:
     method: str
     path: str
     read: Callable[[], bytes]  # the body; waits on the client
+    content_length: int | None = None  # None if the request has no Content-Length header
 
 
 @dataclass
