@@ -40,7 +40,7 @@ async def refusals(request, handler):
     """aiohttp's router and body reader refuse with exceptions of their own: 404, 405, 413.
     Raise them as the BadRequest that sync_http.py raises, and dispatch() answers both."""
     try:
-        return await handler(request)
+        return await handler(request)  # yields while the handler waits
     except web.HTTPNotFound:
         raise BadRequest(NOT_FOUND, HTTPStatus.NOT_FOUND) from None
     except web.HTTPMethodNotAllowed as error:
