@@ -1,14 +1,38 @@
 """The little async_server.py adds to aiohttp, mirrored by sync_http.py for sync_server.py.
 
-aiohttp routes, reads bodies, writes Content-Length and keeps connections alive by itself.
-What is left is making its refusals speak like the application's own errors.
+aiohttp routes, reads bodies, writes Content-Length, keeps connections alive and starts a
+task per connection by itself. What is left: its refusals speak like the application's own
+errors, a client that announces too large a body is refused before it sends it, and a
+request its parser refuses is logged in one line, not a traceback. This module offers the
+names sync_http.py offers (STATE, Application, middleware, run_app, ...), so that the two
+servers differ only where they wait.
 """
 
+import logging
 from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import access_logger, server_logger
+from aiohttp.web import middleware  # noqa: F401 (for async_server.py, as sync_http's)
+from aiohttp.web_urldispatcher import _default_expect_handler
 
-from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, method_not_allowed
+from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, State, error_bytes, method_not_allowed
+
+STATE = web.AppKey("state", State)  # request.app[STATE]
+log = logging.getLogger("async_http")
+
+
+def Application(middlewares, client_max_size):
+    """aiohttp's web.Application, with refusals() inside the application's own middlewares."""
+    return web.Application(middlewares=[*middlewares, refusals], client_max_size=client_max_size)
+
+
+def run_app(app, *, access_log=False, **kwargs):
+    """aiohttp's web.run_app, with access_log a flag as in sync_http.run_app, and the parser's
+    refusals logged in one line each."""
+    server_logger.addFilter(one_line_per_bad_request)
+    web.run_app(app, access_log=access_logger if access_log else None, **kwargs)
 
 
 @web.middleware
@@ -16,7 +40,7 @@ async def refusals(request, handler):
     """aiohttp's router and body reader refuse with exceptions of their own: 404, 405, 413.
     Raise them as the BadRequest that sync_http.py raises, and dispatch() answers both."""
     try:
-        return await handler(request)
+        return await handler(request)  # yields while the handler waits
     except web.HTTPNotFound:
         raise BadRequest(NOT_FOUND, HTTPStatus.NOT_FOUND) from None
     except web.HTTPMethodNotAllowed as error:
@@ -25,6 +49,30 @@ async def refusals(request, handler):
                          HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": allowed}) from None
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE) from None
+
+
+async def refuse_too_large(request):
+    """An expect handler: a body larger than client_max_size is refused with 413 before the
+    client sends it. aiohttp's default answers 100 Continue to any size, then reads the whole
+    upload only to refuse it."""
+    if (request.content_length or 0) > request.client_max_size:
+        response = respond(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error_bytes(TOO_LARGE))
+        response.force_close()  # the body was never sent: nothing more to read on it
+        return response
+    return await _default_expect_handler(request)  # 100 Continue; yields to the event loop
+
+
+def one_line_per_bad_request(record):
+    """A logging filter for aiohttp's server log: a request its parser refused (400: two
+    Content-Lengths, a negative one, Content-Length with Transfer-Encoding...) is logged with
+    a traceback at ERROR, so any client could fill the log. Say it in one line at INFO instead
+    (shown with --access-log), as sync_http.py does."""
+    error = record.exc_info[1] if record.exc_info else None
+    if not isinstance(error, HttpProcessingError):
+        return True
+    client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+    log.info("%s: bad request: %s", client, error.message.splitlines()[0].rstrip(":"))
+    return False
 
 
 def respond(status, body, content_type=JSON, headers=None):

@@ -8,110 +8,39 @@ import asyncio
 import logging
 import sys
 import time
-from contextlib import asynccontextmanager
 from http import HTTPStatus
+from pathlib import Path
 
-import asyncpg
 import redis
-import redis.asyncio
-from aiohttp import web
-from aiohttp.log import access_logger
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from common import (BACKLOG, CONNECT_TIMEOUT_S, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT,
-                    MAX_BODY_BYTES, POOL_BUSY, POOL_TIMEOUT_S, POSTGRES_DOWN, REDIS_DOWN,
-                    REDIS_ERRORS, SELECT_ITEMS, BadRequest, PoolBusy, PostgresDown, State, Stats,
-                    announce, burn_cpu, error_bytes, health_report, json_bytes,
-                    load_page_template, parse_new_item, render_page)
+from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_BODY_BYTES,
+                    POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN, REDIS_ERRORS, SELECT_ITEMS, BadRequest,
+                    PoolBusy, PostgresDown, State, Stats, announce, burn_cpu, error_bytes,
+                    health_report, json_bytes, load_page_template, parse_new_item, render_page)
 from config import make_parser, settings_from
-from async_http import refusals, respond
+from async_http import STATE, Application, middleware, refuse_too_large, respond, run_app
+from async_pools import INSERT_ITEM, make_postgres, make_redis
 
-INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"
-POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.exceptions.OperatorInterventionError)  # OSError: its socket
-STATE = web.AppKey("state", State)  # request.app[STATE]
-log = logging.getLogger("async_server")
-
-
-class Postgres:
-    """asyncpg's pool, fixed at its size: coroutines queue for a connection while the loop
-    serves others. A connection that failed is replaced by the pool on its next use."""
-
-    def __init__(self, settings, stats):
-        self.url = settings.database_url
-        self.size = settings.db_pool_size
-        self.stats = stats
-        self.pool = None
-
-    async def open(self):
-        """Open every pooled connection now, before the first request."""
-        try:
-            self.pool = await asyncpg.create_pool(
-                self.url, min_size=self.size, max_size=self.size, timeout=CONNECT_TIMEOUT_S,
-                max_inactive_connection_lifetime=0, init=self.counted,
-                reset=self.keep_session)  # yields to the event loop
-        except (*POSTGRES_ERRORS, asyncpg.PostgresError) as error:
-            raise PostgresDown(error) from error
-
-    async def fetch(self, query, *args):
-        """Run one statement on a lent connection; return its rows."""
-        async with self.connection() as conn:
-            return await conn.fetch(query, *args)  # yields to the event loop
-
-    @asynccontextmanager
-    async def connection(self):
-        """Lend a connection; PoolBusy if none comes free in time, PostgresDown if it fails."""
-        try:
-            conn = await self.pool.acquire(timeout=POOL_TIMEOUT_S)  # yields to the event loop
-        except asyncio.TimeoutError:
-            raise PoolBusy from None
-        except POSTGRES_ERRORS as error:
-            raise PostgresDown(error) from error
-        try:
-            yield conn
-        except POSTGRES_ERRORS as error:
-            raise PostgresDown(error) from error
-        finally:
-            await self.pool.release(conn)
-
-    async def close(self):
-        if self.pool:
-            await self.pool.close()
-
-    async def counted(self, conn):
-        self.stats.connection_opened()
-
-    async def keep_session(self, conn):
-        """asyncpg's default reset costs a round trip per request (RESET ALL, UNLISTEN, ...);
-        psycopg2's pool hands connections back as they are, and neither server changes
-        session state. An open transaction is still rolled back by asyncpg itself."""
-
-
-def open_redis(settings):
-    """redis.asyncio with a pool that waits for a free connection; its default pool raises."""
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.db_pool_size, timeout=POOL_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 1))  # one retry replaces a connection Redis dropped
-    return redis.asyncio.Redis.from_pool(pool)
+NAME = Path(__file__).stem  # this file's name: in the log, --help and the start-up line
+log = logging.getLogger(NAME)
 
 
 def new_state(settings):
     """What every handler shares; nothing connects until pools() opens it."""
     stats = Stats(settings.knobs())
-    return State(settings, stats, load_page_template(), Postgres(settings, stats),
-                 open_redis(settings))
+    return State(settings, stats, load_page_template(), make_postgres(settings, stats),
+                 make_redis(settings))
 
 
-@web.middleware
+@middleware
 async def dispatch(request, handler):
     """Run the handler; turn what went wrong into a status and a JSON sentence."""
     stats = request.app[STATE].stats
-    counted = request.path != "/stats"  # reading /stats leaves what it reports alone
-    if counted:
+    in_stats = not request.path.startswith("/stats")  # /stats reports; it is not reported
+    if in_stats:
         stats.request_started()
     try:
-        return await handler(request)
+        return await handler(request)  # yields while the handler waits
     except BadRequest as error:
         return respond(error.status, error_bytes(str(error)), headers=error.headers)
     except PoolBusy:
@@ -126,7 +55,7 @@ async def dispatch(request, handler):
         log.exception("%s %s failed", request.method, request.path)
         return respond(HTTPStatus.INTERNAL_SERVER_ERROR, error_bytes(INTERNAL_ERROR))
     finally:
-        if counted:
+        if in_stats:
             stats.request_finished()
 
 
@@ -137,7 +66,7 @@ async def index(request):
     counter = await state.redis.incr(COUNTER_KEY)  # yields to the event loop
     if state.settings.io_delay_ms:
         with state.stats.upstream_wait():
-            if state.settings.blocking:  # the mistake: a blocking call inside the loop
+            if state.settings.blocking:  # blocks, the mistake: a blocking call in the loop
                 time.sleep(state.settings.io_delay_ms / 1000)  # blocks the loop: all wait
             else:
                 await asyncio.sleep(state.settings.io_delay_ms / 1000)  # yields to the loop
@@ -171,7 +100,13 @@ async def health(request):
 
 async def show_stats(request):
     """GET /stats: requests in service now and at most, threads, connections opened."""
-    return respond(HTTPStatus.OK, request.app[STATE].stats.snapshot())
+    return respond(HTTPStatus.OK, request.app[STATE].stats.report())
+
+
+async def reset_peaks(request):
+    """POST /stats/reset-peaks: the peaks count again from now; answers with /stats."""
+    request.app[STATE].stats.reset_peaks()
+    return respond(HTTPStatus.OK, request.app[STATE].stats.report())
 
 
 async def pools(app):
@@ -180,39 +115,36 @@ async def pools(app):
     await state.db.open()  # yields to the event loop
     await state.redis.ping()  # yields to the event loop: fail now, not on the first request
     yield
-    await state.redis.aclose()
-    await state.db.close()
+    await state.redis.aclose()  # yields while it closes each connection
+    await state.db.close()  # yields while it closes each connection
 
 
 def make_app(settings):
-    app = web.Application(middlewares=[dispatch, refusals], client_max_size=MAX_BODY_BYTES)
+    app = Application(middlewares=[dispatch], client_max_size=MAX_BODY_BYTES)
     app[STATE] = new_state(settings)
     app.cleanup_ctx.append(pools)
     app.router.add_route("GET", "/", index)
-    app.router.add_route("POST", "/items", create_item)
+    app.router.add_route("POST", "/items", create_item, expect_handler=refuse_too_large)
     app.router.add_route("GET", "/health", health)
     app.router.add_route("GET", "/stats", show_stats)
+    app.router.add_route("POST", "/stats/reset-peaks", reset_peaks)
     return app
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.splitlines()[0], default_port=8081,
-                         own_flags=("--blocking",))
+    parser = make_parser(NAME, __doc__.splitlines()[0])
     settings = settings_from(parser.parse_args(argv))
     logging.basicConfig(format=LOG_FORMAT,
                         level=logging.INFO if settings.access_log else logging.WARNING)
-    # While Postgres is down, asyncpg logs a traceback per reconnect attempt; our own
-    # one-line warnings already say Postgres is down.
-    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     model = "one event loop"
     try:
-        web.run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
-                    print=lambda message: announce("async_server", message, model, settings),
-                    access_log=access_logger if settings.access_log else None,
-                    keepalive_timeout=settings.idle_timeout_s, shutdown_timeout=5)
+        run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
+                print=lambda message: announce(NAME, message, model, settings),
+                access_log=settings.access_log,
+                keepalive_timeout=settings.idle_timeout_s, shutdown_timeout=5)
     except (OSError, PostgresDown, redis.RedisError) as error:
-        sys.exit(f"async_server: cannot start: {error}".strip())
-    print("async_server: stopped", flush=True)
+        sys.exit(f"{NAME}: cannot start: {error}".strip())
+    print(f"{NAME}: stopped", flush=True)
 
 
 if __name__ == "__main__":

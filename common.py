@@ -165,8 +165,8 @@ def burn_cpu(ms):
 class Stats:
     """Counters behind GET /stats. The lock is for the sync server's many threads.
 
-    The peaks are the most at once since the previous read, so a benchmark that reads them
-    before and during a run sees that run's peaks alone. waiting_upstream counts page views
+    The peaks are the most at once since start-up or since reset_peaks(), so a benchmark that
+    resets them before a run sees that run's peaks alone. waiting_upstream counts page views
     inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1.
     """
 
@@ -205,14 +205,18 @@ class Stats:
         with self._lock:
             self.pg_connections_opened += 1
 
-    def snapshot(self):
+    def report(self):
+        """The counters as GET /stats sends them (JSON bytes); reading changes nothing."""
         with self._lock:
-            report = json_bytes({
+            return json_bytes({
                 "in_service": self.in_service, "peak_in_service": self.peak_in_service,
                 "waiting_upstream": self.waiting_upstream,
                 "peak_waiting_upstream": self.peak_waiting_upstream,
                 "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
                 "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs})
+
+    def reset_peaks(self):
+        """Start both peaks again from what is in service now (POST /stats/reset-peaks)."""
+        with self._lock:
             self.peak_in_service = self.in_service
             self.peak_waiting_upstream = self.waiting_upstream
-            return report

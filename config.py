@@ -12,6 +12,12 @@ DEFAULT_URLS = {  # what docker-compose.yml publishes
     "DATABASE_URL": "postgresql://todo:todo@127.0.0.1:5432/todo",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
+# Each server by its file's name: the port it listens on unless told, and the knobs only it
+# has. A knob one server lacks is chosen at set-up (sync_pools.make_postgres), not in a branch.
+SERVERS = {
+    "sync_server": {"port": 8080, "own_flags": ("--workers", "--connect-per-request")},
+    "async_server": {"port": 8081, "own_flags": ("--blocking",)},
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,9 @@ class Settings:
                 "idle_timeout_s": self.idle_timeout_s}
 
 
-def make_parser(description, default_port, own_flags=()):
-    """The flags both servers take, plus `own_flags`: knobs only one server has."""
+def make_parser(name, description):
+    """The flags both servers take, plus the knobs only server `name` has (SERVERS)."""
+    default_port, own_flags = SERVERS[name]["port"], SERVERS[name]["own_flags"]
     parser = argparse.ArgumentParser(
         description=description,
         epilog="Environment: DATABASE_URL (default %s), REDIS_URL (default %s)."

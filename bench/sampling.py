@@ -80,7 +80,8 @@ class Sampler:
         self.samples = []
         self.done = threading.Event()
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        self.served_before = self.served()  # also starts /stats's peak afresh
+        self.read_stats("POST", "/stats/reset-peaks")  # the peaks count from here
+        self.served_before = self.served()
         self.before = self.counters()
         self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
         if self.threads:
@@ -102,9 +103,9 @@ class Sampler:
         stats = self.read_stats()
         return stats["served"] if stats else None
 
-    def read_stats(self):
+    def read_stats(self, method="GET", path="/stats"):
         try:
-            self.conn.request("GET", "/stats")
+            self.conn.request(method, path)
             return json.loads(self.conn.getresponse().read())
         except (OSError, ValueError, http.client.HTTPException):
             self.conn.close()  # reconnects on the next request

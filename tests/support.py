@@ -48,6 +48,11 @@ def call(port, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
+def reset_peaks(server):
+    """POST /stats/reset-peaks: the server's peaks count from here."""
+    return call(server.port, "POST", "/stats/reset-peaks")
+
+
 def post_item(port, data):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
     return call(port, "POST", "/items", body, {"Content-Type": "application/json"})

@@ -83,22 +83,24 @@ def test_stats_count_requests_in_service_across_threads():
     release.set()
     for thread in threads:
         thread.join()
-    report = json.loads(stats.snapshot())
+    report = json.loads(stats.report())
     assert (report["in_service"], report["peak_in_service"], report["served"]) == (0, 8, 8)
-    assert json.loads(stats.snapshot())["peak_in_service"] == 0  # a read starts the peak afresh
+    assert json.loads(stats.report())["peak_in_service"] == 8  # reading changes nothing
+    stats.reset_peaks()
+    assert json.loads(stats.report())["peak_in_service"] == 0  # the peak starts afresh
 
 
 def test_each_server_parses_its_own_knobs_and_defaults_the_rest(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:1/x")
     monkeypatch.delenv("REDIS_URL", raising=False)
-    sync = make_parser("sync", 8080, own_flags=("--workers", "--connect-per-request"))
+    sync = make_parser("sync_server", "the threaded server")
     settings = settings_from(sync.parse_args(["--workers", "2", "--connect-per-request"]))
     assert (settings.workers, settings.connect_per_request, settings.blocking) == (2, True, False)
     assert settings.database_url == "postgresql://x@127.0.0.1:1/x"
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     with pytest.raises(SystemExit):
-        make_parser("async", 8081, own_flags=("--blocking",)).parse_args(["--workers", "2"])
-    defaults = settings_from(make_parser("async", 8081, own_flags=("--blocking",)).parse_args([]))
+        make_parser("async_server", "the event loop").parse_args(["--workers", "2"])
+    defaults = settings_from(make_parser("async_server", "the event loop").parse_args([]))
     assert defaults.knobs() == {name: getattr(Settings, name) for name in defaults.knobs()}
 
 

@@ -8,12 +8,12 @@ import pytest
 from sampling import cpu_seconds
 from scenarios import SCENARIOS
 from servers import KINDS
-from support import ROOT, at_once, call
+from support import ROOT, at_once, call, reset_peaks
 
 
 def peaks_during(server, count):
     """/stats after `count` page views released at once."""
-    server.stats()  # the peaks count from here
+    reset_peaks(server)
     assert at_once([lambda: call(server.port, "GET", "/", timeout=60).status] * count) \
         == [200] * count
     return server.stats()

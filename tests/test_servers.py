@@ -10,7 +10,7 @@ import time
 import pytest
 from servers import KINDS, ServerError
 from support import (ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
-                     post_item, stored_text)
+                     post_item, reset_peaks, stored_text)
 
 
 @pytest.fixture(params=KINDS)
@@ -77,7 +77,7 @@ def test_300_concurrent_requests_are_all_answered(server, urls):
     """Counted, not timed: every request answered, every view counted, every insert stored."""
     gets, posts = 200, 100
     rows_before = count_rows(urls["DATABASE_URL"])
-    server.stats()  # /stats's peak counts from here
+    reset_peaks(server)
     views = [lambda: call(server.port, "GET", "/", timeout=60).status] * gets
     inserts = [lambda n=n: post_item(server.port, {"text": f"concurrent {n}"}).status
                for n in range(posts)]

@@ -4,7 +4,7 @@ import random
 from fractions import Fraction
 
 import pytest
-from support import at_once, call
+from support import at_once, call, reset_peaks
 
 import predictions
 
@@ -22,7 +22,7 @@ def test_predictions_are_filled_in():
 @pytest.mark.parametrize("workers", [1, 3])
 def test_peak_in_service_matches_prediction(start_server, fresh_data, workers):
     server = start_server("sync", "--workers", str(workers), "--io-delay-ms", "200")
-    server.stats()  # the peak counts from here
+    reset_peaks(server)  # the peak counts from here
     statuses = at_once([lambda: call(server.port, "GET", "/", timeout=60).status] * 12)
     assert statuses == [200] * 12
     counted = server.stats()["peak_in_service"]

@@ -9,7 +9,7 @@ import pytest
 from support import (call, item_table_locked, postgres_backends, wait_until,
                      waiting_on_item_lock)
 
-EDIT = "async_server.py"
+EDIT = "async_pools.py and config.py"
 AT_ONCE = 3  # page views held up together, fewer than the pool would hold
 
 

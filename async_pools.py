@@ -1,0 +1,94 @@
+"""Postgres and Redis for async_server.py: asyncpg and redis.asyncio, pools that coroutines
+wait on.
+
+What is a driver's and not the concurrency model's lives here, and its mirror image in
+sync_pools.py: how callers queue for a connection, how a connection is counted, what a
+broken one costs, how a query names its parameters. Both modules offer the same names
+(make_postgres, make_redis, INSERT_ITEM), so the servers differ only where they wait.
+"""
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import asyncpg
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown
+
+INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"  # asyncpg's placeholder
+POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                   asyncpg.exceptions.OperatorInterventionError)  # OSError: its socket
+
+
+def make_postgres(settings, stats):
+    """The pool; nothing connects until open()."""
+    # While Postgres is down, asyncpg logs a traceback per reconnect attempt; the servers'
+    # one-line warnings already say Postgres is down.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
+    return Postgres(settings, stats)
+
+
+class Postgres:
+    """asyncpg's pool, fixed at its size: coroutines queue for a connection while the loop
+    serves others. A connection that failed is replaced by the pool on its next use."""
+
+    def __init__(self, settings, stats):
+        self.url = settings.database_url
+        self.size = settings.db_pool_size
+        self.stats = stats
+        self.pool = None
+
+    async def open(self):
+        """Open every pooled connection now, before the first request."""
+        try:
+            self.pool = await asyncpg.create_pool(
+                self.url, min_size=self.size, max_size=self.size, timeout=CONNECT_TIMEOUT_S,
+                max_inactive_connection_lifetime=0, init=self.count_connection,
+                reset=self.keep_session)  # yields to the event loop
+        except (*POSTGRES_ERRORS, asyncpg.PostgresError) as error:
+            raise PostgresDown(error) from error
+
+    async def fetch(self, query, *args):
+        """Run one statement on a lent connection; return its rows."""
+        async with self.connection() as conn:  # yields to the event loop
+            return await conn.fetch(query, *args)  # yields to the event loop
+
+    @asynccontextmanager
+    async def connection(self):
+        """Lend a connection; PoolBusy if none comes free in time, PostgresDown if it fails."""
+        try:
+            conn = await self.pool.acquire(timeout=POOL_TIMEOUT_S)  # yields to the event loop
+        except asyncio.TimeoutError:
+            raise PoolBusy from None
+        except POSTGRES_ERRORS as error:
+            raise PostgresDown(error) from error
+        try:
+            yield conn
+        except POSTGRES_ERRORS as error:
+            raise PostgresDown(error) from error
+        finally:
+            await self.pool.release(conn)  # yields to the event loop
+
+    async def close(self):
+        if self.pool:
+            await self.pool.close()  # yields to the event loop
+
+    async def count_connection(self, conn):
+        """asyncpg's init: called once for each connection the pool opens."""
+        self.stats.connection_opened()
+
+    async def keep_session(self, conn):
+        """asyncpg's default reset costs a round trip per request (RESET ALL, UNLISTEN, ...);
+        psycopg2's pool hands connections back as they are, and neither server changes
+        session state. An open transaction is still rolled back by asyncpg itself."""
+
+
+def make_redis(settings):
+    """redis.asyncio with a pool that waits for a free connection; its default pool raises."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.db_pool_size, timeout=POOL_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1))  # one retry replaces a connection Redis dropped
+    return redis.asyncio.Redis.from_pool(pool)
