@@ -38,7 +38,8 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
 
 
 def test_results_record_the_sync_servers_threads(tmp_path, urls):
-    _, results = run_bench(tmp_path, "--only", "sync", "--connections", "50")
+    _, results = run_bench(tmp_path, "--only", "sync", "--connections", "50",
+                           "--placement", "shared")
     runs = results["runs"]
     assert {r["series"] for r in runs} == {"sync"}
     assert all(r["peak_threads"] > 1 for r in runs)  # a thread per connection in service
@@ -105,7 +106,8 @@ def test_bench_help_lists_every_flag():
 
 def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
     """--profile: one py-spy profile and flame graph per run, its groups adding up to 100%."""
-    result, results = run_bench(tmp_path, "--profile", "--connections", "20")
+    result, results = run_bench(tmp_path, "--profile", "--connections", "20", "--placement",
+                                "shared")
     assert results["settings"]["profiled"] is True
     assert "PROFILED" in result.stdout
     for run in results["runs"]:

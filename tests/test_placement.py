@@ -12,7 +12,7 @@ import pytest
 from cells import percentile_cell, unaccepted
 from measure import other_cpu
 from placement import cpus_for, supported
-from report import ratio_spread
+from reading import ratio_spread
 from sampling import established
 from scheduler import ThreadCounts, readable
 from support import ROOT, call

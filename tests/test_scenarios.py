@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from machine import somaxconn_note
-from report import render_summary, summarize
+from report import render_summary
+from rows import summarize
 from scenarios import SCENARIOS, Case
 from servers import KINDS
 from support import ROOT
