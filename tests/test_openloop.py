@@ -1,6 +1,7 @@
 """bench/openloop.py, the open-loop load generator, held to what it claims: against servers
 made here whose latency is known, it reports that latency; it shows the queue a closed-loop
-client would hide; what never answers ranks after every answer. Needs no Postgres or Redis.
+client would hide; what never answers ranks after every answer. And bench/limits.py reads
+the machine's limits back. Needs no Postgres or Redis.
 
 These tests time things, against the house rule, because a latency meter is checked by
 timing: each server's own wait is known (asyncio.sleep), and the bounds allow for the loop.
@@ -9,6 +10,7 @@ timing: each server's own wait is known (asyncio.sleep), and the bounds allow fo
 import asyncio
 import itertools
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 
 from latency import ranked
+from limits import held_by, read_limits, thread_ceiling
 from support import ROOT, free_port
 
 OPENLOOP = ROOT / "bench" / "openloop.py"
@@ -182,3 +185,44 @@ def test_bad_flags_get_a_clear_error(flags, says):
                            "--timeout", "1", *flags], capture_output=True, text=True)
     assert done.returncode == 2 and says in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_limits_are_read_back_from_proc():
+    limits = read_limits()
+    for name, path in [("max_map_count", "/proc/sys/vm/max_map_count"),
+                       ("pid_max", "/proc/sys/kernel/pid_max"),
+                       ("threads_max", "/proc/sys/kernel/threads-max")]:
+        with open(path) as proc:
+            assert limits[name] == int(proc.read()) > 0
+    assert limits["nofile_soft"] > 0 and limits["mem_available_mb"] > 0
+    ceiling, name = thread_ceiling(limits)
+    assert name in ("RLIMIT_NOFILE (soft)", "RLIMIT_NPROC", "vm.max_map_count / 2",
+                    "kernel.pid_max", "kernel.threads-max")
+    assert isinstance(ceiling, int) and ceiling > 0
+
+
+def test_a_process_is_seen_to_hold_its_threads():
+    before, release = held_by(os.getpid()), threading.Event()
+    waiting = [threading.Thread(target=release.wait) for _ in range(5)]
+    for thread in waiting:
+        thread.start()
+    try:
+        during = held_by(os.getpid())
+    finally:
+        release.set()
+        for thread in waiting:
+            thread.join()
+    assert during["threads"] == before["threads"] + 5
+    if sys.platform.startswith("linux"):
+        assert during["maps"] > 0 and during["fds"] > 0
+
+
+def test_the_smallest_known_limit_caps_a_thread_per_connection():
+    limits = {"nofile_soft": 20000, "nproc": 5000, "nproc_exempt": False,
+              "max_map_count": 65530, "pid_max": None, "threads_max": 192729}
+    assert thread_ceiling(limits) == (5000, "RLIMIT_NPROC")
+    assert thread_ceiling({**limits, "nproc_exempt": True}) == (20000, "RLIMIT_NOFILE (soft)")
+    assert thread_ceiling({**limits, "nproc_exempt": True, "nofile_soft": None}) == (
+        32765, "vm.max_map_count / 2")  # a thread's stack and its guard page: two maps
+    assert thread_ceiling(dict.fromkeys(limits)) == (None, None)
