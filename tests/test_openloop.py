@@ -4,7 +4,10 @@ client would hide; what never answers ranks after every answer. And bench/limits
 the machine's limits back. Needs no Postgres or Redis.
 
 These tests time things, against the house rule, because a latency meter is checked by
-timing: each server's own wait is known (asyncio.sleep), and the bounds allow for the loop.
+timing: each server's own wait is known (asyncio.sleep), and the bounds allow for the event
+loops, not for a saturated machine: there the first test fails, saying that the client could
+not keep to its schedule. The queue test's bounds follow from the server's capacity, with
+room for a busy machine.
 """
 
 import asyncio
@@ -95,8 +98,11 @@ def test_a_fixed_latency_is_reported_as_it_is():
     assert 100 <= report["p50_ms"] <= 110
     assert report["p99_ms"] < 130
     assert report["achieved_rate"] == pytest.approx(50, rel=0.05)
-    assert report["client_behind"] is False
-    assert report["connections_opened"] <= 2  # the warm-up opened what the window needed
+    assert report["client_behind"] is False, (
+        f"the client sent up to {report['send_lag_ms_max']} ms late: is the machine busy? "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    # the warm-up's connections, kept alive, serve the window: it opens few of its own
+    assert report["connections_opened"] < report["connections_opened_in_warmup"]
 
 
 def test_the_queue_a_closed_loop_would_hide_is_measured():
@@ -112,11 +118,10 @@ def test_the_queue_a_closed_loop_would_hide_is_measured():
     with serving(wait) as port:
         report = openloop(port, "--rate", "40", "--duration", "3", "--timeout", "10")
     assert (report["sent"], report["ok"], report["timeouts"]) == (120, 120, 0)
-    assert 55 <= report["answered_in_window"] <= 61  # capacity x time, not the offered 120
+    assert 50 <= report["answered_in_window"] <= 61  # capacity x time, not the offered 120
     assert report["p50_ms"] > 1000  # request 59: due at 1.475 s, answered after 3 s
     assert report["p99_ms"] > 2500  # request 118: due at 2.95 s, answered after 5.95 s
-    assert report["peak_in_flight"] >= 55  # the queue, counted: 120 sent, about 60 answered
-    assert report["client_behind"] is False
+    assert report["peak_in_flight"] >= 55  # the queue, counted: 120 sent, at most 60 answered
 
 
 def test_requests_never_answered_rank_after_every_answer():
