@@ -7,6 +7,9 @@ a slow server slows wrk down too, is offered less than was asked, and what was n
 never timed: the queue a real crowd would build stays hidden (coordinated omission; Gil Tene,
 "How NOT to measure latency"). Here request i is due at start + i/rate whatever became of the
 others, and is timed from then: a client that falls behind adds its lateness to the latency.
+Connections are kept alive for reuse; a request due when none is idle opens one at once
+(http1.Connections). --warmup sends at the same rate, unmeasured, first; after the window
+nothing more is sent, and what is in flight gets until its own deadline to finish.
 
 Prints a progress line a second on stderr, then one JSON object on stdout:
   offered_rate, duration_s, warmup_s, timeout_s: what was asked.
@@ -27,7 +30,8 @@ Prints a progress line a second on stderr, then one JSON object on stdout:
     is over 10 ms, so this client, not the server, set the pace.
   client_cpu_s: this process's user + system CPU during the window; client_fd_limit: its
     open-files limit, which caps the connections it can hold.
-Standard library only (asyncio streams): it runs with any Python 3.10+.
+Exits 0 with the report, 2 on a bad flag, 130 on Ctrl-C (with no report: it would be
+partial). Standard library only (asyncio streams): it runs with any Python 3.10+.
 """
 
 import argparse
