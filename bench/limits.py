@@ -2,8 +2,8 @@
 read before a run, so that a summary can say which limit binds first; and what a running
 server holds against those limits (its threads, descriptors and memory maps).
 
-read_limits() returns a dict of ints, each None where this platform has no such figure or
-sets no limit (never a made-up 0):
+read_limits() returns a dict of ints (and one bool), each None where this platform has no
+such figure or sets no limit (never a made-up 0):
   nofile_soft, nofile_hard: RLIMIT_NOFILE, a descriptor per connection (per process).
   nproc: RLIMIT_NPROC, threads of all of this user's processes (Linux counts each thread);
     nproc_exempt: True when running as root, whom the kernel does not hold to it.
@@ -12,6 +12,11 @@ sets no limit (never a made-up 0):
   pid_max, threads_max: Linux kernel.pid_max (a thread takes an id, machine-wide) and
     kernel.threads-max (threads on the machine).
   somaxconn: the listen queue's cap (machine.somaxconn, Linux and macOS).
+  ephemeral_ports: Linux net.ipv4.ip_local_port_range's size, the connections one client
+    address can hold to one server port (wrk's, bench/openloop.py's), whichever server it is.
+    Linux's connect() tries the even ports first, and past half of them scans the range for
+    each connection: likely why bench/openloop.py stalled for seconds in two runs here once
+    about 14,000 were open (half of 32768-60999), when 10,000 ran smoothly.
   mem_available_mb: Linux MemAvailable. Not a ceiling by itself: what a thread costs in memory
     depends on how deep its stack grows, so no thread count is derived from it.
 Standard library only; on macOS only somaxconn and the rlimits are read.
@@ -36,7 +41,7 @@ def read_limits():
             "max_map_count": read_int(PROC / "sys/vm/max_map_count"),
             "pid_max": read_int(PROC / "sys/kernel/pid_max"),
             "threads_max": read_int(PROC / "sys/kernel/threads-max"),
-            "somaxconn": somaxconn(),
+            "somaxconn": somaxconn(), "ephemeral_ports": ephemeral_ports(),
             "mem_available_mb": None if meminfo is None else meminfo // 1024}
 
 
@@ -68,6 +73,16 @@ def held_by(pid):
     import psutil  # macOS has no /proc; psutil asks its kernel instead
     process = psutil.Process(pid)
     return {"threads": process.num_threads(), "fds": process.num_fds(), "maps": None}
+
+
+def ephemeral_ports():
+    """How many local ports Linux gives out to connect() from one address; None elsewhere."""
+    try:
+        low, high = (int(n) for n in (PROC / "sys/net/ipv4/ip_local_port_range").read_text()
+                     .split())
+    except (OSError, ValueError):
+        return None
+    return high - low + 1
 
 
 def finite(limit):

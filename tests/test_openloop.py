@@ -201,6 +201,9 @@ def test_limits_are_read_back_from_proc():
         with open(path) as proc:
             assert limits[name] == int(proc.read()) > 0
     assert limits["nofile_soft"] > 0 and limits["mem_available_mb"] > 0
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as proc:
+        low, high = (int(n) for n in proc.read().split())
+    assert limits["ephemeral_ports"] == high - low + 1 > 0
     ceiling, name = thread_ceiling(limits)
     assert name in ("RLIMIT_NOFILE (soft)", "RLIMIT_NPROC", "vm.max_map_count / 2",
                     "kernel.pid_max", "kernel.threads-max")
