@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from http1 import read_response
+
 REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # leaves the audited counter
 OPENING_AT_ONCE = 200
 
@@ -32,11 +34,7 @@ async def view(reader, writer):
     """One request on an open connection; False if the server has closed it after."""
     writer.write(REQUEST)
     await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    await reader.readexactly(length)
-    return b"connection: close" not in head.lower()
+    return (await read_response(reader))[1]
 
 
 class Clients:

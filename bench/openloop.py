@@ -1,0 +1,222 @@
+"""An open-loop HTTP/1.1 load generator: requests leave on schedule, answered or not.
+
+    python bench/openloop.py --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
+
+wrk is a closed loop: a connection sends its next request only once the last is answered, so
+a slow server slows wrk down too, is offered less than was asked, and what was never sent is
+never timed: the queue a real crowd would build stays hidden (coordinated omission; Gil Tene,
+"How NOT to measure latency"). Here request i is due at start + i/rate whatever became of the
+others, and is timed from then: a client that falls behind adds its lateness to the latency.
+Connections are kept alive for reuse; a request due when none is idle opens one at once
+(http1.Connections). --warmup sends at the same rate, unmeasured, first; after the window
+nothing more is sent, and what is in flight gets until its own deadline to finish.
+
+Prints a progress line a second on stderr, then one JSON object on stdout:
+  offered_rate, duration_s, warmup_s, timeout_s: what was asked.
+  sent: requests due in the measured window (rate × duration), the warm-up's not counted;
+    sent = ok (2xx) + non_2xx (together: answered) + timeouts + the errors.
+  timeouts: no whole answer within timeout_s of being due, at any stage, connecting included.
+  errors: {connect, client_fd_limit (this client out of descriptors), write, read, protocol}.
+  answered_in_window: answers received in the window, warm-up requests' included;
+    achieved_rate = answered_in_window / duration_s: what the server kept up with.
+  p50_ms, p90_ms, p99_ms, p999_ms, max_ms: from due to the answer's last byte, over every
+    request sent, timeouts and errors ranked after every answer (latency.ranked): a figure
+    that falls among them is null and its p99_past_timeout (etc.) true. Never flattering.
+  peak_in_flight, mean_in_flight (sampled every 0.1 s): requests sent and not yet finished
+    during the window, warm-up ones included.
+  connections_opened in the window, connections_opened_in_warmup.
+  send_lag_ms_p99, send_lag_ms_max: how late this client got round to its requests (a
+    self-check; connecting is the server's part, in the latency); client_behind: that p99
+    is over 10 ms, so this client, not the server, set the pace.
+  client_cpu_s: this process's user + system CPU during the window; client_fd_limit: its
+    open-files limit, which caps the connections it can hold.
+Exits 0 with the report, 2 on a bad flag, 130 on Ctrl-C (with no report: it would be
+partial). Standard library only (asyncio streams): it runs with any Python 3.10+.
+"""
+
+import argparse
+import asyncio
+import gc
+import itertools
+import json
+import math
+import resource
+import sys
+import time
+from collections import Counter
+
+from http1 import ERROR_KINDS, Connections, Failed
+from latency import ranked
+from machine import raise_fd_limit
+
+SAMPLE_EVERY_S = 0.1
+BEHIND_MS = 10  # send lag past this at p99: the client could not keep to its schedule
+
+
+class OpenLoop:
+    """The requests of one run, and what became of each: tallies only, no per-connection
+    scan, so the cost of a request does not grow with how many are in flight."""
+
+    def __init__(self, port, host, path, rate, timeout_s):
+        self.connections = Connections(host, port, path)
+        self.rate, self.timeout_s = rate, timeout_s
+        self.in_flight = set()  # the requests' tasks (asyncio keeps only weak references)
+        self.window = (math.inf, math.inf)
+        self.latencies, self.lags, self.samples = [], [], []  # of the measured requests
+        self.outcomes = Counter()  # measured requests by "ok", "non_2xx", "timeout", or error
+        self.sent = self.answered_in_window = self.peak_in_flight = self.finished_all = 0
+        self.cpu_at_start = self.opened_before = None  # when the window opens
+
+    async def request(self, due, measured):
+        """One request due at loop time `due`, timed from then, and tallied if `measured`."""
+        loop = asyncio.get_running_loop()
+        lag = loop.time() - due
+        try:  # wait_for, not asyncio.timeout_at: that came with Python 3.11
+            status = await asyncio.wait_for(self.connections.get(),
+                                            due + self.timeout_s - loop.time())
+            outcome = "ok" if 200 <= status < 300 else "non_2xx"
+        except asyncio.TimeoutError:
+            outcome = "timeout"
+        except Failed as failure:
+            outcome = failure.args[0]
+        done = loop.time()
+        self.finished_all += 1  # warm-up included, for the progress line
+        answered = outcome in ("ok", "non_2xx")
+        if answered and self.window[0] <= done < self.window[1]:
+            self.answered_in_window += 1
+        if measured:
+            self.lags.append(lag)
+            self.outcomes[outcome] += 1
+            if answered:
+                self.latencies.append(done - due)
+
+    async def send(self, first_due, count, warmup_count):
+        """Start request i at first_due + i/rate for i < count, answered or not. A fixed
+        schedule, not Poisson arrivals: runs offer the same load and tests can count exactly;
+        random bursts would queue even below capacity, mixing the arrivals' variance into
+        the server's. A late wake-up starts every overdue request at once: it catches up."""
+        loop = asyncio.get_running_loop()
+        for i in range(count):
+            due = first_due + i / self.rate
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            if i == warmup_count:  # the window opens: this process's CPU from here
+                self.cpu_at_start = time.process_time()
+                self.opened_before = self.connections.opened
+            task = asyncio.create_task(self.request(due, measured=i >= warmup_count))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            if i >= warmup_count:
+                self.sent += 1
+                self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
+
+    async def watch(self):
+        """Sample the requests in flight during the window, and print progress every second,
+        until cancelled."""
+        loop = asyncio.get_running_loop()
+        start, end = self.window
+        for tick in itertools.count(1):
+            await asyncio.sleep(SAMPLE_EVERY_S)
+            now = loop.time()
+            if start <= now < end:
+                self.samples.append(len(self.in_flight))
+            if tick % round(1 / SAMPLE_EVERY_S) == 0:
+                phase = "warm-up" if now < start else "measuring" if now < end else "draining"
+                print(f"openloop: {phase}: answered or failed {self.finished_all}, in "
+                      f"flight {len(self.in_flight)}, connections opened "
+                      f"{self.connections.opened}", file=sys.stderr, flush=True)
+
+    async def run(self, warmup_s, duration_s):
+        """Warm up, measure, wait up to timeout_s for what is still in flight; the report."""
+        loop = asyncio.get_running_loop()
+        warmup_count, count = round(warmup_s * self.rate), round(duration_s * self.rate)
+        first_due = loop.time() + 0.1  # time to get the watcher going
+        self.window = (first_due + warmup_count / self.rate,
+                       first_due + warmup_count / self.rate + duration_s)
+        watcher = asyncio.create_task(self.watch())
+        await self.send(first_due, warmup_count + count, warmup_count)
+        await asyncio.sleep(max(0.0, self.window[1] - loop.time()))
+        cpu_s = time.process_time() - self.cpu_at_start
+        if self.in_flight:  # each ends by its own deadline: due + timeout_s
+            await asyncio.wait(set(self.in_flight), timeout=self.timeout_s + 1)
+        watcher.cancel()
+        self.connections.close_idle()
+        return self.report(warmup_s, duration_s, cpu_s)
+
+    def report(self, warmup_s, duration_s, cpu_s):
+        """The JSON object the module docstring describes."""
+        lags, outcomes = ranked(self.lags), self.outcomes
+        return {
+            "offered_rate": self.rate, "duration_s": duration_s, "warmup_s": warmup_s,
+            "timeout_s": self.timeout_s, "sent": self.sent,
+            "answered": outcomes["ok"] + outcomes["non_2xx"], "ok": outcomes["ok"],
+            "non_2xx": outcomes["non_2xx"], "timeouts": outcomes["timeout"],
+            "errors": {kind: outcomes[kind] for kind in ERROR_KINDS},
+            "answered_in_window": self.answered_in_window,
+            "achieved_rate": round(self.answered_in_window / duration_s, 2),
+            **ranked(self.latencies, self.sent - len(self.latencies)),
+            "peak_in_flight": self.peak_in_flight,
+            "mean_in_flight": (round(sum(self.samples) / len(self.samples), 1)
+                               if self.samples else None),
+            "connections_opened": self.connections.opened - self.opened_before,
+            "connections_opened_in_warmup": self.opened_before,
+            "send_lag_ms_p99": lags["p99_ms"], "send_lag_ms_max": lags["max_ms"],
+            "client_behind": (lags["p99_ms"] or 0) > BEHIND_MS,
+            "client_cpu_s": round(cpu_s, 3),
+            "client_fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        }
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Offer a fixed rate of GET requests to a local server, answered or not, "
+        "and print one JSON object: latency from when each request was due.")
+    parser.add_argument("--port", type=int, required=True, help="the server's port")
+    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "localhost"),
+                        help="loopback only: a tool to measure your own server, not to flood "
+                        "another (default: %(default)s)")
+    parser.add_argument("--path", default="/", help="what to GET (default: %(default)s)")
+    parser.add_argument("--rate", type=float, required=True, help="requests per second")
+    parser.add_argument("--duration", type=float, required=True,
+                        help="seconds of measured sending")
+    parser.add_argument("--timeout", type=float, required=True,
+                        help="seconds from when a request is due until it counts as timed out")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="seconds of unmeasured sending first, at the same rate, so the "
+                        "connections are open when measuring starts (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not all(0 < value < math.inf for value in (args.rate, args.duration, args.timeout)):
+        parser.error("--rate, --duration and --timeout take numbers above 0")
+    if not 0 <= args.warmup < math.inf:
+        parser.error("--warmup takes a number, 0 or more")
+    if not (0 < args.port < 65536 and args.path.startswith("/")):
+        parser.error("--port is from 1 to 65535, and --path starts with /")
+    if round(args.duration * args.rate) < 1:
+        parser.error("--rate times --duration is less than one request")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # a descriptor per connection, and never more connections than requests in flight:
+    # at most rate × timeout, each ending by its own deadline
+    note = raise_fd_limit(math.ceil(args.rate * args.timeout) + 1)
+    if note:
+        print(f"openloop: {note}", file=sys.stderr)
+    # A full garbage collection walks every object of every open connection: with 10,000 in
+    # flight here it stopped the loop for up to 376 ms, lateness charged to every request
+    # due meanwhile. Young generations only: they hold the cycles a request leaves behind.
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 2**31 - 1)
+    client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout)
+    try:
+        report = asyncio.run(client.run(args.warmup, args.duration))
+    except KeyboardInterrupt:
+        print("openloop: interrupted, no report", file=sys.stderr)
+        return 130
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
