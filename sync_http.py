@@ -49,7 +49,11 @@ class ThreadPerConnectionServer(Server):
     def process_request(self, conn, address):
         # aiohttp starts a task per connection instead (web_protocol.py, connection_made):
         #     task = loop.create_task(self.start())
-        threading.Thread(target=self.serve, args=(conn, address), daemon=True).start()
+        try:
+            threading.Thread(target=self.serve, args=(conn, address), daemon=True).start()
+        except RuntimeError as error:  # "can't start new thread": the OS's limit on threads
+            log.warning("%s:%s refused: %s", address[0], address[1], error)
+            self.shutdown_request(conn)
 
 
 class WorkerPoolServer(Server):

@@ -37,6 +37,8 @@ def unaccepted(run):
     accepted = run.get("peak_connections")
     if (run.get("knobs") or {}).get("workers"):  # it closes each connection: wrk's come and go
         return 0
+    if run.get("rate"):  # an open-loop client opens connections as requests fall due
+        return 0
     if accepted is None or accepted >= 0.99 * run["connections"]:
         return 0
     return run["connections"] - accepted
@@ -46,6 +48,8 @@ def percentile_cell(run, key, share):
     """p50 or p99, or "> timeout" when more than `share` of responses came after wrk's
     --timeout: wrk leaves those out, so the figure it prints would flatter the server."""
     if run["requests"] and run["timeouts"] > share * run["requests"]:
+        return f"> {run['timeout_s']} s"
+    if run[key] is None and run.get("rate"):  # the open-loop client ranks errors last too
         return f"> {run['timeout_s']} s"
     return cell_ms(run[key])
 

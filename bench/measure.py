@@ -7,8 +7,8 @@ import os
 from dataclasses import asdict
 
 from idle import Held
-from placement import (DEFAULT, affinity_of, cpus_for, machine_cpus, pin_services, service_processes,
-                       supported)
+from placement import (DEFAULT, affinity_of, cpus_for, machine_cpus, pin_services,
+                       service_processes, supported)
 from reset_db import count_rows, counter_value, reset
 from sampling import Sampler
 from wrk import run_wrk, threads_for
@@ -48,10 +48,7 @@ def measure(case, server, args, out_dir, step):
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, args.threads)
     where = case.placement or args.placement or DEFAULT
-    cpus = cpus_for(where) or {"server": None, "load": None}  # None: no affinity here
-    services = pin_services(cpus["load"]) if supported() else None  # None: everywhere
-    if supported():  # this process samples the server: it is load too, off the server's CPU
-        os.sched_setaffinity(0, cpus["load"] or machine_cpus())
+    cpus, services = place_load(where)
     reset_data()
     run_wrk(case, url, threads, args.warmup, cpus=cpus["load"])  # unmeasured
     server.wait_idle()
@@ -86,6 +83,18 @@ def measure(case, server, args, out_dir, step):
         in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
         run["littles_law_in_service"] = round(in_service, 1)
     return run
+
+
+def place_load(where):
+    """Move Postgres, Redis and this process onto the load's CPUs of placement `where` (this
+    process samples the server: it is load too, off the server's CPU). Returns the
+    placement's CPUs ({"server": None, "load": None} where the OS has no affinity) and a
+    note on what could not be moved (None: nothing, or no affinity here)."""
+    cpus = cpus_for(where) or {"server": None, "load": None}
+    services = pin_services(cpus["load"]) if supported() else None
+    if supported():
+        os.sched_setaffinity(0, cpus["load"] or machine_cpus())
+    return cpus, services
 
 
 def other_cpu(run):

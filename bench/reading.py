@@ -3,6 +3,7 @@ point and by how much, and what went wrong (PARTIAL, NOISY, INVALID, errors, aud
 """
 
 from cells import NOISY_SHARE, audit_cell, cell_ms, figure, unaccepted
+from limits import thread_ceiling
 from rows import baseline_of, groups, median_run
 
 
@@ -44,12 +45,52 @@ def placement_reading(results):
     return sentences
 
 
+def offered_reading(results):
+    """For runs at a fixed offered rate: the machine's limits first, then at each point what
+    each server answered of what was offered, at what latency and cost, and what it met."""
+    runs = [run for run in results["runs"] if run.get("rate")]
+    if not runs:
+        return []
+    sentences = [f"Limits: {limits_sentence(results['machine'].get('limits'))}"]
+    for point, by_series in groups(runs).items():
+        parts = []
+        for series, series_runs in by_series.items():
+            run = median_run(series_runs)
+            memory = figure(run["peak_rss_mb"], "{:,.0f} MB")
+            stacks = run.get("kernel_stack_kb")
+            if stacks:
+                memory += f" + {stacks / 1024:,.0f} MB of kernel stacks"
+            parts.append(
+                f"{series} answered {run['rps']:,.0f} req/s with "
+                f"{figure(run.get('waiting_upstream_peak'), '{:,}')} waiting at once, p50 "
+                f"{cell_ms(run['p50_ms'])}, p99 {cell_ms(run['p99_ms'])}, "
+                f"{run['timeouts']:,} timeouts, {figure(run['peak_threads'], '{:,}')} threads "
+                f"in {memory}; limit met: {run.get('limit_met') or 'none'}")
+        sentences.append(f"- {point} offered: " + "; ".join(parts) + ".")
+    return sentences
+
+
+def limits_sentence(limits):
+    """What stops each model first on this machine (bench/limits.py): threads for a thread
+    per connection, open files for both, as read before the run."""
+    if not limits:
+        return "not recorded (a run from before limits were read)."
+    ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
+    threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
+               f"{ceiling:,} ({name}, machine-wide: an upper bound)" if ceiling
+               else "no limit on threads could be read here")
+    files = figure(limits.get("nofile_soft"), "{:,}")
+    return (f"{threads}; each process, either server and the client alike, may hold "
+            f"{files} open files, one per connection.")
+
+
 def reading(results):
     """Plain sentences: first what the placements show, then at each point who served more
     than the baseline series and by how much, then what went wrong."""
     sentences, base_name = placement_reading(results), baseline_of(results)
+    sentences += offered_reading(results)
     for point, by_series in groups(results["runs"]).items():
-        if base_name not in by_series:
+        if base_name not in by_series or by_series[base_name][0].get("rate"):
             continue
         base = median_run(by_series[base_name])
         for name, runs in by_series.items():

@@ -77,10 +77,44 @@ def inside_the_runs(results):
     return "\n".join(lines)
 
 
+def offered_table(results):
+    """The summary's section on runs at a fixed offered rate: what the waits cost each model."""
+    runs = [run for run in results["runs"] if run.get("rate")]
+    if not runs:
+        return ""
+    lines = ["## What the waiting requests cost", "",
+             "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
+             "timed from when it was due. Waiting: the most requests the server itself counted "
+             "inside the upstream wait at once. Threads, open files and memory maps of the "
+             "server at the end of the window; kernel stacks: the machine's grown since "
+             "before the run (Linux). Client CPU: the open-loop client's own.", "",
+             "| Point | Server | Offered | Answered req/s | Waiting | p50 | p99 | p99.9 | "
+             "Timeouts | Errors | Threads | Open files | Peak RSS | Kernel stacks | CPU/req | "
+             "Client CPU | Limit met |", "|---" * 17 + "|"]
+    for row in summarize(results):
+        run = row["run"]
+        if not run.get("rate"):
+            continue
+        held = run.get("held") or {}
+        cells = [f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
+                 figure(run.get("waiting_upstream_peak"), "{:,}"),
+                 percentile_cell(run, "p50_ms", 0.5),
+                 percentile_cell(run, "p99_ms", TIMED_OUT_SHARE),
+                 percentile_cell(run, "p999_ms", 0.001), f"{run['timeouts']:,}",
+                 socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
+                 figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
+                 figure(run.get("kernel_stack_kb"), "{:,} KiB"),
+                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
+                 figure(run.get("wrk_cpu_s"), "{:.1f} s"), run.get("limit_met") or "none"]
+        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n"
+
+
 def threads_used(results):
     """wrk's threads as asked, and where a run with fewer connections had fewer."""
     asked = results["settings"]["threads"]
-    fewer = sorted({run["threads"] for run in results["runs"] if run["threads"] < asked})
+    fewer = sorted({run["threads"] for run in results["runs"]
+                    if run["threads"] is not None and run["threads"] < asked})
     if not fewer:
         return f"{asked} threads"
     return (f"{asked} threads ({', '.join(map(str, fewer))} in runs with fewer connections: "
@@ -127,7 +161,7 @@ on. "CPUs run on" are those its threads were seen running on.
 
 {inside_the_runs(results)}
 
-{idle_table(results)}{shares_table(results)}
+{offered_table(results)}{idle_table(results)}{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""

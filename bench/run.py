@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+from limits import read_limits  # noqa: E402
 from machine import describe_machine, raise_fd_limit, somaxconn_note  # noqa: E402
 from placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
@@ -82,6 +83,7 @@ def main(argv=None):
         return serve(say)
     machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
     from measure import measure  # psycopg2, redis and psutil: from .venv, after --help
+    from offered import measure_offered
     from report import render_summary
     from chart import write_chart
     scenario = SCENARIOS[args.scenario]
@@ -90,9 +92,11 @@ def main(argv=None):
     if args.quick and scenario.quick:
         cases = scenario.quick(cases)
     out_dir = new_results_dir(Path(args.results))
-    most = max(case.connections + case.idle for case in cases)
-    machine = describe_machine()
-    fd_note, queue_note = raise_fd_limit(most), somaxconn_note(most, machine["somaxconn"])
+    most = max(case.most_connections for case in cases)
+    machine = {**describe_machine(), "limits": read_limits()}
+    at_once = max((case.connections + case.idle for case in cases if not case.rate), default=0)
+    # an open-loop client opens its connections as requests fall due, not all at once
+    fd_note, queue_note = raise_fd_limit(most), somaxconn_note(at_once, machine["somaxconn"])
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "
         f"wrk with {args.threads} threads; results in {out_dir}")
     placements = list(dict.fromkeys(case.placement or args.placement or DEFAULT
@@ -117,15 +121,13 @@ def main(argv=None):
                                  [c for _, c in plan[step:]], step)
             say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
                 end="")
-            run = measure(case, server, args, out_dir, f"{step:02d}")
+            run = (measure_offered if case.rate else measure)(case, server, args, out_dir,
+                                                              f"{step:02d}")
             if args.profile:
                 run["profile"] = servers.profile_of(server, f"{case.series} at {case.point}")
             run["repeat"] = repeat
             runs.append(run)
-            print(f" {run['rps']:.0f} req/s, in service ≈ "
-                  f"{run.get('littles_law_in_service', '-')} (peak {run['peak_in_service']}), "
-                  f"audit {run['audit']['result']}" + ("" if run["valid"] else ", INVALID"),
-                  file=sys.stderr, flush=True)
+            print(" " + progress(run), file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
@@ -206,6 +208,20 @@ class Servers:
     def stop_all(self):
         while self.running:
             self.running.popitem()[1].stop()
+
+
+def progress(run):
+    """The end of a run's progress line: what it served, what was in service, the audit."""
+    if run.get("rate"):
+        served = (f"{run['rps']:,.0f} of {run['rate']:,.0f} req/s offered answered, "
+                  f"{run['in_flight_peak']:,} in flight at most")
+    else:
+        in_service = run.get("littles_law_in_service")
+        served = (f"{run['rps']:,.0f} req/s, {run['peak_in_service'] or '-'} in service "
+                  f"at most" + (f" (req/s × mean latency: {in_service})" if in_service else ""))
+    limit = f", limit met: {run['limit_met']}" if run.get("limit_met") else ""
+    return (f"{served}, audit {run['audit']['result']}{limit}"
+            + ("" if run["valid"] else ", INVALID"))
 
 
 def where_is(placement):

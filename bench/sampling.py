@@ -72,20 +72,23 @@ class Sampler:
     per sample would queue behind wrk's in the sync server's accept backlog.
     """
 
-    def __init__(self, server, find_services):
+    def __init__(self, server, find_services, light=False):
         """find_services() -> {name: [psutil.Process]}, asked again at the end: a process
-        born during the run counts whole, one that exited counts in its parent's children."""
+        born during the run counts whole, one that exited counts in its parent's children.
+        light: no connection scans and no per-thread readings inside the window, for a
+        server holding tens of thousands of both, whose threads live as long as the run
+        (bench/offered.py): at that size each costs the load's CPUs a second or more."""
         self.process = psutil.Process(server.pid)
-        self.port, self.find_services = server.port, find_services
+        self.port, self.find_services, self.light = server.port, find_services, light
         self.samples = []
         self.done = threading.Event()
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
+        if self.threads:  # before the window opens: a reading is costly at thousands
+            self.threads.start()
         self.read_stats("POST", "/stats/reset-peaks")  # the peaks count from here
         self.served_before = self.served()
         self.before = self.counters()
-        self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
-        if self.threads:
-            self.threads.start()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
@@ -117,8 +120,8 @@ class Sampler:
         tick = 0
         while not self.done.wait(0.25):
             held = (measured(lambda: established(self.process, self.port, self.own_port()))
-                    if tick % 4 == 0 else None)
-            if self.threads and tick % 8 == 7:
+                    if tick % 4 == 0 and not self.light else None)
+            if self.threads and tick % 8 == 7 and not self.light:
                 self.threads.read()
             self.samples.append((measured(self.process.num_threads),
                                  measured(lambda: self.process.memory_info().rss),

@@ -25,6 +25,9 @@ class Case:
     placement: where the server and the load run (placement.PLACEMENTS); None for the
         run's --placement, or placement.DEFAULT.
     idle: mostly idle connections held open beside wrk's (bench/idle.py), 0 for none.
+    rate: requests per second offered on a fixed schedule by bench/openloop.py instead of
+        wrk's closed loop (bench/offered.py), 0 for wrk; then `connections` is unused, as
+        the client opens a connection whenever a request is due and none is free.
     """
 
     point: str
@@ -37,6 +40,13 @@ class Case:
     timeout_s: int = 2
     placement: str = None
     idle: int = 0
+    rate: float = 0
+
+    @property
+    def most_connections(self):
+        """The most connections this case can open at once: wrk's and the idle clients', or
+        for an open-loop case every request until its timeout."""
+        return round(self.rate * self.timeout_s) if self.rate else self.connections + self.idle
 
     @property
     def flags(self):
@@ -193,13 +203,41 @@ def fewest_and_most_idle(cases):
     return [case for case in cases if case.idle in (0, max(IDLE_CONNECTIONS))]
 
 
+WAITS = ((1, 500), (10, 500), (30, 500))  # (upstream wait in s, requests offered a second)
+
+
+def waits(_connections, _placement=None):
+    """Requests that wait a long time on a slow upstream (a second; half a minute, as a long
+    poll does), offered at a fixed rate whether or not the server keeps up: rate x wait
+    requests in flight at once, from hundreds to 15,000. Open loop (bench/openloop.py)."""
+    cases = []
+    for wait_s, rate in WAITS:
+        point = f"{wait_s} s wait, {rate:,}/s"
+        cases += [Case(point, rate * wait_s, kind, kind, {"io_delay_ms": wait_s * 1000},
+                       timeout_s=wait_s + 5, rate=rate) for kind in KINDS]
+    return cases
+
+
+def fewest_waits(cases):
+    """--quick: the two shorter waits, for a run under two minutes."""
+    shortest = sorted({case.x for case in cases})[:2]
+    return [case for case in cases if case.x in shortest]
+
+
+def first_and_last(cases):
+    """--quick: the first and the last point only: a smoke test of every configuration."""
+    xs = sorted({case.x for case in cases})
+    return [case for case in cases if case.x in (xs[0], xs[-1])]
+
+
 SCENARIOS = {
     "fair": Scenario(fair, "connections"),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
-    "sweep": Scenario(sweep, "connections"),
-    "io-delay": Scenario(io_delay, "upstream delay (ms)"),
+    "sweep": Scenario(sweep, "connections", quick=first_and_last),
+    "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=first_and_last),
     "cpu": Scenario(cpu, "CPU per view (ms)"),
     "blocking": Scenario(blocking, "upstream delay (ms)"),
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
     "c10k": Scenario(c10k, "idle connections held open", quick=fewest_and_most_idle),
+    "waits": Scenario(waits, "requests in flight (offered rate x wait)", quick=fewest_waits),
 }

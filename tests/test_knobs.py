@@ -70,8 +70,8 @@ def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
 
 
 # fair runs in test_bench.py; c10k's quick run opens 20,000 connections (about 40 s), so the
-# suite checks bench/idle.py with 300 in test_idle.py instead.
-@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair", "c10k"}))
+# suite checks bench/idle.py with 300 in test_idle.py instead; waits runs in test_offered.py.
+@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair", "c10k", "waits"}))
 def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenario):
     result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--scenario", scenario,
                              "--connections", "500", "--results", str(tmp_path)],
@@ -79,6 +79,8 @@ def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenari
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
     expected = SCENARIOS[scenario].plan([500])
+    if SCENARIOS[scenario].quick:
+        expected = SCENARIOS[scenario].quick(expected)
     assert results["scenario"] == scenario
     assert [(r["series"], r["point"]) for r in results["runs"]] == \
         [(case.series, case.point) for case in expected]

@@ -1,0 +1,150 @@
+"""One run at a fixed offered rate: bench/openloop.py sends requests on a schedule, answered or
+not, while the server is sampled as in a wrk run; then the limits the run met are named.
+
+wrk keeps N connections busy, each sending its next request when the last is answered (a
+closed loop): it measures capacity, and a server that slows down slows wrk down with it.
+Users arrive on their own schedule: here request i is due at i / rate and is timed from
+then. With a slow upstream (--io-delay-ms), rate x wait requests are in flight at once
+(Little's law): a thread each in the sync server, a coroutine each in the async one.
+
+Needs .venv (psycopg2, redis, psutil), as measure.py does.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from idle import kernel_stack_kb
+from limits import held_by
+from measure import other_cpu, place_load, ran_with, reset_data
+from placement import DEFAULT, affinity_of, pinned_to, service_processes
+from reset_db import counter_value
+from sampling import Sampler
+
+OPENLOOP = Path(__file__).resolve().parent / "openloop.py"
+# What a server's log says when it meets a limit, and the limit it names.
+LIMIT_SIGNS = {
+    "can't start new thread": "threads: the OS refused to start one",
+    "Too many open files": "open files (RLIMIT_NOFILE)",
+    "out of system resource": "open files (RLIMIT_NOFILE)",  # asyncio's accept loop
+    "MemoryError": "memory",
+}
+
+
+def measure_offered(case, server, args, out_dir, step):
+    """Run `case` (case.rate requests a second, each waiting case.knobs["io_delay_ms"]) against
+    the running `server`; return the run as results.json keeps it.
+
+    The run holds the fields measure.measure documents, with wrk's replaced by the open-loop
+    client's: requests (sent in the window), rps (answered per second of the window), ok,
+    non_2xx, timeouts, socket_errors (the client's errors by kind), p50_ms, p90_ms, p99_ms,
+    p999_ms, max_ms (from when each request was due; None past the timeout), and offered:
+    the client's whole report (openloop.py's docstring). Added: in_flight_peak (the
+    client's), waiting_upstream_peak (the server's own count), held (threads, open files
+    and memory maps of the server at the window's end: limits.held_by), kernel_stack_kb
+    (the machine's kernel thread stacks grown from before the run to the window's end),
+    and limit_met: what stopped the server or the client, or None.
+    """
+    where = case.placement or args.placement or DEFAULT
+    cpus, services = place_load(where)
+    reset_data()
+    knobs = ran_with(case, server)
+    wait_s = case.knobs.get("io_delay_ms", 0) / 1000
+    warmup_s = wait_s + args.warmup  # long enough for rate x wait to be in flight
+    log_mark, kernel_before = len(server.log()), kernel_stack_kb()
+    raw_name = f"{step}-{case.kind}-openloop-r{case.rate:g}.txt"
+    with open(out_dir / raw_name, "w") as progress:
+        client = subprocess.Popen(
+            [sys.executable, str(OPENLOOP), "--port", str(server.port), "--rate",
+             f"{case.rate:g}", "--duration", str(args.duration), "--timeout",
+             str(case.timeout_s), "--warmup", f"{warmup_s:g}"],
+            stdout=subprocess.PIPE, stderr=progress, text=True,
+            preexec_fn=pinned_to(cpus["load"]))
+        dots(warmup_s + 0.3)  # the client's window opens after its warm-up
+        sampler = Sampler(server, service_processes, light=True)
+        dots(args.duration)
+        sampler.stop()
+        held, kernel_after = measured_held(server.pid), kernel_stack_kb()
+        output, _ = client.communicate(timeout=case.timeout_s + 60)
+    if client.returncode != 0 or not output.strip():
+        raise SystemExit(f"bench: the open-loop client failed ({client.returncode}); its "
+                         f"output is in {out_dir / raw_name}")
+    report = json.loads(output)
+    server.wait_idle()
+    figures = sampler.figures()
+    stats = [s for _, _, s, _ in sampler.samples if s]
+    run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
+           "duration_s": args.duration, "threads": None, **client_figures(report),
+           **figures, "wrk_cpu_s": report["client_cpu_s"], "placement": where,
+           "cpus": {"server": affinity_of(server.pid), "seen": figures.pop("server_cpus_seen"),
+                    "load": cpus["load"], "services": services or "as the load"},
+           "idle": None, "raw": raw_name, "offered": report,
+           "in_flight_peak": report["peak_in_flight"],
+           "waiting_upstream_peak": max((s["waiting_upstream"] for s in stats), default=None),
+           "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
+           "limit_met": limit_met(server.log()[log_mark:], report)}
+    run["other_cpu_s"] = other_cpu(run)
+    run["audit"] = audit(case, report, warmup_s)
+    run["valid"] = not report["errors"].get("client_fd_limit")
+    return run
+
+
+def client_figures(report):
+    """The open-loop report under the names the summary reads for a wrk run."""
+    return {"requests": report["sent"], "seconds": report["duration_s"],
+            "rps": report["achieved_rate"], "ok": report["ok"], "non_2xx": report["non_2xx"],
+            "timeouts": report["timeouts"], "socket_errors": report["errors"],
+            "latency_mean_ms": None,
+            **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")}}
+
+
+def audit(case, report, warmup_s):
+    """Each page served added one to the Redis counter: at least the window's successes,
+    at most those plus every warm-up request and every request the client gave up on (the
+    server may still have served it)."""
+    counted = counter_value(os.environ["REDIS_URL"])
+    extra = round(case.rate * warmup_s) + report["timeouts"] + sum(report["errors"].values())
+    ok = report["ok"]
+    result = "ok" if ok <= counted <= ok + extra else "FAILED"
+    return {"counted": counted, "wrk_ok": ok, "allowed_extra": extra, "what": "Redis counter",
+            "result": result}
+
+
+def limit_met(log, report):
+    """The first limit the run met, as the server's log or the client's errors name it;
+    None if neither met one."""
+    for line in log.splitlines():
+        for sign, limit in LIMIT_SIGNS.items():
+            if sign in line:
+                return f"server: {limit}"
+    errors = report["errors"]
+    if errors.get("client_fd_limit"):
+        return "client: open files (RLIMIT_NOFILE)"
+    if errors.get("connect"):
+        return f"connections refused or reset ({errors['connect']:,})"
+    return None
+
+
+def measured_held(pid):
+    try:
+        return held_by(pid)
+    except OSError:
+        return None
+
+
+def grown(before, after):
+    """KiB grown, never below 0: the figure is machine-wide, and other processes' threads
+    ending meanwhile can make it fall."""
+    return None if None in (before, after) else max(0, after - before)
+
+
+def dots(seconds):
+    """Wait, printing a dot a second, as a wrk run does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        print(".", end="", file=sys.stderr, flush=True)
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

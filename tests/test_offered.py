@@ -1,0 +1,56 @@
+"""A run at a fixed offered rate (bench/offered.py): requests in flight counted by the server
+itself, the audit against the Redis counter, and the limits a run meets named."""
+
+from argparse import Namespace
+
+import pytest
+
+from offered import limit_met, measure_offered
+from reading import limits_sentence
+from scenarios import SCENARIOS, Case
+
+WAIT_MS, RATE = 400, 50  # 20 requests waiting at once, by Little's law
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_offered_run_holds_rate_times_wait_in_flight(start_server, fresh_data, tmp_path,
+                                                         kind):
+    server = start_server(kind, "--io-delay-ms", str(WAIT_MS))
+    case = Case("0.4 s wait, 50/s", 20, kind, kind, {"io_delay_ms": WAIT_MS}, timeout_s=3,
+                rate=RATE)
+    run = measure_offered(case, server, Namespace(duration=2, warmup=0.5, placement="shared"),
+                          tmp_path, "01")
+    assert run["requests"] == 2 * RATE and run["ok"] == 2 * RATE
+    assert run["timeouts"] == 0 and not any(run["socket_errors"].values())
+    assert run["audit"]["result"] == "ok"
+    # counted by the server inside the upstream wait: about rate x wait, never 1 at a time
+    assert 10 <= run["waiting_upstream_peak"] <= 40
+    if kind == "sync":  # a thread for each connection the client holds open
+        assert run["held"]["threads"] > run["waiting_upstream_peak"] / 2
+    assert run["limit_met"] is None
+    assert run["p50_ms"] >= WAIT_MS  # timed from when each request was due
+
+
+def test_a_limit_in_the_log_is_named():
+    report = {"errors": {"connect": 0, "client_fd_limit": 0}}
+    log = "sync_http WARNING 127.0.0.1:5000 refused: can't start new thread\n"
+    assert limit_met(log, report) == "server: threads: the OS refused to start one"
+    assert limit_met("", {"errors": {"connect": 0, "client_fd_limit": 3}}).startswith("client")
+    assert limit_met("", report) is None
+
+
+def test_the_summary_says_which_limit_binds_a_thread_per_connection_first():
+    limits = {"nofile_soft": 20000, "nofile_hard": 20000, "nproc": None, "nproc_exempt": True,
+              "max_map_count": 65530, "pid_max": 32768, "threads_max": 190000}
+    sentence = limits_sentence(limits)
+    assert "about 32,765 (vm.max_map_count / 2" in sentence and "20,000 open files" in sentence
+
+
+def test_quick_waits_keeps_the_two_shorter_waits():
+    scenario = SCENARIOS["waits"]
+    cases = scenario.quick(scenario.plan([500]))
+    assert len({case.point for case in cases}) == 2
+    assert max(case.knobs["io_delay_ms"] for case in cases) < max(
+        case.knobs["io_delay_ms"] for case in scenario.plan([500]))
+    assert max(case.rate * case.knobs["io_delay_ms"] / 1000 for case in
+               scenario.plan([500])) >= 10_000  # the full run: ten thousand in flight
