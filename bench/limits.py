@@ -15,8 +15,9 @@ such figure or sets no limit (never a made-up 0):
   ephemeral_ports: Linux net.ipv4.ip_local_port_range's size, the connections one client
     address can hold to one server port (wrk's, bench/openloop.py's), whichever server it is.
     Linux's connect() tries the even ports first, and past half of them scans the range for
-    each connection: likely why bench/openloop.py stalled for seconds in two runs here once
-    about 14,000 were open (half of 32768-60999), when 10,000 ran smoothly.
+    each connection: likely why bench/openloop.py stalled for seconds in runs here once about
+    14,000 were open (half of 32768-60999), spending twice as much CPU in the kernel as in
+    Python, when 13,000 ran smoothly with a third as much in the kernel.
   mem_available_mb: Linux MemAvailable. Not a ceiling by itself: what a thread costs in memory
     depends on how deep its stack grows, so no thread count is derived from it.
 Standard library only; on macOS only somaxconn and the rlimits are read.

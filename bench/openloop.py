@@ -146,12 +146,15 @@ class OpenLoop:
     def report(self, warmup_s, duration_s, cpu_s):
         """The JSON object the module docstring describes."""
         lags, outcomes = ranked(self.lags), self.outcomes
+        errors = {kind: outcomes[kind] for kind in ERROR_KINDS}
+        # not finished a second past the last deadline, by a client too far behind: timed out
+        unfinished = self.sent - sum(outcomes.values())
         return {
             "offered_rate": self.rate, "duration_s": duration_s, "warmup_s": warmup_s,
             "timeout_s": self.timeout_s, "sent": self.sent,
             "answered": outcomes["ok"] + outcomes["non_2xx"], "ok": outcomes["ok"],
-            "non_2xx": outcomes["non_2xx"], "timeouts": outcomes["timeout"],
-            "errors": {kind: outcomes[kind] for kind in ERROR_KINDS},
+            "non_2xx": outcomes["non_2xx"], "timeouts": outcomes["timeout"] + unfinished,
+            "errors": errors,
             "answered_in_window": self.answered_in_window,
             "achieved_rate": round(self.answered_in_window / duration_s, 2),
             **ranked(self.latencies, self.sent - len(self.latencies)),
