@@ -24,7 +24,7 @@ from limits import read_limits  # noqa: E402
 from machine import describe_machine, raise_fd_limit, somaxconn_note  # noqa: E402
 from placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
-from servers import KINDS, Server, ServerError  # noqa: E402
+from servers import KINDS, ServerError, Servers  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -171,43 +171,6 @@ def ordered(cases, repeats):
             group = [case for case in cases if case.point == point]
             plan += [(repeat, case) for case in (group if repeat % 2 == 0 else group[::-1])]
     return plan
-
-
-class Servers:
-    """One running process per server configuration, started on first use; when profiling,
-    one per run, under py-spy, so that each run's profile is its own."""
-
-    def __init__(self, out_dir, profiling=False):
-        self.out_dir, self.profiling = out_dir, profiling
-        self.running = {}
-
-    def profile_of(self, server, title):
-        """Stop the server, so py-spy writes its samples; draw them; return their summary."""
-        from profiles import shares, write_flamegraph
-        self.running = {key: s for key, s in self.running.items() if s is not server}
-        server.stop()
-        svg = server.profile_to.with_suffix(".svg")
-        write_flamegraph(server.profile_to, svg, title)
-        return {"raw": server.profile_to.name, "flamegraph": svg.name,
-                **shares(server.profile_to)}
-
-    def get(self, case, placement, keep, step):
-        key = lambda c: (c.kind, c.flags, c.placement or placement)  # noqa: E731
-        for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if self.profiling or other != key(case) and all(key(c) != other for c in keep):
-                self.running.pop(other).stop()
-        if key(case) not in self.running:
-            cpus = cpus_for(case.placement or placement)
-            profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
-            self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
-                                             cpus=cpus and cpus["server"],
-                                             profile_to=profile if self.profiling else None)
-            self.running[key(case)].start()
-        return self.running[key(case)]
-
-    def stop_all(self):
-        while self.running:
-            self.running.popitem()[1].stop()
 
 
 def progress(run):

@@ -53,9 +53,8 @@ apt_install() {
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; added_policy=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "$@" \
-    >/dev/null || status=$?
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "$@" >/dev/null || status=$?
   if [ -n "$added_policy" ]; then rm -f "$policy"; fi
   [ "$status" = 0 ] || die "apt-get install $* failed"
 }

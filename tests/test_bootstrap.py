@@ -150,5 +150,6 @@ def test_open_files_limit_refused_is_reported_as_refused(tmp_path):
 def test_apt_installs_skip_recommends_and_docker_compose_is_not_installed():
     bootstrap = (ROOT / "scripts/bootstrap.sh").read_text()
     installs = [line for line in bootstrap.splitlines() if "apt-get install -y" in line]
+    # the flag on the same line as the install, where a reader of either sees it
     assert len(installs) == 2 and all("--no-install-recommends" in line for line in installs)
     assert "docker-compose" not in (ROOT / "run_tests.sh").read_text()
