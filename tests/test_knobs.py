@@ -70,8 +70,10 @@ def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
 
 
 # fair runs in test_bench.py; c10k's quick run opens 20,000 connections (about 40 s), so the
-# suite checks bench/idle.py with 300 in test_idle.py instead; waits runs in test_offered.py.
-@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair", "c10k", "waits"}))
+# suite checks bench/idle.py with 300 in test_idle.py instead; waits runs in test_offered.py
+# and placement in test_placement.py.
+@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair", "c10k", "waits",
+                                                              "placement"}))
 def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenario):
     result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--scenario", scenario,
                              "--connections", "500", "--results", str(tmp_path)],

@@ -42,18 +42,19 @@ def test_placements_divide_the_cores():
 @affinity
 def test_a_shared_server_after_an_isolated_one_may_use_every_cpu(tmp_path, urls):
     """The placement scenario runs isolated first, which moves the benchmark itself onto the
-    load's CPUs; the shared server started after it must not inherit that affinity."""
-    results = run_bench(tmp_path, "--scenario", "placement", "--only", "sync")
+    load's CPUs; the shared servers started after it must not inherit that affinity."""
+    results = run_bench(tmp_path, "--scenario", "placement")
     every_cpu = sorted(os.sched_getaffinity(0))
-    placed = {run["placement"]: run["cpus"] for run in results["runs"]}
-    assert list(placed) == ["isolated", "shared", "spread"]
-    assert placed["isolated"]["server"] == every_cpu[-1:]
-    assert placed["shared"]["server"] == every_cpu
-    assert set(placed["shared"]["seen"]) <= set(every_cpu)
-    for run in results["runs"]:  # counted over every thread, per request
-        assert run["server_switches_per_request"] > 0
+    assert [(r["placement"], r["series"]) for r in results["runs"]] == [
+        (where, kind) for where in ("isolated", "shared", "spread") for kind in ("sync", "async")]
+    for run in results["runs"]:
+        assert run["cpus"]["server"] == (every_cpu[-1:] if run["placement"] == "isolated"
+                                         else every_cpu)
+        assert run["cpus"]["seen"] and set(run["cpus"]["seen"]) <= set(run["cpus"]["server"])
+        assert run["server_switches_per_request"] > 0  # over every thread, per request
         assert run["server_migrations_per_request"] is not None
-        assert run["cpus"]["seen"]
+        assert run["requests"] > 0 and run["audit"]["result"] == "ok"
+        assert run["knobs"]["db_pool_size"] > 0  # what the server reported it ran with
 
 
 @pytest.mark.skipif(not readable(os.getpid()), reason="per-thread counts need Linux's /proc")
