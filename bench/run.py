@@ -64,6 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
                         "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
+    parser.add_argument("--serve-ports", default="8080,8081",
+                        help="with --serve: the sync and the async server's ports")
     parser.add_argument("--results", default=str(ROOT / "results"),
                         help="folder for results/<UTC time>/")
     args = parser.parse_args(argv)
@@ -71,6 +73,11 @@ def parse_args(argv=None):
         args.connections = [int(c) for c in args.connections.split(",")]
     except ValueError:
         parser.error("--connections takes numbers separated by commas, e.g. 500,1500")
+    try:
+        args.serve_ports = dict(zip(KINDS, (int(p) for p in args.serve_ports.split(",")),
+                                    strict=True))
+    except ValueError:
+        parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     if args.quick:
         args.duration, args.warmup, args.repeat = 2, 1, 1
     return args
@@ -80,7 +87,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.serve:  # for the exercises' hands-on parts: bench/serve.py
         from serve import serve
-        return serve(say)
+        return serve(say, args.serve_ports)
     machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
     from measure import measure  # psycopg2, redis and psutil: from .venv, after --help
     from offered import measure_offered

@@ -2,8 +2,9 @@
 
 For the hands-on parts of the exercises. run_bench.sh has set up .venv, Postgres and Redis
 and exported DATABASE_URL and REDIS_URL; this puts the data back to schema.sql, starts
-sync_server.py on 8080 and async_server.py on 8081 (free ports instead if those are taken),
-prints their pages' URLs and the `export` line for starting more servers by hand in another
+sync_server.py on 8080 and async_server.py on 8081 (--serve-ports to choose others; a port
+already taken is an error that names who holds it, never a silent move: the exercises' wrk
+commands name these ports), prints their pages' URLs and the `export` line for starting more servers by hand in another
 terminal, then waits. Ctrl-C or SIGTERM stops both servers; run_bench.sh then stops Postgres
 and Redis.
 """
@@ -13,21 +14,43 @@ import signal
 import socket
 import tempfile
 
+import psutil
+
 from reset_db import reset
-from services import free_port
 from servers import KINDS, Server, ServerError
 
-USUAL_PORTS = {"sync": 8080, "async": 8081}  # the servers' own --port defaults
+
+class PortTaken(ServerError):
+    """A port --serve was to use is held by another process."""
 
 
-def port_for(kind):
-    """The server's usual port if nothing listens there, else a free one."""
+def check_free(kind, port):
+    """Raise PortTaken, naming the holder and the way out, if `port` cannot be bound."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", USUAL_PORTS[kind]))
+            sock.bind(("127.0.0.1", port))
+            return
         except OSError:
-            return free_port()
-    return USUAL_PORTS[kind]
+            pass
+    raise PortTaken(f"port {port}, for {kind}_server.py, is taken by {holder_of(port)}. "
+                    "Stop it, or choose other ports: ./run_bench.sh --serve --serve-ports "
+                    "8090,8091 (and use those in the exercises' commands)")
+
+
+def holder_of(port):
+    """Who listens on `port`, as far as this user may see."""
+    try:
+        pids = {c.pid for c in psutil.net_connections(kind="tcp")
+                if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN}
+    except psutil.Error:
+        pids = set()
+    for pid in sorted(pid for pid in pids if pid):
+        try:
+            process = psutil.Process(pid)
+            return f"process {pid} ({' '.join(process.cmdline())[:120] or process.name()})"
+        except psutil.Error:
+            return f"process {pid}"
+    return "a process this user cannot see (another user's?)"
 
 
 def stop_on(signum, _frame):
@@ -47,9 +70,10 @@ class Stopped(KeyboardInterrupt):
         self.status = 128 + signum
 
 
-def serve(say):
-    """Start both servers, print how to reach them, wait for Ctrl-C or SIGTERM; return 130 or
-    143 once stopped by them, 1 if a server would not start."""
+def serve(say, ports):
+    """Start both servers on `ports` ({"sync": 8080, "async": 8081}), print how to reach them,
+    wait for Ctrl-C or SIGTERM; return 130 or 143 once stopped by them, 1 if a port is taken
+    or a server would not start."""
     env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL")}
     # run_bench.sh runs this in the background: SIGINT may come in ignored
     signal.signal(signal.SIGINT, stop_on)
@@ -57,15 +81,17 @@ def serve(say):
     log_dir = tempfile.mkdtemp(prefix="todo-serve.")
     servers = []
     try:
+        for kind in KINDS:
+            check_free(kind, ports[kind])
         reset(env["DATABASE_URL"], env["REDIS_URL"])  # the item table, 20 rows, counter 0
         for kind in KINDS:
-            servers.append(Server(kind, env=env, log_dir=log_dir, port=port_for(kind)).start())
+            servers.append(Server(kind, env=env, log_dir=log_dir, port=ports[kind]).start())
         for server in servers:
             print(f"{server.kind + '_server.py':<16} http://127.0.0.1:{server.port}/   "
                   f"(log: {server.log_path})")
         print("\nTo start another server by hand, in another terminal, from this folder:\n"
               f"    export DATABASE_URL={env['DATABASE_URL']} REDIS_URL={env['REDIS_URL']}\n"
-              "    .venv/bin/python async_server.py --port 8082\n"
+              f"    .venv/bin/python async_server.py --port {max(ports.values()) + 1}\n"
               "Press Ctrl-C here to stop both servers, Postgres and Redis.", flush=True)
         while True:
             signal.pause()  # until a signal's handler raises

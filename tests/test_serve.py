@@ -4,10 +4,12 @@ and Ctrl-C or SIGTERM leaves none of the processes it started behind."""
 import os
 import re
 import signal
+import socket
 import subprocess
 
 import psutil
 import pytest
+from services import free_port
 from support import ROOT, call, count_rows
 
 READY = "Press Ctrl-C here"
@@ -25,13 +27,19 @@ def gone(pid):
         return True
 
 
-def start_serving():
-    """run_bench.sh --serve with services of its own (no URLs given), read up to its prompt."""
+def run_serve(ports):
+    """run_bench.sh --serve on `ports`, with services of its own (no URLs given)."""
     env = {name: value for name, value in os.environ.items()
            if name not in ("DATABASE_URL", "REDIS_URL")}
-    script = subprocess.Popen([str(ROOT / "run_bench.sh"), "--serve"], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # a process group, as at a terminal
+    return subprocess.Popen([str(ROOT / "run_bench.sh"), "--serve", "--serve-ports",
+                             ",".join(map(str, ports))], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # a process group, as at a terminal
+
+
+def start_serving():
+    """run_bench.sh --serve on two free ports, read up to its prompt."""
+    script = run_serve([free_port(), free_port()])
     shown = []
     for line in script.stdout:
         shown.append(line)
@@ -61,3 +69,16 @@ def test_serve_answers_then_stops_everything_it_started(how):
         rest = script.communicate(timeout=120)[0]
     assert script.returncode != 0 and "stopping the servers" in rest, rest
     assert [pid for pid in started if not gone(pid)] == [], rest
+
+
+def test_a_taken_port_is_an_error_that_names_its_holder():
+    """The exercises' commands name --serve's ports: serving elsewhere would send them to
+    somebody else's server."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port, free = taken.getsockname()[1], free_port()
+        script = run_serve([port, free])
+        shown = script.communicate(timeout=120)[0]
+    assert script.returncode == 1, shown
+    assert f"port {port}, for sync_server.py, is taken by process {os.getpid()}" in shown
+    assert "--serve-ports" in shown and "Traceback" not in shown
+    assert listening_pids(free) == set()  # nothing started on the other port either
