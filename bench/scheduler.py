@@ -84,7 +84,7 @@ class ThreadCounts:
                 self.cpus_seen.add(counts["cpu"])
         for tid in set(self.last) - set(now):
             self.retire(tid)
-        self.last = {**{tid: c for tid, c in self.last.items() if tid in now}, **now}
+        self.last = now
         self.first = {tid: c for tid, c in self.first.items() if tid in now}
 
     def retire(self, tid):
