@@ -41,6 +41,7 @@ import itertools
 import json
 import math
 import resource
+import signal
 import sys
 import time
 from collections import Counter
@@ -170,6 +171,15 @@ class OpenLoop:
         }
 
 
+async def interruptible(run):
+    """`run`, cancelled by Ctrl-C: asyncio.run then cancels every other task and reaps it.
+    Python 3.10's asyncio.run would instead raise KeyboardInterrupt inside whichever task was
+    running, and print the others' tracebacks as never retrieved."""
+    task = asyncio.ensure_future(run)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
+    return await task
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Offer a fixed rate of GET requests to a local server, answered or not, "
@@ -213,8 +223,8 @@ def main(argv=None):
     gc.set_threshold(young, middle, 2**31 - 1)
     client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout)
     try:
-        report = asyncio.run(client.run(args.warmup, args.duration))
-    except KeyboardInterrupt:
+        report = asyncio.run(interruptible(client.run(args.warmup, args.duration)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("openloop: interrupted, no report", file=sys.stderr)
         return 130
     print(json.dumps(report), flush=True)
