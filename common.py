@@ -4,6 +4,7 @@ Nothing here waits on the network, Postgres or Redis, so both servers can use it
 and `diff sync_server.py async_server.py` shows only what differs between them: how they wait.
 """
 
+import gc
 import json
 import os
 import re
@@ -167,7 +168,9 @@ class Stats:
 
     The peaks are the most at once since start-up or since reset_peaks(), so a benchmark that
     resets them before a run sees that run's peaks alone. waiting_upstream counts page views
-    inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1.
+    inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1. The
+    garbage collector's pauses are timed too: while one runs, no Python code runs, in any
+    thread or task, and its work grows with the objects a server holds.
     """
 
     def __init__(self, knobs=None):
@@ -179,6 +182,11 @@ class Stats:
         self.peak_waiting_upstream = 0
         self.served = 0
         self.pg_connections_opened = 0
+        self.full_collections = 0
+        self.gc_pause_ms = 0.0
+        self.longest_gc_pause_ms = 0.0
+        self._collecting_since = None
+        gc.callbacks.append(self._collection)  # made once, in new_state(), not at import
 
     def request_started(self):
         with self._lock:
@@ -205,6 +213,17 @@ class Stats:
         with self._lock:
             self.pg_connections_opened += 1
 
+    def _collection(self, phase, info):
+        """gc.callbacks: time each collection. No lock: the collector may run inside a
+        `with self._lock` block of this very thread, and the GIL is held throughout."""
+        if phase == "start":
+            self._collecting_since = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - self._collecting_since) * 1000
+        self.gc_pause_ms += pause_ms
+        self.longest_gc_pause_ms = max(self.longest_gc_pause_ms, pause_ms)
+        self.full_collections += info["generation"] == 2
+
     def report(self):
         """The counters as GET /stats sends them (JSON bytes); reading changes nothing."""
         with self._lock:
@@ -213,10 +232,14 @@ class Stats:
                 "waiting_upstream": self.waiting_upstream,
                 "peak_waiting_upstream": self.peak_waiting_upstream,
                 "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
-                "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs})
+                "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs,
+                "full_collections": self.full_collections,
+                "gc_pause_ms": round(self.gc_pause_ms, 1),
+                "longest_gc_pause_ms": round(self.longest_gc_pause_ms, 1)})
 
     def reset_peaks(self):
         """Start both peaks again from what is in service now (POST /stats/reset-peaks)."""
         with self._lock:
             self.peak_in_service = self.in_service
             self.peak_waiting_upstream = self.waiting_upstream
+            self.longest_gc_pause_ms = 0.0

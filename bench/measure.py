@@ -30,8 +30,9 @@ def measure(case, server, args, out_dir, step):
         mean_in_service, server_cpu_s, server_cpu_user_s, server_cpu_system_s,
         server_ctx_switches_voluntary, server_ctx_switches_involuntary, server_migrations
         (over every thread: bench/scheduler.py), server_switches_per_request,
-        server_migrations_per_request, server_cpus_seen; each None where this platform
-        cannot measure it, never 0;
+        server_migrations_per_request, server_cpus_seen, gc_pause_ms, longest_gc_pause_ms,
+        full_collections (the server's garbage collections in the window, as it timed them);
+        each None where this platform cannot measure it, never 0;
       the CPU of the rest, over the same window: postgres_cpu_s, redis_cpu_s (None where
         their processes are not ours to read), wrk_cpu_s;
       placement, and cpus: {"server": the CPUs the server process may use, read back from

@@ -85,12 +85,13 @@ def offered_table(results):
     lines = ["## What the waiting requests cost", "",
              "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
              "timed from when it was due. Waiting: the most requests the server itself counted "
-             "inside the upstream wait at once. Threads, open files and memory maps of the "
-             "server at the end of the window; kernel stacks: the machine's grown since "
+             "inside the upstream wait at once. GC pauses: the server's garbage collections "
+             "in the window, as it timed them (no Python code runs meanwhile). Threads and "
+             "open files of the server at the end of the window; kernel stacks: the machine's grown since "
              "before the run (Linux). Client CPU: the open-loop client's own.", "",
              "| Point | Server | Offered | Answered req/s | Waiting | p50 | p99 | p99.9 | "
              "Timeouts | Errors | Threads | Open files | Peak RSS | Kernel stacks | CPU/req | "
-             "Client CPU | Limit met |", "|---" * 17 + "|"]
+             "GC pauses (longest) | Client CPU | Limit met |", "|---" * 18 + "|"]
     for row in summarize(results):
         run = row["run"]
         if not run.get("rate"):
@@ -104,10 +105,17 @@ def offered_table(results):
                  socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
                  figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
                  figure(run.get("kernel_stack_kb"), "{:,} KiB"),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
+                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), gc_pauses(run),
                  figure(run.get("wrk_cpu_s"), "{:.1f} s"), run.get("limit_met") or "none"]
         lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n"
+
+
+def gc_pauses(run):
+    """The server's garbage-collection pauses in the window: their total and the longest."""
+    if run.get("gc_pause_ms") is None:
+        return "-"
+    return f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"
 
 
 def threads_used(results):

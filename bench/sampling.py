@@ -88,6 +88,7 @@ class Sampler:
             self.threads.start()
         self.read_stats("POST", "/stats/reset-peaks")  # the peaks count from here
         self.served_before = self.served()
+        self.stats_before = self.last_stats
         self.before = self.counters()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
@@ -103,8 +104,9 @@ class Sampler:
         return self.conn.sock.getsockname()[1] if self.conn.sock else None
 
     def served(self):
-        stats = self.read_stats()
-        return stats["served"] if stats else None
+        """/stats's served count, keeping the whole reading for the window's other counts."""
+        self.last_stats = self.read_stats()
+        return self.last_stats["served"] if self.last_stats else None
 
     def read_stats(self, method="GET", path="/stats"):
         try:
@@ -173,7 +175,19 @@ class Sampler:
                 else scheduled["voluntary"] + scheduled["involuntary"]),
             "server_migrations_per_request": self.per_request(scheduled["migrations"]),
             "server_cpus_seen": scheduled["cpus"],
+            **self.collections(),
         }
+
+    def collections(self):
+        """The garbage collector's pauses in the server over the window, as it timed them
+        (common.Stats): their total, the longest, and the full collections; None where a
+        reading failed, or a server from before /stats timed them."""
+        before, after = self.stats_before or {}, self.last_stats or {}
+        if "gc_pause_ms" not in before or "gc_pause_ms" not in after:
+            return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "full_collections"))
+        return {"gc_pause_ms": round(after["gc_pause_ms"] - before["gc_pause_ms"], 1),
+                "longest_gc_pause_ms": after["longest_gc_pause_ms"],
+                "full_collections": after["full_collections"] - before["full_collections"]}
 
     def scheduled(self, threads):
         """Context switches and migrations over every thread, and the CPUs they ran on

@@ -3,6 +3,7 @@
     .venv/bin/python -m pytest tests/test_common.py     # about a second
 """
 
+import gc
 import json
 import threading
 from http import HTTPStatus
@@ -113,3 +114,13 @@ def test_sync_router_refuses_as_aiohttp_does():
             app.handle(Request(app, method, path, read=bytes))
         assert raised.value.status == status
     assert raised.value.headers == {"Allow": "GET"}
+
+
+def test_stats_time_the_garbage_collectors_pauses():
+    stats = Stats()
+    gc.collect()  # a full collection, timed by the callback Stats installed
+    report = json.loads(stats.report())
+    assert report["full_collections"] >= 1
+    assert report["gc_pause_ms"] >= report["longest_gc_pause_ms"] > 0
+    stats.reset_peaks()
+    assert json.loads(stats.report())["longest_gc_pause_ms"] == 0

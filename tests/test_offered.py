@@ -28,6 +28,7 @@ def test_an_offered_run_holds_rate_times_wait_in_flight(start_server, fresh_data
     if kind == "sync":  # a thread for each connection the client holds open
         assert run["held"]["threads"] > run["waiting_upstream_peak"] / 2
     assert run["limit_met"] is None
+    assert run["gc_pause_ms"] >= run["longest_gc_pause_ms"] >= 0  # timed by the server itself
     assert run["p50_ms"] >= WAIT_MS  # timed from when each request was due
 
 

@@ -10,7 +10,7 @@ import pytest
 from support import ROOT, exercise_note
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
-LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 230,
+LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 250,
                 "config.py": 130, "sync_http.py": 330, "async_http.py": 90,
                 "sync_pools.py": 130, "async_pools.py": 110}
 SERVERS = ["sync_server.py", "async_server.py"]
