@@ -74,8 +74,7 @@ def measure(case, server, args, out_dir, step):
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": args.duration, "threads": threads, **numbers,
            **figures, "wrk_cpu_s": wrk_cpu_s, "placement": where,
-           "cpus": {"server": affinity_of(server.pid), "seen": figures.pop("server_cpus_seen"),
-                    "load": cpus["load"], "services": services or "as the load"},
+           "cpus": where_it_ran(server, cpus, services, figures),
            "idle": idle, "raw": raw_name}
     run["other_cpu_s"] = other_cpu(run)
     run["audit"] = audit(case, numbers, drained, rows_at_start)
@@ -84,6 +83,14 @@ def measure(case, server, args, out_dir, step):
         in_service = numbers["rps"] * numbers["latency_mean_ms"] / 1000
         run["littles_law_in_service"] = round(in_service, 1)
     return run
+
+
+def where_it_ran(server, cpus, services, figures):
+    """The run's "cpus" record (see measure): the server's CPUs read back from the OS, those
+    its threads ran on (the sampler's figures), the load's, and what of the
+    services could not be moved."""
+    return {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
+            "load": cpus["load"], "services": services or "as the load"}
 
 
 def place_load(where):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from idle import kernel_stack_kb
 from limits import held_by
-from measure import other_cpu, place_load, ran_with, reset_data
-from placement import DEFAULT, affinity_of, pinned_to, service_processes
+from measure import other_cpu, place_load, ran_with, reset_data, where_it_ran
+from placement import DEFAULT, pinned_to, service_processes
 from reset_db import counter_value
 from sampling import Sampler
 
@@ -80,8 +80,7 @@ def measure_offered(case, server, args, out_dir, step):
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
            "duration_s": args.duration, "threads": None, **client_figures(report),
            **figures, "wrk_cpu_s": report["client_cpu_s"], "placement": where,
-           "cpus": {"server": affinity_of(server.pid), "seen": figures.pop("server_cpus_seen"),
-                    "load": cpus["load"], "services": services or "as the load"},
+           "cpus": where_it_ran(server, cpus, services, figures),
            "idle": None, "raw": raw_name, "offered": report,
            "in_flight_peak": report["peak_in_flight"],
            "waiting_upstream_peak": max((s["waiting_upstream"] for s in stats), default=None),

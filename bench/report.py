@@ -87,8 +87,9 @@ def offered_table(results):
              "timed from when it was due. Waiting: the most requests the server itself counted "
              "inside the upstream wait at once. GC pauses: the server's garbage collections "
              "in the window, as it timed them (no Python code runs meanwhile). Threads and "
-             "open files of the server at the end of the window; kernel stacks: the machine's grown since "
-             "before the run (Linux). Client CPU: the open-loop client's own.", "",
+             "open files of the server at the end of the window; kernel stacks: the "
+             "machine's grown since before the run (Linux). Client CPU: the open-loop "
+             "client's own.", "",
              "| Point | Server | Offered | Answered req/s | Waiting | p50 | p99 | p99.9 | "
              "Timeouts | Errors | Threads | Open files | Peak RSS | Kernel stacks | CPU/req | "
              "GC pauses (longest) | Client CPU | Limit met |", "|---" * 18 + "|"]

@@ -9,8 +9,9 @@ read at the start of the window, every two seconds during it (bench/sampling.py)
 end: a thread that ended mid-window counts up to its last reading. That loses at most its
 last two seconds, and only for threads that end: a thread per kept-alive connection lives as
 long as wrk's connection does. A reading costs about 50 ms of CPU per thousand threads, on
-the load's CPUs, and is counted in the benchmark's own CPU. Elsewhere (macOS, or no sched file) switches come from psutil, which
-counts the whole process there, and migrations and CPUs are None: never a made-up 0.
+the load's CPUs, and is counted in the benchmark's own CPU. Elsewhere (macOS, or no sched
+file) switches come from psutil, which counts the whole process there, and migrations and
+CPUs are None: never a made-up 0.
 """
 
 from pathlib import Path

@@ -4,9 +4,9 @@ For the hands-on parts of the exercises. run_bench.sh has set up .venv, Postgres
 and exported DATABASE_URL and REDIS_URL; this puts the data back to schema.sql, starts
 sync_server.py on 8080 and async_server.py on 8081 (--serve-ports to choose others; a port
 already taken is an error that names who holds it, never a silent move: the exercises' wrk
-commands name these ports), prints their pages' URLs and the `export` line for starting more servers by hand in another
-terminal, then waits. Ctrl-C or SIGTERM stops both servers; run_bench.sh then stops Postgres
-and Redis.
+commands name these ports), prints their pages' URLs and the `export` line for starting more
+servers by hand in another terminal, then waits. Ctrl-C or SIGTERM stops both servers;
+run_bench.sh then stops Postgres and Redis.
 """
 
 import os
