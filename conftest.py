@@ -1,12 +1,12 @@
 """Fixtures for the tests and the exercise checks: the services' URLs, fresh data, and real
-servers on free ports (bench/servers.py). The helpers they call are in tests/support.py."""
+servers on free ports (bench/launch.py). The helpers they call are in tests/support.py."""
 
 import os
 
 import pytest
 
-from reset_db import reset
-from servers import KINDS, Server
+from scripts.reset_db import reset
+from bench.launch import KINDS, Server
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 
 case "${1:-}" in
   -h|--help)  # stdlib only: no set-up needed for help
-    "${PYTHON:-python3}" bench/run.py --help
+    "${PYTHON:-python3}" -m bench --help
     printf '\nPYTHON=python3.12 %s builds .venv with that interpreter (3.10 or newer).\n' "$0"
     exit 0 ;;
 esac
@@ -28,6 +28,6 @@ ensure_venv
 start_services
 raise_open_files_limit  # a file descriptor per connection, for wrk and the sync server
 case " $* " in
-  *" --serve "*) "$PY" bench/run.py "$@" & SERVE_PID=$!; wait "$SERVE_PID"; SERVE_PID="" ;;
-  *) "$PY" bench/run.py "$@" ;;
+  *" --serve "*) "$PY" -m bench "$@" & SERVE_PID=$!; wait "$SERVE_PID"; SERVE_PID="" ;;
+  *) "$PY" -m bench "$@" ;;
 esac

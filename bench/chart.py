@@ -5,7 +5,7 @@ Standard library only; bench/report.py's main() draws it again from a results.js
 
 from html import escape
 
-from rows import summarize
+from bench.rows import summarize
 
 SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
                   "async --blocking": "#9467bd",

@@ -1,6 +1,6 @@
 """Many mostly idle clients: the case event loops were invented for (C10K).
 
-    python bench/idle.py --port 8081 --connections 10000 [--heartbeat 60]
+    python -m bench.idle --port 8081 --connections 10000 [--heartbeat 60]
 
 Opens the connections (a few hundred at a time, so the server's listen queue does not
 overflow) and holds them open, sending a request on each now and then: GET /health (Postgres
@@ -23,8 +23,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from http1 import read_response
+from bench.http1 import read_response
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # leaves the audited counter
 OPENING_AT_ONCE = 200
@@ -112,14 +115,14 @@ class Held:
         """Returns once the server holds every connection that opened: its accept loop may
         lag behind the client's connects."""
         import psutil
-        from placement import pinned_to
-        from sampling import established
+        from bench.placement import pinned_to
+        from bench.sampling import established
         self.server_side = psutil.Process(server.pid)
         self.threads_before = self.server_side.num_threads()
         self.kernel_stack_before = kernel_stack_kb()
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--port", str(server.port), "--connections", str(count)],
-            stdout=subprocess.PIPE, text=True, preexec_fn=pinned_to(cpus))
+            [sys.executable, "-m", "bench.idle", "--port", str(server.port), "--connections", str(count)],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=pinned_to(cpus))
         line = self.process.stdout.readline()  # "holding N", once every one is open
         if not line.startswith("holding"):
             self.process.kill()

@@ -27,7 +27,7 @@ import os
 import resource
 from pathlib import Path
 
-from machine import somaxconn
+from bench.machine import somaxconn
 
 PROC = Path("/proc")
 

@@ -6,13 +6,13 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 import os
 from dataclasses import asdict
 
-from idle import Held
-from placement import (DEFAULT, affinity_of, cpus_for, machine_cpus, pin_services,
+from bench.idle import Held
+from bench.placement import (DEFAULT, affinity_of, cpus_for, machine_cpus, pin_services,
                        service_processes, supported)
-from reset_db import count_rows, counter_value, reset
-from sampling import Sampler
-from wrk import run_wrk, threads_for
-from wrkparse import WrkOutputError, parse_wrk
+from scripts.reset_db import count_rows, counter_value, reset
+from bench.sampling import Sampler
+from bench.wrk import run_wrk, threads_for
+from bench.wrkparse import WrkOutputError, parse_wrk
 
 
 def measure(case, server, args, out_dir, step):

@@ -18,14 +18,14 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from idle import kernel_stack_kb
-from limits import held_by
-from measure import other_cpu, place_load, ran_with, reset_data, where_it_ran
-from placement import DEFAULT, pinned_to, service_processes
-from reset_db import counter_value
-from sampling import Sampler
+from bench.idle import kernel_stack_kb
+from bench.limits import held_by
+from bench.measure import other_cpu, place_load, ran_with, reset_data, where_it_ran
+from bench.placement import DEFAULT, pinned_to, service_processes
+from scripts.reset_db import counter_value
+from bench.sampling import Sampler
 
-OPENLOOP = Path(__file__).resolve().parent / "openloop.py"
+ROOT = Path(__file__).resolve().parent.parent
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
     "can't start new thread": "threads: the OS refused to start one",
@@ -59,10 +59,10 @@ def measure_offered(case, server, args, out_dir, step):
     raw_name = f"{step}-{case.kind}-openloop-r{case.rate:g}.txt"
     with open(out_dir / raw_name, "w") as progress:
         client = subprocess.Popen(
-            [sys.executable, str(OPENLOOP), "--port", str(server.port), "--rate",
+            [sys.executable, "-m", "bench.openloop", "--port", str(server.port), "--rate",
              f"{case.rate:g}", "--duration", str(args.duration), "--timeout",
              str(case.timeout_s), "--warmup", f"{warmup_s:g}"],
-            stdout=subprocess.PIPE, stderr=progress, text=True,
+            stdout=subprocess.PIPE, stderr=progress, text=True, cwd=ROOT,
             preexec_fn=pinned_to(cpus["load"]))
         dots(warmup_s + 0.3)  # the client's window opens after its warm-up
         sampler = Sampler(server, service_processes, light=True)

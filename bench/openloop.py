@@ -1,6 +1,6 @@
 """An open-loop HTTP/1.1 load generator: requests leave on schedule, answered or not.
 
-    python bench/openloop.py --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
+    python -m bench.openloop --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
 
 wrk is a closed loop: a connection sends its next request only once the last is answered, so
 a slow server slows wrk down too, is offered less than was asked, and what was never sent is
@@ -46,9 +46,9 @@ import sys
 import time
 from collections import Counter
 
-from http1 import ERROR_KINDS, Connections, Failed
-from latency import ranked
-from machine import raise_fd_limit
+from bench.http1 import ERROR_KINDS, Connections, Failed
+from bench.latency import ranked
+from bench.machine import raise_fd_limit
 
 SAMPLE_EVERY_S = 0.1
 BEHIND_MS = 10  # send lag past this at p99: the client could not keep to its schedule

@@ -2,9 +2,9 @@
 point and by how much, and what went wrong (PARTIAL, NOISY, INVALID, errors, audits).
 """
 
-from cells import NOISY_SHARE, audit_cell, cell_ms, figure, unaccepted
-from limits import thread_ceiling
-from rows import baseline_of, groups, median_run
+from bench.cells import NOISY_SHARE, audit_cell, cell_ms, figure, unaccepted
+from bench.limits import thread_ceiling
+from bench.rows import baseline_of, groups, median_run
 
 
 def placement_reading(results):

@@ -1,6 +1,6 @@
 """Turn results.json into the table a learner reads and a plain reading of it.
 
-    python bench/report.py results/latest     # writes summary.md and chart.svg again
+    python -m bench.report results/latest     # writes summary.md and chart.svg again
 
 results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
 (machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
@@ -11,13 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from cells import (TIMED_OUT_SHARE, audit_cell, figure, percentile_cell, migrations, placed,
+from bench.cells import (TIMED_OUT_SHARE, audit_cell, figure, percentile_cell, migrations, placed,
                    server_cpu, socket_errors, switches)
-from idle import idle_table
-from chart import write_chart
-from profiles import shares_table
-from reading import reading
-from rows import baseline_of, summarize
+from bench.idle import idle_table
+from bench.chart import write_chart
+from bench.profiles import shares_table
+from bench.reading import reading
+from bench.rows import baseline_of, summarize
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new
@@ -178,7 +178,7 @@ on. "CPUs run on" are those its threads were seen running on.
 
 def main():
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        sys.exit("usage: python bench/report.py RESULTS_DIR  (rewrites summary.md and chart.svg "
+        sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md and chart.svg "
                  "from its results.json)")
     out_dir = Path(sys.argv[1])
     results = json.loads((out_dir / "results.json").read_text())

@@ -3,7 +3,7 @@ each, its spread over repeats and its ratio to the scenario's baseline. The summ
 (report.py), its plain reading (reading.py) and the chart (chart.py) all read through here.
 """
 
-from scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS
 
 
 def groups(runs):

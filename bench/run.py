@@ -1,10 +1,10 @@
 """Drive wrk against both servers on equal terms, audit every run, write and print the results.
 
 Started by ./run_bench.sh, which first sets up .venv, wrk, Postgres and Redis. Runs as:
-    python bench/run.py [--scenario fair] [--duration 10] [--repeat 1] ...
+    python -m bench [--scenario fair] [--duration 10] [--repeat 1] ...
 
 The driver only: a run is measured by measure.py (wrk by wrk.py, read by wrkparse.py, the
-server sampled by sampling.py), servers are started by servers.py, the machine described by
+server sampled by sampling.py), servers are started by launch.py, the machine described by
 machine.py, and the results rendered by report.py and chart.py. Standard library only up to
 the parsing of the flags, so --help works before .venv exists.
 """
@@ -17,14 +17,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+from bench.limits import read_limits
+from bench.machine import describe_machine, raise_fd_limit, somaxconn_note
+from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
+from bench.scenarios import SCENARIOS
+from bench.launch import KINDS, ServerError, Servers
 
-from limits import read_limits  # noqa: E402
-from machine import describe_machine, raise_fd_limit, somaxconn_note  # noqa: E402
-from placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported  # noqa: E402
-from scenarios import SCENARIOS  # noqa: E402
-from servers import KINDS, ServerError, Servers  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None):
@@ -86,13 +85,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.serve:  # for the exercises' hands-on parts: bench/serve.py
-        from serve import serve
+        from bench.serve import serve
         return serve(say, args.serve_ports)
     machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
-    from measure import measure  # psycopg2, redis and psutil: from .venv, after --help
-    from offered import measure_offered
-    from report import render_summary
-    from chart import write_chart
+    from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
+    from bench.offered import measure_offered
+    from bench.report import render_summary
+    from bench.chart import write_chart
     scenario = SCENARIOS[args.scenario]
     cases = [case for case in scenario.plan(args.connections, args.placement)
              if not args.only or case.kind == args.only]
@@ -111,7 +110,7 @@ def main(argv=None):
     say(f"{machine['cores']} cores ({machine['cpu']}); " + "; ".join(
         where_is(p) for p in placements) + ": compare servers within this run, not across runs")
     if args.profile:
-        from profiles import can_profile
+        from bench.profiles import can_profile
         why_not = can_profile()
         if why_not:
             say(f"--profile: {why_not}; going on without profiles")
@@ -143,7 +142,7 @@ def main(argv=None):
     finally:
         servers.stop_all()
         if supported():
-            from placement import pin_services
+            from bench.placement import pin_services
             pin_services(None)  # Postgres and Redis may be the learner's own: every CPU again
     results = {"scenario": args.scenario, "x_axis": scenario.x_axis,
                "baseline": scenario.baseline, "machine": machine,

@@ -9,7 +9,7 @@ import threading
 
 import psutil
 
-from scheduler import ThreadCounts, readable
+from bench.scheduler import ThreadCounts, readable
 
 UNMEASURABLE = (psutil.Error, NotImplementedError, AttributeError)
 

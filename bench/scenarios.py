@@ -7,7 +7,7 @@ other; `series` names the server configuration, the same in the table, the chart
 from dataclasses import dataclass, field
 from typing import Callable
 
-from servers import KINDS
+from bench.launch import KINDS
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ PLACEMENT_CONNECTIONS = 500
 def placement(_connections, _placement=None):
     """GET / at 500 connections with the server isolated on a core, spread over cores, and
     sharing them with the load: what the scheduler does to each model."""
-    from placement import PLACEMENTS
+    from bench.placement import PLACEMENTS
     return [Case(f"{where} c={PLACEMENT_CONNECTIONS}", n, kind, kind, placement=where,
                  connections=PLACEMENT_CONNECTIONS) for n, where in enumerate(PLACEMENTS)
             for kind in KINDS]

@@ -16,8 +16,8 @@ import tempfile
 
 import psutil
 
-from reset_db import reset
-from servers import KINDS, Server, ServerError
+from scripts.reset_db import reset
+from bench.launch import KINDS, Server, ServerError
 
 
 class PortTaken(ServerError):

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from placement import pinned_to
+from bench.placement import pinned_to
 
 LUA = Path(__file__).resolve().parent / "wrk.lua"
 

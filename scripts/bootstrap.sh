@@ -19,12 +19,12 @@ APT_UPDATED=""
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Any Python that runs, for scripts/services.py (standard library only) before .venv exists.
+# Any Python that runs, for scripts/databases.py (standard library only) before .venv exists.
 some_python() { if [ -x "$PY" ]; then echo "$PY"; else echo "${PYTHON:-python3}"; fi; }
 
-# The folder initdb comes from: scripts/services.py decides, so the check here and the
+# The folder initdb comes from: scripts/databases.py decides, so the check here and the
 # program that later starts Postgres never disagree.
-postgres_bin_dir() { "$(some_python)" "$ROOT/scripts/services.py" postgres-bin 2>/dev/null; }
+postgres_bin_dir() { "$(some_python)" "$ROOT/scripts/databases.py" postgres-bin 2>/dev/null; }
 
 have() {
   case "$1" in
@@ -34,7 +34,7 @@ have() {
 }
 
 apt_package() { case "$1" in initdb) echo postgresql ;; *) echo "$1" ;; esac; }
-# Homebrew's `postgresql` is now postgresql@18 and keg-only; services.py finds it there.
+# Homebrew's `postgresql` is now postgresql@18 and keg-only; databases.py finds it there.
 brew_package() {
   case "$1" in initdb) echo postgresql@18 ;; redis-server) echo redis ;; *) echo "$1" ;; esac
 }
@@ -209,7 +209,7 @@ start_services() {
   STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/todo-services.XXXXXX")
   say "starting throwaway Postgres and/or Redis in $STATE_DIR"
   # shellcheck disable=SC2086
-  line=$("$PY" "$ROOT/scripts/services.py" up "$STATE_DIR" $flags) || die "could not start the services"
+  line=$("$PY" "$ROOT/scripts/databases.py" up "$STATE_DIR" $flags) || die "could not start the services"
   while IFS= read -r line_item; do
     [ -n "$line_item" ] && export "${line_item?}"
   done <<EOF2
@@ -221,7 +221,7 @@ EOF2
 stop_services() {
   if [ -n "$STATE_DIR" ] && [ -d "$STATE_DIR" ]; then
     say "stopping the throwaway services"
-    "$PY" "$ROOT/scripts/services.py" down "$STATE_DIR" || true
+    "$PY" "$ROOT/scripts/databases.py" down "$STATE_DIR" || true
     rm -rf "$STATE_DIR"
     STATE_DIR=""
   fi

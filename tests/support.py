@@ -1,7 +1,7 @@
 """Helpers the tests and the exercise checks share: plain HTTP as a client sends it, requests
 released together, what a page shows and what the database and Redis hold.
 
-pytest.ini puts the project, scripts/, bench/ and tests/ on the path, so a test or an
+pytest.ini puts the project and tests/ on the path, so a test or an
 exercise check imports these by name: `from support import call`.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psycopg2
 
-from reset_db import count_rows, counter_value  # noqa: F401 (for the tests)
-from services import free_port  # noqa: F401 (for the tests)
+from scripts.reset_db import count_rows, counter_value  # noqa: F401 (for the tests)
+from scripts.databases import free_port  # noqa: F401 (for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from servers import KINDS
+from bench.launch import KINDS
 from support import ROOT, call, free_port
 
 MODULES = re.compile(r"^\w+\.py$")

@@ -8,18 +8,18 @@ import tempfile
 import time
 
 import pytest
-from servers import KINDS
+from bench.launch import KINDS
 from support import call, post_item
 
-import services
+from scripts import databases
 from common import POSTGRES_DOWN, REDIS_DOWN
-from reset_db import reset
+from scripts.reset_db import reset
 
 
 def have_binaries():
     try:
-        services.postgres_bin("initdb")
-    except services.ServiceError:
+        databases.postgres_bin("initdb")
+    except databases.DatabaseError:
         return False
     return shutil.which("redis-server") is not None
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not have_binaries(),
 @pytest.fixture(scope="module")
 def own_services():
     state_dir = tempfile.mkdtemp(prefix="todo-faults.")  # under /tmp: Postgres's user can enter
-    postgres, redis = services.Postgres(state_dir), services.Redis(state_dir)
+    postgres, redis = databases.Postgres(state_dir), databases.Redis(state_dir)
     postgres.create()
     postgres.start()
     postgres.create_database()

@@ -7,7 +7,7 @@ import re
 import socket
 
 import pytest
-from servers import KINDS, Server
+from bench.launch import KINDS, Server
 from support import count_rows, wait_until
 
 JSON_HEADERS = b"Host: x\r\nContent-Type: application/json\r\n"

@@ -5,9 +5,9 @@ import socket
 import psutil
 import pytest
 
-from idle import Held
-from sampling import established
-from servers import KINDS
+from bench.idle import Held
+from bench.sampling import established
+from bench.launch import KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)

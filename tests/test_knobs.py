@@ -5,9 +5,9 @@ import subprocess
 
 import psutil
 import pytest
-from sampling import cpu_seconds
-from scenarios import SCENARIOS
-from servers import KINDS
+from bench.sampling import cpu_seconds
+from bench.scenarios import SCENARIOS
+from bench.launch import KINDS
 from support import ROOT, at_once, call, reset_peaks
 
 

@@ -14,7 +14,7 @@ import aiohttp.web_protocol
 import pytest
 from support import ROOT, exercise_note
 
-from run import parse_args
+from bench.run import parse_args
 
 DOCS = ["LESSON.md", "README.md"]
 SOURCES = ["sync_server.py", "async_server.py", "common.py", "config.py", "sync_http.py",

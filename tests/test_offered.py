@@ -5,9 +5,9 @@ from argparse import Namespace
 
 import pytest
 
-from offered import limit_met, measure_offered
-from reading import limits_sentence
-from scenarios import SCENARIOS, Case
+from bench.offered import limit_met, measure_offered
+from bench.reading import limits_sentence
+from bench.scenarios import SCENARIOS, Case
 
 WAIT_MS, RATE = 400, 50  # 20 requests waiting at once, by Little's law
 

@@ -23,11 +23,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from latency import ranked
-from limits import held_by, read_limits, thread_ceiling
+from bench.latency import ranked
+from bench.limits import held_by, read_limits, thread_ceiling
 from support import ROOT, free_port
 
-OPENLOOP = ROOT / "bench" / "openloop.py"
+OPENLOOP = [sys.executable, "-m", "bench.openloop"]  # run from ROOT
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
@@ -78,8 +78,9 @@ def serving(wait):
 
 
 def openloop(port, *flags, open_files=None):
-    """Run bench/openloop.py against `port`, allowed `open_files` if given; its JSON report."""
-    done = subprocess.run([sys.executable, str(OPENLOOP), "--port", str(port), *flags],
+    """Run bench.openloop against `port`, allowed `open_files` if given; its JSON report."""
+    done = subprocess.run([*OPENLOOP, "--port", str(port), *flags],
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=60,
                           preexec_fn=open_files and (lambda: resource.setrlimit(
                               resource.RLIMIT_NOFILE, (open_files, open_files))))
@@ -155,8 +156,8 @@ def test_ctrl_c_stops_it_cleanly():
 
     with serving(wait) as port:
         client = subprocess.Popen(
-            [sys.executable, str(OPENLOOP), "--port", str(port), "--rate", "50",
-             "--duration", "10", "--timeout", "6"], stdout=subprocess.PIPE,
+            [*OPENLOOP, "--port", str(port), "--rate", "50",
+             "--duration", "10", "--timeout", "6"], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,  # a shell's background job ignores SIGINT:
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not this one
         client.stderr.readline()  # its first progress line: it is sending
@@ -186,8 +187,8 @@ def test_an_unreachable_port_is_a_connect_error_not_a_crash():
     (["--rate", "10", "--host", "example.com"], "invalid choice"),
 ])
 def test_bad_flags_get_a_clear_error(flags, says):
-    done = subprocess.run([sys.executable, str(OPENLOOP), "--port", "1", "--duration", "1",
-                           "--timeout", "1", *flags], capture_output=True, text=True)
+    done = subprocess.run([*OPENLOOP, "--port", "1", "--duration", "1",
+                           "--timeout", "1", *flags], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and says in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from servers import KINDS
+from bench.launch import KINDS
 from support import call, count_rows, post_item
 
 from common import MAX_BODY_BYTES
@@ -59,7 +59,7 @@ def run_sequence(port):
 
 @pytest.fixture(scope="module")
 def sequences(both_servers, urls):
-    from reset_db import reset
+    from scripts.reset_db import reset
     results = {}
     for kind in KINDS:
         reset(urls["DATABASE_URL"], urls["REDIS_URL"])

@@ -9,12 +9,12 @@ import threading
 import psutil
 import pytest
 
-from cells import percentile_cell, unaccepted
-from measure import other_cpu
-from placement import cpus_for, supported
-from reading import ratio_spread
-from sampling import established
-from scheduler import ThreadCounts, readable
+from bench.cells import percentile_cell, unaccepted
+from bench.measure import other_cpu
+from bench.placement import cpus_for, supported
+from bench.reading import ratio_spread
+from bench.sampling import established
+from bench.scheduler import ThreadCounts, readable
 from support import ROOT, call
 
 affinity = pytest.mark.skipif(not supported() or len(os.sched_getaffinity(0)) < 2,

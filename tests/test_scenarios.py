@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from machine import somaxconn_note
-from report import render_summary
-from rows import summarize
-from scenarios import SCENARIOS, Case
-from servers import KINDS
+from bench.machine import somaxconn_note
+from bench.report import render_summary
+from bench.rows import summarize
+from bench.scenarios import SCENARIOS, Case
+from bench.launch import KINDS
 from support import ROOT
-from wrk import threads_for
+from bench.wrk import threads_for
 
 
 def server_flags(kind):
@@ -92,7 +92,7 @@ def test_a_note_when_connections_exceed_the_listen_queue():
 
 
 def test_bench_help_imports_nothing_from_the_virtual_environment():
-    shown = subprocess.run([sys.executable, "-X", "importtime", "bench/run.py", "--help"],
+    shown = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", "--help"],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "--scenario" in shown.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in shown.stderr.splitlines()}

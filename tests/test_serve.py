@@ -9,7 +9,7 @@ import subprocess
 
 import psutil
 import pytest
-from services import free_port
+from scripts.databases import free_port
 from support import ROOT, call, count_rows
 
 READY = "Press Ctrl-C here"

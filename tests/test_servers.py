@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from servers import KINDS, ServerError
+from bench.launch import KINDS, ServerError
 from support import (ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
                      post_item, reset_peaks, stored_text)
 

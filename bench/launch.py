@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from placement import cpus_for, pinned_to
-from profiles import recording, shares, write_flamegraph
+from bench.placement import cpus_for, pinned_to
+from bench.profiles import recording, shares, write_flamegraph
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("sync", "async")  # {kind}_server.py: the one list of servers compared
@@ -39,7 +39,7 @@ class Server:
         """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
         file for py-spy's samples of the whole life of the server, which py-spy starts.
         port: a free one unless given."""
-        from services import free_port  # scripts/: on the path of whatever starts servers
+        from scripts.databases import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
         self.pid = None  # the server's own: under py-spy, py-spy's child

@@ -2,9 +2,9 @@
 
 Standard library only, so the shell scripts can run it before the virtual environment exists:
 
-    python3 scripts/services.py up STATE_DIR     # prints DATABASE_URL=... and REDIS_URL=...
-    python3 scripts/services.py down STATE_DIR
-    python3 scripts/services.py postgres-bin     # the folder initdb is taken from
+    python3 scripts/databases.py up STATE_DIR     # prints DATABASE_URL=... and REDIS_URL=...
+    python3 scripts/databases.py down STATE_DIR
+    python3 scripts/databases.py postgres-bin     # the folder initdb is taken from
 
 The tests import it to start instances of their own that they can stop and restart.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 PG_MAX_CONNECTIONS = 300  # both servers' pools, the tests and a learner's extra server fit
 
 
-class ServiceError(Exception):
+class DatabaseError(Exception):
     """A service could not be started; the message says what to do."""
 
 
@@ -77,7 +77,7 @@ def postgres_bin_dir():
     for folder in postgres_bin_candidates():
         if all(os.access(Path(folder) / name, os.X_OK) for name in ("initdb", "pg_ctl")):
             return folder
-    raise ServiceError(f"initdb not found: install the PostgreSQL server ({INSTALL_HINT})")
+    raise DatabaseError(f"initdb not found: install the PostgreSQL server ({INSTALL_HINT})")
 
 
 def postgres_bin(name):
@@ -94,7 +94,7 @@ def unprivileged_user():
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise ServiceError("running as root, and no 'postgres' or 'nobody' user to run Postgres as")
+    raise DatabaseError("running as root, and no 'postgres' or 'nobody' user to run Postgres as")
 
 
 class Postgres:
@@ -108,7 +108,7 @@ class Postgres:
         run_as = {"user": self.user.pw_uid, "group": self.user.pw_gid} if self.user else {}
         result = subprocess.run(args, capture_output=True, text=True, **run_as)
         if check and result.returncode:
-            raise ServiceError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+            raise DatabaseError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result
 
     def create(self):
@@ -146,7 +146,7 @@ class Redis:
     def start(self):
         server = shutil.which("redis-server")
         if not server:
-            raise ServiceError("redis-server not found: install it "
+            raise DatabaseError("redis-server not found: install it "
                                "(apt-get install redis-server, or brew install redis)")
         self.dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([server, "--port", str(self.port), "--bind", "127.0.0.1",
@@ -190,7 +190,7 @@ def wait_for(condition, what, seconds=30):
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise ServiceError(f"gave up waiting for {what} after {seconds} s")
+            raise DatabaseError(f"gave up waiting for {what} after {seconds} s")
         time.sleep(0.05)
 
 
@@ -234,7 +234,7 @@ def main():
                 print(f"{name}={value}")
         else:
             down(args.state_dir)
-    except ServiceError as error:
+    except DatabaseError as error:
         sys.exit(f"services: {error}")
 
 

@@ -1,0 +1,8 @@
+"""The benchmark, run as `python -m bench` (./run_bench.sh sets up first). The way through:
+
+    run.py        the flags and the plan (scenarios.py: what each --scenario runs)
+    measure.py    one closed-loop run with wrk (offered.py: one run at a fixed offered rate)
+    report.py     the summary, read in plain words by reading.py and drawn by chart.py
+
+Importing this package imports nothing else: --help works before .venv exists.
+"""
