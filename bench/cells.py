@@ -1,10 +1,9 @@
 """How one figure of a run is written in a summary table: "-" for what could not be
-measured (never 0), "> 2 s" for a percentile past wrk's --timeout, PARTIAL and INVALID for
+measured (never 0), "> 2 s" for a percentile past the client's timeout, PARTIAL and INVALID for
 runs that measured fewer clients than asked.
 """
 
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
-TIMED_OUT_SHARE = 0.01  # above this share of timeouts, p99 is past wrk's --timeout: unknown
 
 
 def figure(value, form="{}"):
@@ -25,7 +24,8 @@ def audit_cell(run):
     audit = run["audit"]
     text = audit["result"]
     if audit["result"] != "ok":
-        text += f" ({audit['what']} {audit['counted']}, wrk {audit['wrk_ok']})"
+        text += f" ({audit['what']} {audit['counted']}, clients {audit['wrk_ok']}" + (
+            f" + {audit['probe_ok']})" if "probe_ok" in audit else ")")
     if unaccepted(run):
         text += ", PARTIAL"
     return text if run["valid"] else text + ", INVALID"
@@ -44,12 +44,10 @@ def unaccepted(run):
     return run["connections"] - accepted
 
 
-def percentile_cell(run, key, share):
-    """p50 or p99, or "> timeout" when more than `share` of responses came after wrk's
-    --timeout: wrk leaves those out, so the figure it prints would flatter the server."""
-    if run["requests"] and run["timeouts"] > share * run["requests"]:
-        return f"> {run['timeout_s']} s"
-    if run[key] is None and run.get("rate"):  # the open-loop client ranks errors last too
+def percentile_cell(run, key):
+    """A percentile from the open-loop client or the probe, which rank a timeout or an error
+    after every answer: None is one that fell among them, past the timeout."""
+    if run[key] is None:
         return f"> {run['timeout_s']} s"
     return cell_ms(run[key])
 

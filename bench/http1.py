@@ -30,13 +30,17 @@ async def read_response(reader):
 
 
 class Connections:
-    """GET `path` from a server on loopback over kept-alive connections: an idle one if there
-    is one, else a new one at once. `opened` counts the new ones."""
+    """GET `path` (or POST `body` to it, as JSON) from a server on loopback over kept-alive
+    connections: an idle one if there is one, else a new one at once. `opened` counts the
+    new ones."""
 
-    def __init__(self, host, port, path):
+    def __init__(self, host, port, path, body=None):
         # "localhost" is resolved here, once: asyncio would ask a thread for every connection
         self.address = ("127.0.0.1" if host == "localhost" else host, port)
-        self.request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        head = f"{'GET' if body is None else 'POST'} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.request = (head + "\r\n").encode() + (body or b"")
         self.idle = []  # a stack: the most recently used goes first, the least likely to
         self.opened = 0  # have been closed by the server's idle timeout meanwhile
 

@@ -10,22 +10,16 @@ then. With a slow upstream (--io-delay-ms), rate x wait requests are in flight a
 Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
-import json
 import os
-import subprocess
-import sys
-import time
 from dataclasses import asdict
-from pathlib import Path
 
+from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
+                            start_openloop, where_it_ran)
 from bench.idle import kernel_stack_kb
 from bench.limits import held_by
-from bench.measure import other_cpu, place_load, ran_with, reset_data, where_it_ran
-from bench.placement import DEFAULT, pinned_to, service_processes
-from scripts.reset_db import counter_value
+from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler
-
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.reset_db import counter_value
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
     "can't start new thread": "threads: the OS refused to start one",
@@ -35,55 +29,36 @@ LIMIT_SIGNS = {
 }
 
 
-def measure_offered(case, server, args, out_dir, step):
+def measure_offered(case, server, timing, out_dir, step):
     """Run `case` (case.rate requests a second, each waiting case.knobs["io_delay_ms"]) against
-    the running `server`; return the run as results.json keeps it.
-
-    The run holds the fields measure.measure documents, with wrk's replaced by the open-loop
-    client's: requests (sent in the window), rps (answered per second of the window), ok,
-    non_2xx, timeouts, socket_errors (the client's errors by kind), p50_ms, p90_ms, p99_ms,
-    p999_ms, max_ms (from when each request was due; None past the timeout), and offered:
-    the client's whole report (openloop.py's docstring). Added: in_flight_peak (the
-    client's), waiting_upstream_peak (the server's own count), held (threads, open files
-    and memory maps of the server at the window's end: limits.held_by), kernel_stack_kb
-    (the machine's kernel thread stacks grown from before the run to the window's end),
-    and limit_met: what stopped the server or the client, or None.
-    """
-    where = case.placement or args.placement or DEFAULT
+    the running `server`; return the run as results.json keeps it (bench/results.py: every
+    run's fields and OPEN_LOOP's). `timing` is run.Timing."""
+    where = case.placement or timing.placement or DEFAULT
     cpus, services = place_load(where)
     reset_data()
     knobs = ran_with(case, server)
     wait_s = case.knobs.get("io_delay_ms", 0) / 1000
-    warmup_s = wait_s + args.warmup  # long enough for rate x wait to be in flight
+    warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
     log_mark, kernel_before = len(server.log()), kernel_stack_kb()
     raw_name = f"{step}-{case.kind}-openloop-r{case.rate:g}.txt"
     with open(out_dir / raw_name, "w") as progress:
-        client = subprocess.Popen(
-            [sys.executable, "-m", "bench.openloop", "--port", str(server.port), "--rate",
-             f"{case.rate:g}", "--duration", str(args.duration), "--timeout",
-             str(case.timeout_s), "--warmup", f"{warmup_s:g}"],
-            stdout=subprocess.PIPE, stderr=progress, text=True, cwd=ROOT,
-            preexec_fn=pinned_to(cpus["load"]))
+        client = start_openloop(server.port, case.rate, timing.duration_s, case.timeout_s,
+                                warmup_s, cpus["load"], progress)
         dots(warmup_s + 0.3)  # the client's window opens after its warm-up
         sampler = Sampler(server, service_processes, light=True)
-        dots(args.duration)
+        dots(timing.duration_s)
         sampler.stop()
         held, kernel_after = measured_held(server.pid), kernel_stack_kb()
-        output, _ = client.communicate(timeout=case.timeout_s + 60)
-    if client.returncode != 0 or not output.strip():
-        raise SystemExit(f"bench: the open-loop client failed ({client.returncode}); its "
-                         f"output is in {out_dir / raw_name}")
-    report = json.loads(output)
+        report = read_openloop(client, case.timeout_s, out_dir / raw_name)
     server.wait_idle()
     figures = sampler.figures()
-    stats = [s for _, _, s, _ in sampler.samples if s]
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
-           "duration_s": args.duration, "threads": None, **client_figures(report),
+           "duration_s": timing.duration_s, "threads": None, **client_figures(report),
            **figures, "wrk_cpu_s": report["client_cpu_s"], "placement": where,
            "cpus": where_it_ran(server, cpus, services, figures),
            "idle": None, "raw": raw_name, "offered": report,
            "in_flight_peak": report["peak_in_flight"],
-           "waiting_upstream_peak": max((s["waiting_upstream"] for s in stats), default=None),
+           "waiting_upstream_peak": (sampler.last_stats or {}).get("peak_waiting_upstream"),
            "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
            "limit_met": limit_met(server.log()[log_mark:], report)}
     run["other_cpu_s"] = other_cpu(run)
@@ -94,7 +69,7 @@ def measure_offered(case, server, args, out_dir, step):
 
 def client_figures(report):
     """The open-loop report under the names the summary reads for a wrk run."""
-    return {"requests": report["sent"], "seconds": report["duration_s"],
+    return {"requests": report["sent"],
             "rps": report["achieved_rate"], "ok": report["ok"], "non_2xx": report["non_2xx"],
             "timeouts": report["timeouts"], "socket_errors": report["errors"],
             "latency_mean_ms": None,
@@ -140,10 +115,3 @@ def grown(before, after):
     ending meanwhile can make it fall."""
     return None if None in (before, after) else max(0, after - before)
 
-
-def dots(seconds):
-    """Wait, printing a dot a second, as a wrk run does."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        print(".", end="", file=sys.stderr, flush=True)
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

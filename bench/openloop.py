@@ -1,6 +1,7 @@
 """An open-loop HTTP/1.1 load generator: requests leave on schedule, answered or not.
 
     python -m bench.openloop --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
+    python -m bench.openloop --port 8081 --path /items --post '{"text": "a probe"}' ...
 
 wrk is a closed loop: a connection sends its next request only once the last is answered, so
 a slow server slows wrk down too, is offered less than was asked, and what was never sent is
@@ -17,8 +18,10 @@ Prints a progress line a second on stderr, then one JSON object on stdout:
     sent = ok (2xx) + non_2xx (together: answered) + timeouts + the errors.
   timeouts: no whole answer within timeout_s of being due, at any stage, connecting included.
   errors: {connect, client_fd_limit (this client out of descriptors), write, read, protocol}.
+  ok_all: 2xx answers over the whole run, warm-up included (what the server's counts hold).
   answered_in_window: answers received in the window, warm-up requests' included;
     achieved_rate = answered_in_window / duration_s: what the server kept up with.
+  mean_answered_ms: the mean over the answered requests only (for Little's law).
   p50_ms, p90_ms, p99_ms, p999_ms, max_ms: from due to the answer's last byte, over every
     request sent, timeouts and errors ranked after every answer (latency.ranked): a figure
     that falls among them is null and its p99_past_timeout (etc.) true. Never flattering.
@@ -58,14 +61,15 @@ class OpenLoop:
     """The requests of one run, and what became of each: tallies only, no per-connection
     scan, so the cost of a request does not grow with how many are in flight."""
 
-    def __init__(self, port, host, path, rate, timeout_s):
-        self.connections = Connections(host, port, path)
+    def __init__(self, port, host, path, rate, timeout_s, body=None):
+        self.connections = Connections(host, port, path, body)
         self.rate, self.timeout_s = rate, timeout_s
         self.in_flight = set()  # the requests' tasks (asyncio keeps only weak references)
         self.window = (math.inf, math.inf)
         self.latencies, self.lags, self.samples = [], [], []  # of the measured requests
         self.outcomes = Counter()  # measured requests by "ok", "non_2xx", "timeout", or error
         self.sent = self.answered_in_window = self.peak_in_flight = self.finished_all = 0
+        self.ok_all = 0
         self.cpu_at_start = self.opened_before = None  # when the window opens
 
     async def request(self, due, measured):
@@ -83,6 +87,7 @@ class OpenLoop:
         done = loop.time()
         self.finished_all += 1  # warm-up included, for the progress line
         answered = outcome in ("ok", "non_2xx")
+        self.ok_all += outcome == "ok"
         if answered and self.window[0] <= done < self.window[1]:
             self.answered_in_window += 1
         if measured:
@@ -154,6 +159,9 @@ class OpenLoop:
             "offered_rate": self.rate, "duration_s": duration_s, "warmup_s": warmup_s,
             "timeout_s": self.timeout_s, "sent": self.sent,
             "answered": outcomes["ok"] + outcomes["non_2xx"], "ok": outcomes["ok"],
+            "ok_all": self.ok_all,
+            "mean_answered_ms": (round(1000 * sum(self.latencies) / len(self.latencies), 1)
+                                 if self.latencies else None),
             "non_2xx": outcomes["non_2xx"], "timeouts": outcomes["timeout"] + unfinished,
             "errors": errors,
             "answered_in_window": self.answered_in_window,
@@ -182,13 +190,15 @@ async def interruptible(run):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Offer a fixed rate of GET requests to a local server, answered or not, "
+        description="Offer a fixed rate of GET (or POST) requests to a local server, answered or not, "
         "and print one JSON object: latency from when each request was due.")
     parser.add_argument("--port", type=int, required=True, help="the server's port")
     parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "localhost"),
                         help="loopback only: a tool to measure your own server, not to flood "
                         "another (default: %(default)s)")
     parser.add_argument("--path", default="/", help="what to GET (default: %(default)s)")
+    parser.add_argument("--post", metavar="JSON",
+                        help="POST this JSON body to --path instead of a GET")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration", type=float, required=True,
                         help="seconds of measured sending")
@@ -221,7 +231,8 @@ def main(argv=None):
     # due meanwhile. Young generations only: they hold the cycles a request leaves behind.
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, 2**31 - 1)
-    client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout)
+    body = None if args.post is None else args.post.encode()
+    client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout, body)
     try:
         report = asyncio.run(interruptible(client.run(args.warmup, args.duration)))
     except (KeyboardInterrupt, asyncio.CancelledError):

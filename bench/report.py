@@ -4,19 +4,19 @@
 
 results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
 (machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
-limit and the listen queue) and runs, each a dict as measure.measure documents it.
+limit and the listen queue) and runs: bench/results.py describes every field.
 """
 
-import json
 import sys
 from pathlib import Path
 
-from bench.cells import (TIMED_OUT_SHARE, audit_cell, figure, percentile_cell, migrations, placed,
-                   server_cpu, socket_errors, switches)
-from bench.idle import idle_table
+from bench.cells import (audit_cell, figure, migrations, percentile_cell, placed, server_cpu,
+                         socket_errors, switches)
 from bench.chart import write_chart
+from bench.idle import idle_table
 from bench.profiles import shares_table
 from bench.reading import reading
+from bench.results import load
 from bench.rows import baseline_of, summarize
 
 ARTICLE_TABLE = """\
@@ -32,7 +32,7 @@ averages of 5 runs). Not measured here:
 | -c 1500 -t 10 -d 60s --timeout 5s | aiohttp | 36563 | 1257 | 0 | 608 |
 """
 
-COLUMNS = ["Server", "Requests", "Req/s", "Ratio", "CPU/req", "p50", "p99", "Timeouts",
+COLUMNS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered", "Timeouts",
            "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
 
 
@@ -44,12 +44,13 @@ def table(results):
         rps = f"{run['rps']:,.0f}"
         if row["spread"]:
             rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
-        cells = [row["point"], row["series"], f"{run['requests']:,}", rps,
+        cells = [row["point"], row["series"], rps,
                  figure(row["ratio"], "{:.2f}x"),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
-                 percentile_cell(run, "p50_ms", 0.5),
-                 percentile_cell(run, "p99_ms", TIMED_OUT_SHARE), f"{run['timeouts']:,}",
+                 percentile_cell(run, "p50_ms"),
+                 percentile_cell(run, "p99_ms"), opening(run),
+                 f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
                  figure(run.get("peak_connections"), "{:,}"),
                  figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
@@ -58,8 +59,20 @@ def table(results):
     return "\n".join(lines)
 
 
+def opening(run):
+    """How long the server took to answer every connection wrk opened at once (opening.py)."""
+    figure_ = run.get("opening")
+    if not figure_:
+        return "-"
+    if figure_["all_answered_s"] is not None:
+        return f"{figure_['all_answered_s']:.1f} s"
+    if figure_["answered"] is None:
+        return "-"
+    return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"
+
+
 def inside_the_runs(results):
-    lines = ["| Point | Server | req/s × mean latency | mean in service (sampled) | "
+    lines = ["| Point | Server | req/s × probe's mean latency | mean in service (sampled) | "
              "peak in service (/stats) | server CPU (user + system) | CPU per request | "
              "context switches per request (voluntary + involuntary) | CPU migrations per "
              "request (CPUs run on) | Postgres CPU | Redis CPU | wrk CPU | other CPU |",
@@ -100,9 +113,9 @@ def offered_table(results):
         held = run.get("held") or {}
         cells = [f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
                  figure(run.get("waiting_upstream_peak"), "{:,}"),
-                 percentile_cell(run, "p50_ms", 0.5),
-                 percentile_cell(run, "p99_ms", TIMED_OUT_SHARE),
-                 percentile_cell(run, "p999_ms", 0.001), f"{run['timeouts']:,}",
+                 percentile_cell(run, "p50_ms"),
+                 percentile_cell(run, "p99_ms"),
+                 percentile_cell(run, "p999_ms"), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
                  figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
                  figure(run.get("kernel_stack_kb"), "{:,} KiB"),
@@ -130,6 +143,11 @@ def threads_used(results):
             "wrk needs a connection per thread)")
 
 
+def probe_rate(results):
+    rates = sorted({run["probe"]["offered_rate"] for run in results["runs"] if run.get("probe")})
+    return " or ".join(f"{rate:g}" for rate in rates) or "no"
+
+
 def render_summary(results):
     machine, settings = results["machine"], results["settings"]
     median = " (median, min–max)" if settings["repeat"] > 1 else ""
@@ -144,14 +162,19 @@ Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, 
 
 {table(results)}
 
-Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
-scenario's baseline (1.00x). p50 and p99 leave out responses slower than wrk's --timeout,
-which count as timeouts; where those are more than 1% of the responses, p99 reads
-"> timeout". CPU/req: the server's CPU time over the requests it counted itself, in the same
-window. Accepted: the most connections the server held open at once (PARTIAL: fewer than
-wrk opened). Audit: the Redis counter or the new rows match wrk's successful responses, plus
-at most one request per connection still in flight when wrk stopped. A "-" is a figure this
-machine could not measure.
+Each wrk run opens its connections at once; the window is measured after the server has
+answered every one of them once ("All answered": how long that took, read from the OS) and
+a warm-up, on the same connections. Req/s: the requests the server counted itself in the
+window, per second. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
+same point, the scenario's baseline (1.00x). p50 and p99: a probe's, {probe_rate(results)}
+requests a second of the same kind on connections of its own, each timed from when it was due; a
+timeout ranks after every answer, and a percentile that falls among them reads
+"> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
+included. CPU/req: the server's CPU time over the requests it counted, in the window.
+Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
+opened). Audit: the Redis counter or the new rows match the successful responses wrk and
+the probe saw, plus at most one request per connection still in flight when they stopped.
+A "-" is a figure this machine could not measure.
 
 ## What it says
 
@@ -160,7 +183,9 @@ machine could not measure.
 ## Inside the runs
 
 Little's law: requests in service = throughput × time each spends in the system. The first
-column computes it from wrk's figures, the next two are what the server counted. CPU is
+column computes it from the server's req/s and the probe's mean latency (it should come
+close to wrk's connections, plus the probe's few); the next two are what the server
+counted. CPU is
 seconds used during the {settings['duration_s']} s run, out of {machine['cores']} cores × \
 {settings['duration_s']} s: what wrk uses, the servers, Postgres and Redis cannot.
 Context switches and CPU migrations are summed over all the server's threads, from the
@@ -181,7 +206,10 @@ def main():
         sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md and chart.svg "
                  "from its results.json)")
     out_dir = Path(sys.argv[1])
-    results = json.loads((out_dir / "results.json").read_text())
+    try:
+        results = load(out_dir)
+    except (OSError, ValueError) as error:
+        sys.exit(f"bench.report: {error}")
     (out_dir / "summary.md").write_text(render_summary(results))
     write_chart(results, out_dir / "chart.svg")
 

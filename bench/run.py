@@ -16,6 +16,7 @@ import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.limits import read_limits
 from bench.machine import describe_machine, raise_fd_limit, somaxconn_note
@@ -82,42 +83,84 @@ def parse_args(argv=None):
     return args
 
 
+class Timing(NamedTuple):
+    """How long each run lasts and where its load goes: what measure() needs of the flags."""
+    warmup_s: int
+    duration_s: int
+    threads: int
+    placement: str | None
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.serve:  # for the exercises' hands-on parts: bench/serve.py
         from bench.serve import serve
         return serve(say, args.serve_ports)
     machine_cpus()  # every CPU, noted before the benchmark moves itself to the load's
-    from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
-    from bench.offered import measure_offered
-    from bench.report import render_summary
-    from bench.chart import write_chart
     scenario = SCENARIOS[args.scenario]
+    cases = plan_cases(args, scenario)
+    out_dir = new_results_dir(Path(args.results))
+    machine = {**describe_machine(), "limits": read_limits()}
+    notes = prepare(args, cases, machine, out_dir)
+    try:
+        runs = run_plan(args, cases, out_dir)
+    except KeyboardInterrupt:
+        say("interrupted: stopping the servers")
+        return 130
+    results = {"scenario": args.scenario, "x_axis": scenario.x_axis,
+               "baseline": scenario.baseline, "machine": machine,
+               "settings": settings(args, cases, notes), "runs": runs}
+    write_results(results, out_dir)
+    failed = [run for run in runs if run["audit"]["result"] == "FAILED"]
+    if failed:
+        say(f"{len(failed)} run(s) failed the audit: the server's counts do not match wrk's")
+        return 1
+    return 0
+
+
+def plan_cases(args, scenario):
+    """The scenario's cases for these flags: one server only, or --quick's few."""
     cases = [case for case in scenario.plan(args.connections, args.placement)
              if not args.only or case.kind == args.only]
-    if args.quick and scenario.quick:
-        cases = scenario.quick(cases)
-    out_dir = new_results_dir(Path(args.results))
+    return scenario.quick(cases) if args.quick and scenario.quick else cases
+
+
+def placements_of(args, cases):
+    return list(dict.fromkeys(case.placement or args.placement or DEFAULT for case in cases))
+
+
+def prepare(args, cases, machine, out_dir):
+    """Say what will run and where, raise the open-files limit, check py-spy; the notes on
+    the machine's limits, for the results' settings."""
     most = max(case.most_connections for case in cases)
-    machine = {**describe_machine(), "limits": read_limits()}
     at_once = max((case.connections + case.idle for case in cases if not case.rate), default=0)
     # an open-loop client opens its connections as requests fall due, not all at once
-    fd_note, queue_note = raise_fd_limit(most), somaxconn_note(at_once, machine["somaxconn"])
+    notes = {"fd_limit": raise_fd_limit(most),
+             "listen_queue": somaxconn_note(at_once, machine["somaxconn"])}
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "
         f"wrk with {args.threads} threads; results in {out_dir}")
-    placements = list(dict.fromkeys(case.placement or args.placement or DEFAULT
-                                    for case in cases))
     say(f"{machine['cores']} cores ({machine['cpu']}); " + "; ".join(
-        where_is(p) for p in placements) + ": compare servers within this run, not across runs")
+        where_is(p) for p in placements_of(args, cases))
+        + ": compare servers within this run, not across runs")
     if args.profile:
         from bench.profiles import can_profile
         why_not = can_profile()
         if why_not:
             say(f"--profile: {why_not}; going on without profiles")
         args.profile = not why_not
-    for note in (fd_note, queue_note):
+    for note in notes.values():
         if note:
             say(note)
+    return notes
+
+
+def run_plan(args, cases, out_dir):
+    """Every run of the plan, each server started once for the runs it serves; the runs as
+    results.json keeps them. Stops every server, and gives Postgres and Redis back every
+    CPU, however it ends."""
+    from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
+    from bench.offered import measure_offered
+    timing = Timing(args.warmup, args.duration, args.threads, args.placement)
     runs, servers = [], Servers(out_dir, args.profile)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -127,16 +170,13 @@ def main(argv=None):
                                  [c for _, c in plan[step:]], step)
             say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
                 end="")
-            run = (measure_offered if case.rate else measure)(case, server, args, out_dir,
+            run = (measure_offered if case.rate else measure)(case, server, timing, out_dir,
                                                               f"{step:02d}")
             if args.profile:
                 run["profile"] = servers.profile_of(server, f"{case.series} at {case.point}")
             run["repeat"] = repeat
             runs.append(run)
             print(" " + progress(run), file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        say("interrupted: stopping the servers")
-        return 130
     except ServerError as error:
         raise SystemExit(f"bench: {error}") from None
     finally:
@@ -144,28 +184,29 @@ def main(argv=None):
         if supported():
             from bench.placement import pin_services
             pin_services(None)  # Postgres and Redis may be the learner's own: every CPU again
-    results = {"scenario": args.scenario, "x_axis": scenario.x_axis,
-               "baseline": scenario.baseline, "machine": machine,
-               "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
-                            "repeat": args.repeat, "threads": args.threads,
-                            "connections": args.connections, "only": args.only,
-                            "quick": args.quick, "placement": args.placement,
-                            "placements": {p: cpus_for(p) for p in placements},
-                            "profiled": args.profile,
-                            "fd_limit": fd_note or "enough",
-                            "listen_queue": queue_note or "enough"},
-               "runs": runs}
+    return runs
+
+
+def settings(args, cases, notes):
+    placements = placements_of(args, cases)
+    return {"duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
+            "threads": args.threads, "connections": args.connections, "only": args.only,
+            "quick": args.quick, "placement": args.placement,
+            "placements": {p: cpus_for(p) for p in placements}, "profiled": args.profile,
+            "fd_limit": notes["fd_limit"] or "enough",
+            "listen_queue": notes["listen_queue"] or "enough"}
+
+
+def write_results(results, out_dir):
+    """results.json, summary.md and chart.svg in out_dir; the summary printed."""
+    from bench.chart import write_chart
+    from bench.report import render_summary
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
     print(summary)
     print(f"Raw wrk output, results.json, summary.md and chart.svg: {out_dir}")
-    failed = [run for run in runs if run["audit"]["result"] == "FAILED"]
-    if failed:
-        say(f"{len(failed)} run(s) failed the audit: the server's counts do not match wrk's")
-        return 1
-    return 0
 
 
 def ordered(cases, repeats):

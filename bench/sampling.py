@@ -6,6 +6,7 @@ and the CPU Postgres and Redis used meanwhile. Read through psutil on Linux and 
 import http.client
 import json
 import threading
+import time
 
 import psutil
 
@@ -90,6 +91,7 @@ class Sampler:
         self.served_before = self.served()
         self.stats_before = self.last_stats
         self.before = self.counters()
+        self.opened_at = time.monotonic()
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
 
@@ -136,6 +138,7 @@ class Sampler:
         self.thread.join()
         served_after = self.served()
         self.after = self.counters()
+        self.window_s = round(time.monotonic() - self.opened_at, 3)
         if self.threads:
             self.threads.stop()
         self.conn.close()

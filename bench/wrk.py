@@ -1,9 +1,7 @@
 """Running wrk with bench/wrk.lua; bench/wrkparse.py reads what it prints."""
 
-import os
+import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from bench.placement import pinned_to
@@ -16,26 +14,29 @@ def threads_for(connections, threads):
     return min(threads, connections)
 
 
-def run_wrk(case, url, threads, seconds, progress=False, cpus=None):
-    """wrk for `seconds`, bounded by a hard timeout; prints a dot every half second if asked.
-    Returns its output, headed by the command, and the CPU seconds it used: it shares the
-    cores with the servers."""
+def start_wrk(case, url, threads, seconds, cpus=None):
+    """wrk for at most `seconds` on `cpus`; stop it sooner with stop_wrk."""
     command = ["wrk", "-t", str(threads), "-c", str(case.connections), "-d", f"{seconds}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(LUA), url, "--",
                case.method.lower()]
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            preexec_fn=pinned_to(cpus))
-    deadline = time.monotonic() + seconds + 30
-    while True:
-        pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)
-        if pid:
-            wrk.returncode = os.waitstatus_to_exitcode(status)
-            break
-        if time.monotonic() > deadline:
-            wrk.kill()
-            raise SystemExit(f"bench: wrk did not finish: {' '.join(command)}")
-        if progress:
-            print(".", end="", file=sys.stderr, flush=True)
-        time.sleep(0.5 if progress else 0.1)
-    cpu = round(usage.ru_utime + usage.ru_stime, 2)
-    return f"$ {' '.join(command)}\n{wrk.stdout.read()}", cpu
+    wrk.command = command
+    return wrk
+
+
+def stop_wrk(wrk):
+    """Interrupt wrk (on SIGINT it stops and prints its report, as at the end of -d) and
+    return its output, headed by the command. A wrk that fails is an error, not a result."""
+    if wrk.poll() is None:
+        wrk.send_signal(signal.SIGINT)
+    try:
+        output, _ = wrk.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        wrk.kill()
+        raise SystemExit(f"bench: wrk did not stop: {' '.join(wrk.command)}") from None
+    if wrk.returncode != 0:
+        raise SystemExit(f"bench: wrk exited with {wrk.returncode}: "
+                         f"{' '.join(wrk.command)}\n{output}")
+    return f"$ {' '.join(wrk.command)}\n{output}"
+

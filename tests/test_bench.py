@@ -8,6 +8,7 @@ import sys
 import pytest
 from support import ROOT
 
+from bench.results import problems
 
 
 def run_bench(tmp_path, *args):
@@ -31,7 +32,10 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
     for name in ["results.json", "summary.md", "chart.svg"] + [r["raw"] for r in runs]:
         assert (tmp_path / "latest" / name).exists()
-    assert "| Connections | Server | Requests | Req/s |" in result.stdout
+    assert problems(results) == []  # bench/results.py's contract
+    assert all(r["opening"]["answered"] in (None, r["connections"]) for r in runs)
+    assert all(r["probe"]["sent"] > 0 for r in runs)  # the window's latency is the probe's
+    assert "| Connections | Server | Req/s | Ratio |" in result.stdout
     assert "The article's figures" in result.stdout
     assert re.search(r"\[10/10\] async +POST /items c=500, isolated", result.stderr)
     assert "Placement: shared lets the OS" in result.stdout  # the plain reading comes first

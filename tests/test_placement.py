@@ -5,12 +5,14 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import psutil
 import pytest
 
 from bench.cells import percentile_cell, unaccepted
-from bench.measure import other_cpu
+from bench.each_run import other_cpu
+from bench.opening import answered_connections, watch_opening
 from bench.placement import cpus_for, supported
 from bench.reading import ratio_spread
 from bench.sampling import established
@@ -112,10 +114,9 @@ def test_the_sampler_counts_the_connections_a_server_holds(start_server, kind):
 
 
 def test_a_percentile_past_the_timeout_is_not_printed_as_a_number():
-    run = {"requests": 1000, "timeouts": 11, "timeout_s": 2, "p99_ms": 1800.0, "p50_ms": 90.0}
-    assert percentile_cell(run, "p99_ms", 0.01) == "> 2 s"
-    assert percentile_cell(run, "p50_ms", 0.5) == "90.0 ms"
-    assert percentile_cell({**run, "timeouts": 10}, "p99_ms", 0.01) == "1,800.0 ms"
+    run = {"timeout_s": 2, "p99_ms": None, "p50_ms": 90.0}  # the probe ranks timeouts last
+    assert percentile_cell(run, "p99_ms") == "> 2 s"
+    assert percentile_cell(run, "p50_ms") == "90.0 ms"
 
 
 def test_connections_never_accepted_are_flagged():
@@ -136,3 +137,41 @@ def test_other_cpu_is_what_no_measured_process_used():
            "bench_cpu_s": 0.4, "idle": None, "machine_busy_s": 15.4}
     assert other_cpu(run) == 3.0
     assert other_cpu({**run, "postgres_cpu_s": None}) is None  # not ours to read: unknown
+
+
+def test_the_opening_counts_connections_answered_once_from_the_os():
+    """A server that answers only its first three connections: the OS shows three answered,
+    and the figure says so rather than a time (opening.py)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def serve():
+        for n in range(5):
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            conn.recv(100)
+            if n < 3:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+    try:
+        for client in clients:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.join(10)
+        if answered_connections(port) is None:
+            pytest.skip("ss (iproute2) is not here: the figure is None")
+        for client in clients[:3]:
+            assert client.recv(100).startswith(b"HTTP/1.1 200")
+        three = watch_opening(port, 3, time.monotonic(), limit_s=10)
+        assert three["answered"] == 3 and three["all_answered_s"] is not None
+        five = watch_opening(port, 5, time.monotonic(), limit_s=0.5)
+        assert five == {"connections": 5, "all_answered_s": None, "answered": 3,
+                        "limit_s": 0.5}
+        assert answered_connections(port) == (5, 3)
+    finally:
+        for conn in clients + accepted:
+            conn.close()
+        listener.close()

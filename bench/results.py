@@ -1,0 +1,157 @@
+"""The shape of results.json, written once: what every field of a run means and holds.
+
+measure.py (wrk runs) and offered.py (open-loop runs) write runs of this shape; report.py,
+reading.py, chart.py and the HTML report read them through load(); tests/test_results.py
+checks every committed run against it. A figure a platform cannot measure is None, never 0.
+
+Types: int, float (an int is a float too), str, bool, list, dict; "?" after a type: or None.
+"""
+
+import json
+from pathlib import Path
+
+TOP = {
+    "scenario": ("str", "the --scenario run (scenarios.SCENARIOS)"),
+    "x_axis": ("str", "what a run's x measures, e.g. connections"),
+    "baseline": ("str?", "the series Ratio divides by at each point"),
+    "machine": ("dict", "machine.describe_machine(), and limits: limits.read_limits()"),
+    "settings": ("dict", "run.settings(): the flags, and notes on open files and the queue"),
+    "runs": ("list", "the runs, in the order they ran"),
+}
+
+# Every run, whichever client drove it.
+EVERY_RUN = {
+    # the case (scenarios.Case)
+    "point": ("str", "e.g. \"GET / c=500, shared\": runs at one point are compared"),
+    "x": ("float", "the point's value on the chart's x axis"),
+    "series": ("str", "the server configuration, e.g. \"sync\", \"async --blocking\""),
+    "kind": ("str", "sync or async: which {kind}_server.py ran"),
+    "knobs": ("dict", "every knob as the server's /stats reported it ran with"),
+    "flags": ("list", "the server's command-line flags"),
+    "method": ("str", "GET or POST"),
+    "connections": ("int", "wrk's -c (unused by the open-loop client)"),
+    "timeout_s": ("float", "the client's timeout"),
+    "placement": ("str", "shared, isolated or spread (placement.PLACEMENTS)"),
+    "idle": ("dict?", "what the idle clients saw (idle.Held.stop), or None"),
+    "rate": ("float", "requests a second offered on a schedule; 0: a wrk run"),
+    "repeat": ("int", "which repeat, from 0"),
+    "path": ("str", "/ or /items"),
+    "duration_s": ("float", "the window's length, as asked"),
+    "threads": ("int?", "wrk's threads (at most its connections); None: open loop"),
+    "raw": ("str", "the file with the client's own output"),
+    # the window's figures
+    "rps": ("float?", "requests per second: wrk runs, served in the window by the server's own "
+            "count; open loop, answered in the window"),
+    "requests": ("int?", "wrk runs: served in the window; open loop: sent in the window"),
+    "ok": ("int", "2xx answers the client saw (wrk: over its whole run)"),
+    "non_2xx": ("int", "other answers the client saw (wrk: over its whole run)"),
+    "timeouts": ("int", "requests not answered within timeout_s (wrk: over its whole run)"),
+    "socket_errors": ("dict", "the client's errors by kind"),
+    "latency_mean_ms": ("float?", "mean latency of the answered requests (probe or client)"),
+    "p50_ms": ("float?", "latency percentiles, each request timed from when it was due; "
+               "None: the percentile falls among the timeouts"),
+    "p90_ms": ("float?", "see p50_ms"),
+    "p99_ms": ("float?", "see p50_ms"),
+    # the server, sampled (sampling.Sampler.figures)
+    "served_in_window": ("int?", "requests the server counted in the window (/stats)"),
+    "peak_threads": ("int?", "most threads the server had"),
+    "peak_rss_mb": ("float?", "most memory the server held, MB"),
+    "peak_in_service": ("int?", "most requests the server had in service at once (/stats)"),
+    "mean_in_service": ("float?", "requests in service, sampled four times a second"),
+    "peak_connections": ("int?", "most connections the server held (OS; not with light)"),
+    "server_cpu_s": ("float?", "the server's CPU in the window, user + system"),
+    "server_cpu_user_s": ("float?", "its user part"),
+    "server_cpu_system_s": ("float?", "its system part"),
+    "server_cpu_ms_per_request": ("float?", "server_cpu_s over served_in_window, in ms"),
+    "server_ctx_switches_voluntary": ("int?", "over every thread (scheduler.py)"),
+    "server_ctx_switches_involuntary": ("int?", "over every thread"),
+    "server_migrations": ("int?", "threads woken on another CPU than they last ran on"),
+    "server_switches_per_request": ("float?", "both switches over served_in_window"),
+    "server_migrations_per_request": ("float?", "migrations over served_in_window"),
+    "server_cpus_seen": ("list?", "the CPUs the server's threads were seen running on"),
+    "gc_pause_ms": ("float?", "the server's garbage-collection pauses in the window, total"),
+    "longest_gc_pause_ms": ("float?", "the longest since the window opened"),
+    "full_collections": ("int?", "full (oldest-generation) collections in the window"),
+    # the rest of the machine, over the same window
+    "postgres_cpu_s": ("float?", "Postgres's CPU (None: not ours to read)"),
+    "redis_cpu_s": ("float?", "Redis's CPU"),
+    "wrk_cpu_s": ("float?", "the client's CPU: wrk's, or the open-loop client's"),
+    "machine_busy_s": ("float?", "what all cores spent"),
+    "bench_cpu_s": ("float?", "this benchmark's own"),
+    "other_cpu_s": ("float?", "what neither the benchmark nor what it measures used"),
+    "cpus": ("dict", "{server: read back from the OS, seen: its threads ran on, load: "
+             "given to the clients, Postgres and Redis, services: what could not move}"),
+    "audit": ("dict", "{counted, wrk_ok, [probe_ok,] allowed_extra, what, result}: the "
+              "server's counts against the clients'; result ok, FAILED or UNSETTLED"),
+    "valid": ("bool", "False: the client could not open its connections (or descriptors)"),
+    "profile": ("dict?", "with --profile: {raw, flamegraph, samples, shares} (profiles.py)"),
+}
+
+# wrk runs (rate 0): one wrk throughout, the window after the opening (measure.py).
+CLOSED_LOOP = {
+    "window_s": ("float", "the window's length as measured"),
+    "wrk_requests": ("int", "wrk's requests over its whole run, opening included"),
+    "wrk_seconds": ("float", "wrk's whole run"),
+    "opening": ("dict", "{connections, all_answered_s, answered, limit_s}: how long until "
+                "the server had answered every connection wrk opened (opening.py)"),
+    "probe": ("dict", "the probe's figures (measure.probe_figures)"),
+    "probe_cpu_s": ("float", "the probe's CPU in its window"),
+    "littles_law_in_service": ("float?", "rps x latency_mean_ms: requests in service"),
+}
+
+# open-loop runs (rate > 0): bench/offered.py.
+OPEN_LOOP = {
+    "p999_ms": ("float?", "see p50_ms"),
+    "max_ms": ("float?", "see p50_ms"),
+    "offered": ("dict", "the open-loop client's whole report (openloop.py's docstring)"),
+    "in_flight_peak": ("int", "most requests the client had in flight"),
+    "waiting_upstream_peak": ("int?", "most requests the server counted in the upstream wait"),
+    "held": ("dict?", "{threads, fds, maps} of the server at the window's end"),
+    "kernel_stack_kb": ("int?", "the machine's kernel thread stacks grown during the run"),
+    "limit_met": ("str?", "the first limit the server or the client met, or None"),
+}
+
+OPTIONAL = {"profile"}
+TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+         "list": (list,), "dict": (dict,)}
+
+
+def fields_of(run):
+    """The fields a run of this kind holds: every run's and its client's."""
+    return {**EVERY_RUN, **(OPEN_LOOP if run.get("rate") else CLOSED_LOOP)}
+
+
+def problems(results):
+    """What in `results` (results.json, parsed) breaks the contract: [] if nothing."""
+    found = check(results, TOP, "results")
+    for n, run in enumerate(results.get("runs") or []):
+        found += check(run, fields_of(run), f"run {n}", OPTIONAL)
+    return found
+
+
+def check(record, fields, where, optional=()):
+    found = [f"{where}: no {name}" for name in fields
+             if name not in record and name not in optional]
+    found += [f"{where}: {name} is not in the contract" for name in record if name not in fields]
+    for name, (kind, _) in fields.items():
+        if name in record and not holds(record[name], kind):
+            found.append(f"{where}: {name} = {record[name]!r} is not {kind}")
+    return found
+
+
+def holds(value, kind):
+    if value is None:
+        return kind.endswith("?")
+    if isinstance(value, bool) and kind.rstrip("?") != "bool":
+        return False
+    return isinstance(value, TYPES[kind.rstrip("?")])
+
+
+def load(out_dir):
+    """results.json of a run folder, checked: a broken contract is an error, not a page."""
+    path = Path(out_dir) / "results.json"
+    results = json.loads(path.read_text())
+    broken = problems(results)
+    if broken:
+        raise ValueError(f"{path} breaks bench/results.py's contract:\n  " + "\n  ".join(broken))
+    return results
