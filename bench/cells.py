@@ -54,7 +54,7 @@ def percentile_cell(run, key):
 
 def server_cpu(run):
     total = figure(run["server_cpu_s"], "{:.1f} s")
-    if run.get("server_cpu_user_s") is None:  # not measured, or a run from before the split
+    if run.get("server_cpu_user_s") is None:  # not measured here
         return total
     return f"{total} ({run['server_cpu_user_s']:.1f} + {run['server_cpu_system_s']:.1f})"
 
@@ -86,8 +86,6 @@ def placed(results):
     by_placement = {}
     for run in results["runs"]:
         by_placement.setdefault(run.get("placement"), []).append(run)
-    if None in by_placement:
-        return "No CPU placement (a run from before --placement existed)."
     sentences = []
     for where, runs in by_placement.items():
         cpus = [run.get("cpus") or {} for run in runs]

@@ -121,7 +121,8 @@ class Held:
         self.threads_before = self.server_side.num_threads()
         self.kernel_stack_before = kernel_stack_kb()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.idle", "--port", str(server.port), "--connections", str(count)],
+            [sys.executable, "-m", "bench.idle", "--port", str(server.port),
+             "--connections", str(count)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=pinned_to(cpus))
         line = self.process.stdout.readline()  # "holding N", once every one is open
         if not line.startswith("holding"):

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import Held
-from bench.opening import answered_connections, watch_opening
+from bench.opening import watch_opening
 from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler, cpu_seconds, measured
 from bench.wrk import start_wrk, stop_wrk, threads_for
@@ -49,13 +49,12 @@ def measure(case, server, timing, out_dir, step):
     reset_data()
     rows_at_start = count_rows(os.environ["DATABASE_URL"])
     knobs = ran_with(case, server)
-    answered_before = (answered_connections(server.port) or (0, 0))[1]
     started = time.monotonic()
     total_s = OPENING_LIMIT_S + timing.warmup_s + PROBE_WARMUP_S + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     try:
-        opening = watch_opening(server.port, case.connections, started, OPENING_LIMIT_S,
-                                answered_before)
+        opening = watch_opening(server.port, wrk.pid, case.connections, started,
+                                OPENING_LIMIT_S)
         dots(timing.warmup_s)
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:

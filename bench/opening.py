@@ -6,9 +6,10 @@ already running compete with it for the GIL. Until every connection has had its 
 answer, part of the client is waiting on the server's start-up, not on its steady state:
 this time is its own figure, and the measured window starts after it.
 
-Read from the OS, not from the server: a server-side socket whose bytes the client has
-acknowledged (`ss -ti` shows bytes_acked) has had an answer. Linux only (ss, iproute2);
-elsewhere the figure is None.
+Read from the OS, not from the server: a socket of the client's process that has received
+bytes from the server's port (`ss -tip` shows bytes_received) has had an answer. Only the
+client's own sockets count, not the probe's, the sampler's or idle clients'. Linux only
+(ss, iproute2); elsewhere the figure is None.
 """
 
 import shutil
@@ -19,32 +20,38 @@ import time
 EVERY_S = 0.1
 
 
-def answered_connections(port):
-    """(open, answered): the server's established connections on `port`, and those that
-    have sent an answer the client acknowledged; None where ss cannot tell."""
+def answered_connections(port, client_pid):
+    """(open, answered): the connections process `client_pid` holds to `port`, and those on
+    which an answer has arrived; None where ss cannot tell."""
     if not shutil.which("ss"):
         return None
-    listed = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+    listed = subprocess.run(["ss", "-tinpH", "state", "established", f"( dport = :{port} )"],
                             capture_output=True, text=True, timeout=30)
     if listed.returncode != 0:
         return None
-    details = [line for line in listed.stdout.splitlines() if line.startswith(("\t", " "))]
-    return len(details), sum("bytes_acked:" in line for line in details)
+    opened = answered = 0
+    owner = f"pid={client_pid},"
+    lines = listed.stdout.splitlines()
+    for socket_line, details in zip(lines, lines[1:]):
+        if owner in socket_line and details.startswith(("\t", " ")):
+            opened += 1
+            answered += "bytes_received:" in details
+    return opened, answered
 
 
-def watch_opening(port, connections, started, limit_s, already_answered=0):
-    """Poll until `connections` more connections than `already_answered` have been answered,
-    at most `limit_s` after `started` (time.monotonic()). Returns the figure for results.json:
+def watch_opening(port, client_pid, connections, started, limit_s):
+    """Poll until the client has had an answer on `connections` connections, at most
+    `limit_s` after `started` (time.monotonic()). Returns the figure for results.json:
     {connections, all_answered_s (None if not within the limit, or unmeasurable), answered
     (by then), limit_s}. Prints a dot a second, as a run does."""
     figure = {"connections": connections, "all_answered_s": None, "answered": None,
               "limit_s": limit_s}
     next_dot = 0.0
     while (elapsed := time.monotonic() - started) < limit_s:
-        counts = answered_connections(port)
+        counts = answered_connections(port, client_pid)
         if counts is None:
             return figure
-        figure["answered"] = max(0, counts[1] - already_answered)
+        figure["answered"] = counts[1]
         if figure["answered"] >= connections:
             figure["all_answered_s"] = round(elapsed, 2)
             return figure

@@ -190,7 +190,8 @@ async def interruptible(run):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Offer a fixed rate of GET (or POST) requests to a local server, answered or not, "
+        description="Offer a fixed rate of GET (or POST) requests to a local server, "
+        "answered or not, "
         "and print one JSON object: latency from when each request was due.")
     parser.add_argument("--port", type=int, required=True, help="the server's port")
     parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "localhost"),

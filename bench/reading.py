@@ -74,7 +74,7 @@ def limits_sentence(limits):
     """What stops each model first on this machine (bench/limits.py): threads for a thread
     per connection, open files for both, as read before the run."""
     if not limits:
-        return "not recorded (a run from before limits were read)."
+        return "none could be read on this system."
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
     threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
                f"{ceiling:,} ({name}, machine-wide: an upper bound)" if ceiling
@@ -102,7 +102,8 @@ def reading(results):
             sentences.append(
                 f"- {point}: {more} served {a['rps'] / b['rps']:.2f}x the requests per second "
                 f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 {cell_ms(a['p99_ms'])} "
-                f"vs {cell_ms(b['p99_ms'])}; timeouts {a['timeouts']:,} vs {b['timeouts']:,}.")
+                f"vs {cell_ms(b['p99_ms'])}{opened(a, b)}; wrk's timeouts {a['timeouts']:,} vs "
+                f"{b['timeouts']:,}.{noisy_note(a, b)}")
             sentences += ratio_spread(point, name, runs, by_series[base_name], base_name)
     runs = results["runs"]
     for run in runs:
@@ -113,7 +114,7 @@ def reading(results):
                 f"while wrk measured; the other {unaccepted(run):,} waited in the listen "
                 "queue, neither served nor counted: this row measures fewer clients.")
     for run in runs:
-        if (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0):
+        if noisy(run):
             sentences.append(
                 f"- NOISY: during {run['series']} at {run['point']}, other processes on this "
                 f"machine used {run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s: "
@@ -135,6 +136,25 @@ def reading(results):
     return "\n".join(sentences)
 
 
+def opened(a, b):
+    """How long each server took to answer every connection wrk opened, if both were read."""
+    times = [(run.get("opening") or {}).get("all_answered_s") for run in (a, b)]
+    if None in times:
+        return ""
+    return f"; every connection answered once after {times[0]:.1f} s vs {times[1]:.1f} s"
+
+
+def noisy(run):
+    return (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0)
+
+
+def noisy_note(a, b):
+    """A headline that rests on a run other processes disturbed says so."""
+    if not (noisy(a) or noisy(b)):
+        return ""
+    return " This rests on a NOISY run (below): run it again before reading much into it."
+
+
 def ratio_spread(point, name, runs, base_runs, base_name):
     """With repeats: this series' ratio to the baseline in each repeat, and their range."""
     base_by_repeat = {run.get("repeat"): run["rps"] for run in base_runs}
@@ -143,5 +163,11 @@ def ratio_spread(point, name, runs, base_runs, base_name):
     if len(ratios) < 2:
         return []
     listed = ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+    if min(ratios) <= 1 <= max(ratios):
+        verdict = "the range holds 1.00x: these repeats show no difference either way"
+    elif len(ratios) < 5:
+        verdict = f"one side in each, but {len(ratios)} repeats are few"
+    else:
+        verdict = f"{'above' if min(ratios) > 1 else 'below'} 1.00x in every repeat"
     return [f"- {point}: {name} / {base_name}, repeat by repeat: {listed} (range "
-            f"{min(ratios):.2f}x–{max(ratios):.2f}x)."]
+            f"{min(ratios):.2f}x–{max(ratios):.2f}x; {verdict})."]

@@ -3,8 +3,6 @@ each, its spread over repeats and its ratio to the scenario's baseline. The summ
 (report.py), its plain reading (reading.py) and the chart (chart.py) all read through here.
 """
 
-from bench.scenarios import SCENARIOS
-
 
 def groups(runs):
     """{point: {series: [runs]}}, in the order the runs were planned."""
@@ -15,14 +13,19 @@ def groups(runs):
 
 
 def median_run(runs):
-    """The run with the median req/s (the lower middle one for an even count)."""
+    """The run with the median req/s. For an even count, the lower of the two middle runs
+    stands for the others' figures, and its req/s is the true median: the mean of the two
+    middle ones (with two repeats, the lower alone would be the worse repeat, not a middle)."""
     ranked = sorted(runs, key=lambda run: run["rps"])
-    return ranked[(len(ranked) - 1) // 2]
+    middle = ranked[(len(ranked) - 1) // 2]
+    if len(ranked) % 2:
+        return middle
+    return {**middle, "rps": (middle["rps"] + ranked[len(ranked) // 2]["rps"]) / 2}
 
 
 def baseline_of(results):
-    """The series Ratio divides by; results.json from before it named one go by the scenario."""
-    return results.get("baseline") or SCENARIOS[results["scenario"]].baseline
+    """The series Ratio divides by at each point."""
+    return results["baseline"]
 
 
 def summarize(results):

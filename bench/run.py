@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+from bench.cells import figure
 from bench.limits import read_limits
 from bench.machine import describe_machine, raise_fd_limit, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
@@ -47,7 +48,8 @@ def parse_args(argv=None):
                         help="wrk threads; the default is this machine's core count. A run "
                         "with fewer connections gets one thread per connection")
     parser.add_argument("--warmup", type=int, default=2,
-                        help="seconds of unmeasured load before each run")
+                        help="seconds of unmeasured load before each window: for wrk runs, "
+                        "after the server has answered every connection once")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="which CPUs the server and the load (wrk, Postgres, Redis) may "
                         "use: shared lets the OS place every process on every CPU, as on a "
@@ -226,9 +228,10 @@ def progress(run):
         served = (f"{run['rps']:,.0f} of {run['rate']:,.0f} req/s offered answered, "
                   f"{run['in_flight_peak']:,} in flight at most")
     else:
-        in_service = run.get("littles_law_in_service")
-        served = (f"{run['rps']:,.0f} req/s, {run['peak_in_service'] or '-'} in service "
-                  f"at most" + (f" (req/s × mean latency: {in_service})" if in_service else ""))
+        answered = (run.get("opening") or {}).get("all_answered_s")
+        opened = "" if answered is None else f"every connection answered after {answered:.1f} s, "
+        served = (f"{opened}{figure(run['rps'], '{:,.0f}')} req/s, "
+                  f"{figure(run['peak_in_service'])} in service at most")
     limit = f", limit met: {run['limit_met']}" if run.get("limit_met") else ""
     return (f"{served}, audit {run['audit']['result']}{limit}"
             + ("" if run["valid"] else ", INVALID"))

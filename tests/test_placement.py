@@ -15,6 +15,7 @@ from bench.each_run import other_cpu
 from bench.opening import answered_connections, watch_opening
 from bench.placement import cpus_for, supported
 from bench.reading import ratio_spread
+from bench.rows import median_run
 from bench.sampling import established
 from bench.scheduler import ThreadCounts, readable
 from support import ROOT, call
@@ -129,7 +130,18 @@ def test_repeats_report_each_ratio_and_their_range():
     sync = [{"repeat": n, "rps": rps} for n, rps in enumerate([1000, 1000, 800])]
     async_ = [{"repeat": n, "rps": rps} for n, rps in enumerate([1100, 1300, 1200])]
     [sentence] = ratio_spread("GET / c=500", "async", async_, sync, "sync")
-    assert "1.10x, 1.30x, 1.50x (range 1.10x–1.50x)" in sentence
+    assert "1.10x, 1.30x, 1.50x (range 1.10x–1.50x; one side in each, but 3 repeats" in sentence
+    five = [{"repeat": n, "rps": rps} for n, rps in enumerate([900, 1100, 1000, 1000, 1000])]
+    [sentence] = ratio_spread("GET / c=500", "async", five, [
+        {"repeat": n, "rps": 1000} for n in range(5)], "sync")
+    assert "the range holds 1.00x: these repeats show no difference" in sentence
+
+
+def test_the_median_of_an_even_number_of_repeats_is_the_mean_of_the_middle_two():
+    runs = [{"repeat": n, "rps": rps, "p99_ms": p99}
+            for n, (rps, p99) in enumerate([(1300, 10.0), (700, 90.0)])]
+    assert median_run(runs) == {"repeat": 1, "rps": 1000, "p99_ms": 90.0}
+    assert median_run(runs[:1]) == runs[0]
 
 
 def test_other_cpu_is_what_no_measured_process_used():
@@ -140,8 +152,8 @@ def test_other_cpu_is_what_no_measured_process_used():
 
 
 def test_the_opening_counts_connections_answered_once_from_the_os():
-    """A server that answers only its first three connections: the OS shows three answered,
-    and the figure says so rather than a time (opening.py)."""
+    """A server that answers only three of five connections: the OS shows three answered on
+    the client's side, and the figure says so rather than a time (opening.py)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     accepted = []
@@ -161,16 +173,17 @@ def test_the_opening_counts_connections_answered_once_from_the_os():
         for client in clients:
             client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         server.join(10)
-        if answered_connections(port) is None:
+        if answered_connections(port, os.getpid()) is None:
             pytest.skip("ss (iproute2) is not here: the figure is None")
         for client in clients[:3]:
             assert client.recv(100).startswith(b"HTTP/1.1 200")
-        three = watch_opening(port, 3, time.monotonic(), limit_s=10)
+        three = watch_opening(port, os.getpid(), 3, time.monotonic(), limit_s=10)
         assert three["answered"] == 3 and three["all_answered_s"] is not None
-        five = watch_opening(port, 5, time.monotonic(), limit_s=0.5)
+        five = watch_opening(port, os.getpid(), 5, time.monotonic(), limit_s=0.5)
         assert five == {"connections": 5, "all_answered_s": None, "answered": 3,
                         "limit_s": 0.5}
-        assert answered_connections(port) == (5, 3)
+        assert answered_connections(port, os.getpid()) == (5, 3)
+        assert answered_connections(port, os.getppid()) == (0, 0)  # only the client's own
     finally:
         for conn in clients + accepted:
             conn.close()
