@@ -143,9 +143,14 @@ class Held:
         while (self.server_side.num_threads() > self.threads_before  # wait for the threads
                and time.monotonic() < deadline):  # of closed connections to end
             time.sleep(0.2)
-        grown = (None if None in (self.kernel_stack_before, self.kernel_stack_held)
-                 else self.kernel_stack_held - self.kernel_stack_before)
-        return {**report, "kernel_stack_kb": grown}
+        return {**report,
+                "kernel_stack_kb": grown(self.kernel_stack_before, self.kernel_stack_held)}
+
+
+def grown(before, after):
+    """KiB of kernel stacks grown, never below 0: the figure is machine-wide, and other
+    processes' threads ending meanwhile can make it fall (c10k once recorded -4)."""
+    return None if None in (before, after) else max(0, after - before)
 
 
 def kernel_stack_kb():

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
-from bench.idle import kernel_stack_kb
+from bench.idle import grown, kernel_stack_kb
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler
@@ -108,10 +108,4 @@ def measured_held(pid):
         return held_by(pid)
     except OSError:
         return None
-
-
-def grown(before, after):
-    """KiB grown, never below 0: the figure is machine-wide, and other processes' threads
-    ending meanwhile can make it fall."""
-    return None if None in (before, after) else max(0, after - before)
 

@@ -75,14 +75,15 @@ def inside_the_runs(results):
     lines = ["| Point | Server | req/s × probe's mean latency | mean in service (sampled) | "
              "peak in service (/stats) | server CPU (user + system) | CPU per request | "
              "context switches per request (voluntary + involuntary) | CPU migrations per "
-             "request (CPUs run on) | Postgres CPU | Redis CPU | wrk CPU | other CPU |",
-             "|---" * 13 + "|"]
+             "request (CPUs run on) | GC pauses (longest) | Postgres CPU | Redis CPU | wrk CPU "
+             "| other CPU |",
+             "|---" * 14 + "|"]
     for row in summarize(results):
         run = row["run"]
         cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
                  figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
-                 migrations(run),
+                 migrations(run), gc_pauses(run),
                  figure(run.get("postgres_cpu_s"), "{:.1f} s"),
                  figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
                  figure(run.get("other_cpu_s"), "{:.1f} s")]
@@ -191,7 +192,8 @@ seconds used during the {settings['duration_s']} s run, out of {machine['cores']
 Context switches and CPU migrations are summed over all the server's threads, from the
 kernel's per-thread counts (Linux; bench/scheduler.py), and divided by the requests the
 server counted in the window; a migration is a thread woken on another CPU than it last ran
-on. "CPUs run on" are those its threads were seen running on.
+on. "CPUs run on" are those its threads were seen running on. GC pauses: the server's
+garbage collections in the window, as it timed them (no Python code runs meanwhile).
 
 {inside_the_runs(results)}
 
