@@ -36,6 +36,14 @@ def tree_cpu_seconds(processes):
     return total
 
 
+def cores_allowed(processes):
+    """How many CPUs the first of `processes` may run on; None where unreadable."""
+    try:
+        return len(processes[0].cpu_affinity())
+    except (IndexError, *UNMEASURABLE):
+        return None
+
+
 def established(process, port, but):
     """Connections to `port` that the server has accepted and still holds open, but the one
     from local port `but` (the sampler's own)."""
@@ -96,11 +104,13 @@ class Sampler:
         self.thread.start()
 
     def counters(self):
+        services = self.find_services()
+        self.cores = {name: cores_allowed(processes) for name, processes in services.items()}
         return {"cpu": measured(self.process.cpu_times),
                 "switches": measured(self.process.num_ctx_switches),
                 "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
                 **{name: tree_cpu_seconds(processes) if processes else None
-                   for name, processes in self.find_services().items()}}
+                   for name, processes in services.items()}}
 
     def own_port(self):
         return self.conn.sock.getsockname()[1] if self.conn.sock else None
@@ -210,8 +220,16 @@ class Sampler:
         return round(count / self.served_in_window, 2)
 
     def service_used(self, name):
+        """CPU seconds a service (or the machine, or this benchmark) used in the window; None
+        where unreadable, or where the reading is more than every core could have given in
+        the window: a process counted twice (a Postgres backend reaped mid-window counts in
+        its parent's children), not a figure to print."""
         before, after = self.before.get(name), self.after[name]
-        return None if before is None or after is None else round(after - before, 2)
+        if before is None or after is None:
+            return None
+        cores = self.cores.get(name) or psutil.cpu_count() or 1
+        possible = self.window_s * cores * 1.02  # 2% for the readings' skew
+        return round(after - before, 2) if after - before <= possible else None
 
     def used(self, counter, fields):
         """{field: after - before} for fields of a psutil counter; None where unmeasured."""
