@@ -2,7 +2,7 @@
 point and by how much, and what went wrong (PARTIAL, NOISY, INVALID, errors, audits).
 """
 
-from bench.cells import NOISY_SHARE, audit_cell, cell_ms, figure, unaccepted
+from bench.cells import NOISY_SHARE, audit_cell, figure, percentile_cell, unaccepted
 from bench.limits import thread_ceiling
 from bench.rows import baseline_of, groups, median_run
 
@@ -63,7 +63,7 @@ def offered_reading(results):
             parts.append(
                 f"{series} answered {run['rps']:,.0f} req/s with "
                 f"{figure(run.get('waiting_upstream_peak'), '{:,}')} waiting at once, p50 "
-                f"{cell_ms(run['p50_ms'])}, p99 {cell_ms(run['p99_ms'])}, "
+                f"{percentile_cell(run, 'p50_ms')}, p99 {percentile_cell(run, 'p99_ms')}, "
                 f"{run['timeouts']:,} timeouts, {figure(run['peak_threads'], '{:,}')} threads "
                 f"in {memory}; limit met: {run.get('limit_met') or 'none'}")
         sentences.append(f"- {point} offered: " + "; ".join(parts) + ".")
@@ -101,9 +101,9 @@ def reading(results):
                                           key=lambda pair: -pair[1]["rps"])
             sentences.append(
                 f"- {point}: {more} served {a['rps'] / b['rps']:.2f}x the requests per second "
-                f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 {cell_ms(a['p99_ms'])} "
-                f"vs {cell_ms(b['p99_ms'])}{opened(a, b)}; wrk's timeouts {a['timeouts']:,} vs "
-                f"{b['timeouts']:,}.{noisy_note(a, b)}")
+                f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 "
+                f"{percentile_cell(a, 'p99_ms')} vs {percentile_cell(b, 'p99_ms')}{opened(a, b)}; "
+                f"wrk's timeouts {a['timeouts']:,} vs {b['timeouts']:,}.{noisy_note(a, b)}")
             sentences += ratio_spread(point, name, runs, by_series[base_name], base_name)
     runs = results["runs"]
     for run in runs:
