@@ -24,7 +24,6 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     assert [(r["placement"], r["series"], r["method"], r["connections"]) for r in runs] == [
         ("shared", "sync", "GET", 500), ("shared", "async", "GET", 500),
         ("shared", "sync", "POST", 500), ("shared", "async", "POST", 500),
-        ("shared", "sync", "GET", 1500), ("shared", "async", "GET", 1500),
         ("isolated", "sync", "GET", 500), ("isolated", "async", "GET", 500),
         ("isolated", "sync", "POST", 500), ("isolated", "async", "POST", 500)]
     assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in runs)
@@ -37,7 +36,7 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     assert all(r["probe"]["sent"] > 0 for r in runs)  # the window's latency is the probe's
     assert "| Connections | Server | Req/s | Ratio |" in result.stdout
     assert "The article's figures" in result.stdout
-    assert re.search(r"\[10/10\] async +POST /items c=500, isolated", result.stderr)
+    assert re.search(r"\[8/8\] async +POST /items c=500, isolated", result.stderr)
     assert "Placement: shared lets the OS" in result.stdout  # the plain reading comes first
 
 
