@@ -53,8 +53,10 @@ def measure(case, server, timing, out_dir, step):
     total_s = OPENING_LIMIT_S + timing.warmup_s + PROBE_WARMUP_S + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     try:
+        # a --workers server closes each connection after its answer, as gunicorn's sync
+        # workers do: wrk's connections come and go, and there is no opening to time
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
-                                OPENING_LIMIT_S)
+                                0 if case.knobs.get("workers") else OPENING_LIMIT_S)
         dots(timing.warmup_s)
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:

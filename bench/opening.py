@@ -43,7 +43,8 @@ def watch_opening(port, client_pid, connections, started, limit_s):
     """Poll until the client has had an answer on `connections` connections, at most
     `limit_s` after `started` (time.monotonic()). Returns the figure for results.json:
     {connections, all_answered_s (None if not within the limit, or unmeasurable), answered
-    (by then), limit_s}. Prints a dot a second, as a run does."""
+    (by then), limit_s}; with limit_s 0, nothing is watched and both are None. Prints a dot
+    a second, as a run does."""
     figure = {"connections": connections, "all_answered_s": None, "answered": None,
               "limit_s": limit_s}
     next_dot = 0.0
