@@ -6,7 +6,8 @@ of steady state, with the server sampled, a probe timing requests, and the count
 
 One wrk process throughout, so the window's connections are the ones already open: nothing
 in it is the cost of opening them, which is its own figure ("opening"). In the window:
-  - throughput is the server's own count of requests served (/stats), per second;
+  - throughput is the requests served, per second, as Redis (page views) or Postgres
+    (inserts) counted them;
   - latency comes from a probe: bench/openloop.py sending the same request at a low fixed
     rate on connections of its own, each timed from when it was due. It queues with wrk's
     requests for the same pools, threads and event loop, so it sees what they see; unlike
@@ -65,9 +66,11 @@ def measure(case, server, timing, out_dir, step):
                                    post=PROBE_BODY if case.method == "POST" else None)
             dots(PROBE_WARMUP_S + 0.1)  # the probe's window opens after its warm-up
             wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
+            counted_before = served_count(case, rows_at_start)
             sampler = Sampler(server, service_processes)
             dots(timing.duration_s)
             sampler.stop()
+            served = served_count(case, rows_at_start) - counted_before
             wrk_cpu_after = measured(lambda: cpu_seconds(wrk.pid))
             output = stop_wrk(wrk)
             probed = read_openloop(probe, case.timeout_s, out_dir / probe_log.name)
@@ -86,7 +89,7 @@ def measure(case, server, timing, out_dir, step):
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": timing.duration_s, "window_s": window_s, "threads": threads,
-           **whole_run(numbers), **figures, **steady(figures, window_s, probed),
+           **whole_run(numbers), **figures, **steady(served, window_s, probed),
            "opening": opening, "probe": probe_figures(probed),
            "wrk_cpu_s": used(wrk_cpu_before, wrk_cpu_after),
            "probe_cpu_s": probed["client_cpu_s"], "placement": where,
@@ -106,12 +109,20 @@ def whole_run(numbers):
             "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"]}
 
 
-def steady(figures, window_s, probed):
-    """The window's throughput, from the server's own count, and its latency, from the
+def served_count(case, rows_at_start):
+    """Requests served so far, as Redis or Postgres counted them: each page view adds one to
+    the Redis counter, each insert one row. Read from the data, not asked of the server: a
+    saturated --workers 2 server leaves the sampler's /stats requests unanswered."""
+    if case.method == "GET":
+        return counter_value(os.environ["REDIS_URL"])
+    return count_rows(os.environ["DATABASE_URL"]) - rows_at_start
+
+
+def steady(served, window_s, probed):
+    """The window's throughput, as Redis or Postgres counted it, and its latency, from the
     probe; and Little's law over them: requests in service = throughput x mean latency, to
     set beside the connections held (it cannot exceed them by more than the probe's own)."""
-    served = figures["served_in_window"]
-    rps = round(served / window_s, 1) if served is not None and window_s else None
+    rps = round(served / window_s, 1)
     mean = probed["mean_answered_ms"]
     return {"rps": rps, "requests": served,
             "latency_mean_ms": mean,
@@ -138,10 +149,7 @@ def audit(case, numbers, probed, drained, rows_at_start):
 
     Returns {counted, wrk_ok, probe_ok, allowed_extra, what, result}; result is "ok",
     "FAILED", or "UNSETTLED" when requests were still in service a minute after wrk stopped."""
-    if case.method == "GET":
-        counted = counter_value(os.environ["REDIS_URL"])
-    else:
-        counted = count_rows(os.environ["DATABASE_URL"]) - rows_at_start
+    counted = served_count(case, rows_at_start)
     probe_sent = round(probed["offered_rate"] * probed["warmup_s"]) + probed["sent"]
     expected = numbers["ok"] + probed["ok_all"]
     extra = case.connections + probe_sent - probed["ok_all"]

@@ -165,8 +165,8 @@ Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, 
 
 Each wrk run opens its connections at once; the window is measured after the server has
 answered every one of them once ("All answered": how long that took, read from the OS) and
-a warm-up, on the same connections. Req/s: the requests the server counted itself in the
-window, per second. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
+a warm-up, on the same connections. Req/s: the requests served in the window, per second,
+as Redis (page views) or Postgres (inserts) counted them. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
 same point, the scenario's baseline (1.00x). p50 and p99: a probe's, {probe_rate(results)}
 requests a second of the same kind on connections of its own, each timed from when it was due; a
 timeout ranks after every answer, and a percentile that falls among them reads

@@ -40,8 +40,8 @@ EVERY_RUN = {
     "threads": ("int?", "wrk's threads (at most its connections); None: open loop"),
     "raw": ("str", "the file with the client's own output"),
     # the window's figures
-    "rps": ("float?", "requests per second: wrk runs, served in the window by the server's own "
-            "count; open loop, answered in the window"),
+    "rps": ("float?", "requests per second: wrk runs, served in the window as Redis or Postgres "
+            "counted them; open loop, answered in the window"),
     "requests": ("int?", "wrk runs: served in the window; open loop: sent in the window"),
     "ok": ("int", "2xx answers the client saw (wrk: over its whole run)"),
     "non_2xx": ("int", "other answers the client saw (wrk: over its whole run)"),
