@@ -61,16 +61,19 @@ def measure(case, server, timing, out_dir, step):
         dots(timing.warmup_s)
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:
+            wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
+            # first: a saturated --workers server can keep the sampler's first /stats
+            # waiting for seconds, and the counted window must not include them
+            sampler = Sampler(server, service_processes)
             probe = start_openloop(server.port, PROBE_RATE, timing.duration_s, case.timeout_s,
                                    PROBE_WARMUP_S, cpus["load"], probe_log,
                                    post=PROBE_BODY if case.method == "POST" else None)
             dots(PROBE_WARMUP_S + 0.1)  # the probe's window opens after its warm-up
-            wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
-            counted_before = served_count(case, rows_at_start)
-            sampler = Sampler(server, service_processes)
+            opened, counted_before = time.monotonic(), served_count(case, rows_at_start)
             dots(timing.duration_s)
-            sampler.stop()
             served = served_count(case, rows_at_start) - counted_before
+            window_s = round(time.monotonic() - opened, 3)
+            sampler.stop()
             wrk_cpu_after = measured(lambda: cpu_seconds(wrk.pid))
             output = stop_wrk(wrk)
             probed = read_openloop(probe, case.timeout_s, out_dir / probe_log.name)
@@ -85,7 +88,6 @@ def measure(case, server, timing, out_dir, step):
     except WrkOutputError as error:
         raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
     figures = sampler.figures()
-    window_s = sampler.window_s
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
            "path": "/items" if case.method == "POST" else "/",
            "duration_s": timing.duration_s, "window_s": window_s, "threads": threads,
