@@ -186,9 +186,9 @@ A "-" is a figure this machine could not measure.
 Little's law: requests in service = throughput × time each spends in the system. The first
 column computes it from the server's req/s and the probe's mean latency (it should come
 close to wrk's connections, plus the probe's few); the next two are what the server
-counted. CPU is
-seconds used during the {settings['duration_s']} s run, out of {machine['cores']} cores × \
-{settings['duration_s']} s: what wrk uses, the servers, Postgres and Redis cannot.
+counted. CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
+window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
+× that time; what wrk uses, the servers, Postgres and Redis cannot.
 Context switches and CPU migrations are summed over all the server's threads, from the
 kernel's per-thread counts (Linux; bench/scheduler.py), and divided by the requests the
 server counted in the window; a migration is a thread woken on another CPU than it last ran
