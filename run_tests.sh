@@ -7,7 +7,7 @@ usage() {
 Usage: ./run_tests.sh [PYTEST_ARGS...]
 
 Creates .venv with the pinned requirements, installs missing system programs
-(redis-server, wrk, PostgreSQL) with apt-get when run as root on Debian/Ubuntu,
+(redis-server, wrk, PostgreSQL, shellcheck) with apt-get when run as root on Debian/Ubuntu,
 starts a throwaway Postgres and Redis on free ports, applies schema.sql, runs
 pytest, and stops everything it started, also on failure or Ctrl-C.
 
@@ -30,6 +30,7 @@ trap 'exit 130' INT TERM
 ensure_system_packages wrk  # for the benchmark's smoke test
 ensure_venv
 start_services
+offer_system_packages shellcheck  # for tests/test_lint.py
 "$PY" scripts/reset_db.py
 say "running pytest"
 "$PY" -m pytest "$@"

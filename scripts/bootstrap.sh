@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by run_tests.sh and run_bench.sh: what both need before they can run anything.
 #   ensure_system_packages CMD...  install missing programs (apt-get as root), or say how
-#   ensure_venv                    .venv with the pinned requirements.txt, built by $PYTHON
+#   offer_system_packages CMD...   the same for programs only a test needs: never stops
+#   ensure_venv                    .venv with the pinned requirements(-dev).txt, built by $PYTHON
 #   start_services / stop_services throwaway Postgres and Redis, unless DATABASE_URL and
 #                                  REDIS_URL already point somewhere
 #   raise_open_files_limit         as many open files as this shell may have, said truthfully
@@ -60,6 +61,17 @@ apt_install() {
 }
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+# Programs only a test needs (shellcheck): installed as the others are where apt-get can, else
+# named; the tests that need them skip saying why, rather than the suite refusing to run.
+offer_system_packages() {
+  local cmd
+  for cmd in "$@"; do
+    have "$cmd" && continue
+    if can_apt && (apt_install "$(apt_package "$cmd")"); then continue; fi
+    say "no $cmd: the tests that need it will skip (brew install $(brew_package "$cmd"))"
+  done
+}
 
 ensure_system_packages() {
   local cmd missing="" apt_missing="" brew_missing=""
@@ -173,7 +185,7 @@ make_venv() {
 
 ensure_venv() {
   local want identity problem stamp python=${PYTHON:-python3}
-  want=$(cksum < "$ROOT/requirements.txt")
+  want=$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | cksum)
   identity=$(asked_python) || exit 1
   # Without PYTHON, any healthy .venv will do; with it, only one built by that interpreter.
   problem=$(venv_problem "$VENV" "${PYTHON:+$identity}")
@@ -187,8 +199,8 @@ ensure_venv() {
   stamp=$(cat "$VENV/.requirements-cksum" 2>/dev/null || true)
   if [ "$stamp" != "$want" ]; then
     say "installing the pinned Python packages into .venv (a minute or two the first time)"
-    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
-      || die "pip install -r requirements.txt failed"
+    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt" \
+      || die "pip install -r requirements-dev.txt failed"
     echo "$want" > "$VENV/.requirements-cksum"
   fi
 }

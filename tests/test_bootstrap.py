@@ -153,3 +153,11 @@ def test_apt_installs_skip_recommends_and_docker_compose_is_not_installed():
     # the flag on the same line as the install, where a reader of either sees it
     assert len(installs) == 2 and all("--no-install-recommends" in line for line in installs)
     assert "docker-compose" not in (ROOT / "run_tests.sh").read_text()
+
+
+def test_a_program_only_a_test_needs_is_named_not_required(tmp_path):
+    fake_brew(tmp_path, "none", tmp_path / "nowhere")
+    shown = run_bootstrap("can_apt() { false; }; offer_system_packages no-such-linter; "
+                          "echo went on", tmp_path)
+    assert shown.stdout == "went on\n", shown.stderr
+    assert "no no-such-linter: the tests that need it will skip" in shown.stderr
