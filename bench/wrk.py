@@ -26,16 +26,20 @@ def run_wrk(case, url, threads, seconds, progress=False, cpus=None):
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            preexec_fn=pinned_to(cpus))
     deadline = time.monotonic() + seconds + 30
-    while True:
-        pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)
-        if pid:
-            wrk.returncode = os.waitstatus_to_exitcode(status)
-            break
-        if time.monotonic() > deadline:
+    try:
+        while True:
+            pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)
+            if pid:
+                wrk.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: wrk did not finish: {' '.join(command)}")
+            if progress:
+                print(".", end="", file=sys.stderr, flush=True)
+            time.sleep(0.5 if progress else 0.1)
+    finally:  # the deadline, or SIGTERM's SystemExit (bench/run.py): no load left running
+        if wrk.returncode is None:
             wrk.kill()
-            raise SystemExit(f"bench: wrk did not finish: {' '.join(command)}")
-        if progress:
-            print(".", end="", file=sys.stderr, flush=True)
-        time.sleep(0.5 if progress else 0.1)
+            wrk.wait()
     cpu = round(usage.ru_utime + usage.ru_stime, 2)
     return f"$ {' '.join(command)}\n{wrk.stdout.read()}", cpu

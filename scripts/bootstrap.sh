@@ -6,6 +6,7 @@
 #   start_services / stop_services throwaway Postgres and Redis, unless DATABASE_URL and
 #                                  REDIS_URL already point somewhere
 #   raise_open_files_limit         as many open files as this shell may have, said truthfully
+#   run_in_background / stop_child the main command, so that INT and TERM are handled at once
 # Portable to bash 3.2 (macOS): no associative arrays, no mapfile, no ${x,,}.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -254,6 +255,29 @@ start_services() {
 $line
 EOF2
   say "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
+}
+
+CHILD_PID=""
+# Run a command in the background and wait for it: a shell waiting on a foreground command
+# runs its INT and TERM traps only when that command ends (a whole benchmark), while `wait`
+# returns at once. stdin is passed on (a background command's would be /dev/null).
+run_in_background() {
+  local status=0
+  "$@" <&0 &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || status=$?
+  CHILD_PID=""
+  return "$status"
+}
+
+# For the EXIT trap: SIGTERM the command run_in_background waits on, and wait while it stops
+# what it started (bench its servers and wrk, pytest its fixtures' servers).
+stop_child() {
+  if [ -n "$CHILD_PID" ]; then
+    kill -TERM "$CHILD_PID" 2>/dev/null || true
+    wait "$CHILD_PID" 2>/dev/null || true
+    CHILD_PID=""
+  fi
 }
 
 stop_services() {
