@@ -3,10 +3,10 @@ bash subshell with fake programs (brew, python3, sysctl, ulimit) and a fake Debi
 No service is started and nothing is installed; every test counts and compares output."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from support import ROOT, wait_until
@@ -43,8 +43,19 @@ def fake_brew(tmp_path, formula, prefix):
 case "$2" in {formula}) echo {prefix} ;; *) echo {tmp_path}/not-installed/"$2" ;; esac""")
 
 
-def test_no_postgres_on_the_base_path():
-    assert not [d for d in BASE_PATH.split(":") if (Path(d) / "initdb").exists()]
+def test_postgres_on_path_comes_first_and_none_anywhere_is_missing(tmp_path):
+    """On a PATH of our own (bash and dirname only), no Debian folder and no brew: Postgres
+    is missing; then, with one version in the Debian folder and another on PATH, the one on
+    PATH is used."""
+    (tmp_path / "bin").mkdir()
+    for program in ("bash", "dirname"):
+        (tmp_path / "bin" / program).symlink_to(shutil.which(program))
+    path = {"PATH": str(tmp_path / "bin")}
+    assert run_bootstrap("have initdb", tmp_path, **path).returncode == 1
+    fake_postgres(tmp_path / "usr/lib/postgresql/16/bin")
+    fake_postgres(tmp_path / "bin")
+    shown = run_bootstrap("postgres_bin_dir", tmp_path, **path)
+    assert shown.stdout.strip() == str(tmp_path / "bin"), shown.stderr
 
 
 def test_debian_folders_newest_version_first(tmp_path):
