@@ -2,11 +2,23 @@
 servers on free ports (bench/launch.py). The helpers they call are in tests/support.py."""
 
 import os
+import signal
 
 import pytest
 
 from scripts.reset_db import reset
 from bench.launch import KINDS, Server
+
+
+def pytest_configure(config):
+    """SIGTERM ends the run as Ctrl-C does: pytest tears the fixtures down, so no server they
+    started (each in a session of its own, which a signal to the group misses) runs on.
+    run_tests.sh sends it on Ctrl-C and on a SIGTERM of its own."""
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")

@@ -3,31 +3,24 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-case "${1:-}" in
-  -h|--help)  # stdlib only: no set-up needed for help
-    "${PYTHON:-python3}" -m bench --help
-    printf '\nPYTHON=python3.12 %s builds .venv with that interpreter (3.10 or newer).\n' "$0"
-    exit 0 ;;
-esac
+# -h or --help anywhere on the line: help and nothing else, before any set-up or service
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help)  # stdlib only: no set-up needed for help
+      "${PYTHON:-python3}" -m bench --help
+      printf '\nPYTHON=python3.12 %s builds .venv with that interpreter (3.10 or newer).\n' "$0"
+      exit 0 ;;
+  esac
+done
 
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
-SERVE_PID=""
-# --serve waits in the background so that Ctrl-C and SIGTERM reach this shell's traps at once
-stop_serving() {
-  if [ -n "$SERVE_PID" ]; then
-    kill -TERM "$SERVE_PID" 2>/dev/null || true
-    wait "$SERVE_PID" || true
-  fi
-}
-trap 'stop_serving; stop_services' EXIT
-trap 'exit 130' INT TERM
+trap 'stop_child; stop_services' EXIT
+trap 'exit 130' INT  # the codes a shell reports for a command these signals end
+trap 'exit 143' TERM
 
 ensure_system_packages wrk
 ensure_venv
 start_services
 raise_open_files_limit  # a file descriptor per connection, for wrk and the sync server
-case " $* " in
-  *" --serve "*) "$PY" -m bench "$@" & SERVE_PID=$!; wait "$SERVE_PID"; SERVE_PID="" ;;
-  *) "$PY" -m bench "$@" ;;
-esac
+run_in_background "$PY" -m bench "$@"  # Ctrl-C and SIGTERM stop it (and its servers) at once

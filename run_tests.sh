@@ -7,7 +7,7 @@ usage() {
 Usage: ./run_tests.sh [PYTEST_ARGS...]
 
 Creates .venv with the pinned requirements, installs missing system programs
-(redis-server, wrk, PostgreSQL) with apt-get when run as root on Debian/Ubuntu,
+(redis-server, wrk, PostgreSQL, shellcheck) with apt-get when run as root on Debian/Ubuntu,
 starts a throwaway Postgres and Redis on free ports, applies schema.sql, runs
 pytest, and stops everything it started, also on failure or Ctrl-C.
 
@@ -19,17 +19,21 @@ Set DATABASE_URL and REDIS_URL to use services you already run instead.
 Extra arguments go to pytest, e.g. ./run_tests.sh -k parity -x
 USAGE
 }
-case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+for arg in "$@"; do  # -h or --help anywhere: help and nothing else, before any set-up
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 
 cd "$(dirname "$0")"
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
-trap stop_services EXIT
-trap 'exit 130' INT TERM
+trap 'stop_child; stop_services' EXIT
+trap 'exit 130' INT  # the codes a shell reports for a command these signals end
+trap 'exit 143' TERM
 
 ensure_system_packages wrk  # for the benchmark's smoke test
 ensure_venv
 start_services
+offer_system_packages shellcheck  # for tests/test_lint.py
 "$PY" scripts/reset_db.py
 say "running pytest"
-"$PY" -m pytest "$@"
+run_in_background "$PY" -m pytest "$@"  # Ctrl-C and SIGTERM stop it (and its servers) at once

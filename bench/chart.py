@@ -49,8 +49,11 @@ def write_chart(results, path):
         values = [p[index] for points in lines.values() for p in points if p[index] is not None]
         top = max(values, default=1) * 1.1 or 1
         step = (width - 1.5 * pad) / len(xs)
-        x_at = lambda x: left + pad + (xs.index(x) + 0.5) * step  # noqa: E731
-        y_at = lambda y: below + height - pad + 20 - y / top * (height - pad - 10)  # noqa: E731
+        def x_at(x):
+            return left + pad + (xs.index(x) + 0.5) * step
+
+        def y_at(y):
+            return below + height - pad + 20 - y / top * (height - pad - 10)
         parts.append(f'<text x="{left + width / 2}" y="{below + 16}" text-anchor="middle">'
                      f'{escape(title)}</text>')
         parts.append(f'<line x1="{left + pad}" y1="{y_at(0)}" x2="{left + width - 10}" '

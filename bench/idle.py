@@ -179,7 +179,8 @@ def idle_table(results):
              "|---" * 9 + "|"]
     for run in runs:
         idle, base = run["idle"], unloaded.get(run["series"])
-        per = lambda grown: "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"  # noqa: E731
+        def per(grown):
+            return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
         rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
                else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
         closed = idle["closed_by_server"]

@@ -138,7 +138,8 @@ class Servers:
                 **shares(server.profile_to)}
 
     def get(self, case, placement, keep, step):
-        key = lambda c: (c.kind, c.flags, c.placement or placement)  # noqa: E731
+        def key(c):
+            return (c.kind, c.flags, c.placement or placement)
         for other in list(self.running):  # stop what no later run needs: a quiet machine
             if self.profiling or other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()

@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # Sourced by run_tests.sh and run_bench.sh: what both need before they can run anything.
 #   ensure_system_packages CMD...  install missing programs (apt-get as root), or say how
-#   ensure_venv                    .venv with the pinned requirements.txt, built by $PYTHON
+#   offer_system_packages CMD...   the same for programs only a test needs: never stops
+#   ensure_venv                    .venv with the pinned requirements(-dev).txt, built by $PYTHON
 #   start_services / stop_services throwaway Postgres and Redis, unless DATABASE_URL and
 #                                  REDIS_URL already point somewhere
 #   raise_open_files_limit         as many open files as this shell may have, said truthfully
+#   run_in_background / stop_child the main command, so that INT and TERM are handled at once
 # Portable to bash 3.2 (macOS): no associative arrays, no mapfile, no ${x,,}.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,8 +41,31 @@ brew_package() {
   case "$1" in initdb) echo postgresql@18 ;; redis-server) echo redis ;; *) echo "$1" ;; esac
 }
 
-# apt-get install PACKAGE... (waiting up to 5 min for another apt to finish) without Recommends (Debian's docker-compose would bring a Docker
-# engine that way) and without starting any of them as a system service.
+# Debian runs this before starting a service; ours exits 101, "not now", so that programs are
+# installed without being started as system services. Tests point it elsewhere.
+POLICY_RC_D=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
+
+# Put our policy-rc.d in place, setting the machine's own aside (beside it, where an admin
+# sees it) to be restored.
+hold_back_services() {
+  local saved="$POLICY_RC_D.before-todo"
+  # a saved one is the machine's own, set aside by a run killed outright (SIGKILL)
+  if [ ! -e "$saved" ] && [ -e "$POLICY_RC_D" ]; then mv "$POLICY_RC_D" "$saved"; fi
+  ADDED_POLICY=1
+  printf '#!/bin/sh\nexit 101\n' > "$POLICY_RC_D" && chmod +x "$POLICY_RC_D"
+}
+
+# Undo hold_back_services, however far it got: the machine's own policy-rc.d back, or ours
+# gone. Left behind, ours would keep Debian from starting any service installed later.
+let_services_start() {
+  local saved="$POLICY_RC_D.before-todo"
+  if [ -e "$saved" ]; then mv -f "$saved" "$POLICY_RC_D"
+  elif [ -n "${ADDED_POLICY:-}" ]; then rm -f "$POLICY_RC_D"; fi
+}
+
+# apt-get install PACKAGE... (waiting up to 5 min for another apt to finish) without
+# Recommends (Debian's docker-compose would bring a Docker engine that way) and without
+# starting any of them as a system service.
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then
     say "apt-get update"
@@ -48,40 +73,53 @@ apt_install() {
     APT_UPDATED=1
   fi
   say "installing $* with apt-get"
-  # policy-rc.d exit 101: install the programs without starting them as system services
-  local policy=/usr/sbin/policy-rc.d added_policy="" status=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; added_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "$@" >/dev/null || status=$?
-  if [ -n "$added_policy" ]; then rm -f "$policy"; fi
-  [ "$status" = 0 ] || die "apt-get install $* failed"
+  # A subshell whose EXIT trap undoes hold_back_services on every way out: apt-get failing
+  # or killed, Ctrl-C, SIGTERM (trapped to exit, so that the EXIT trap runs on them in any
+  # bash, and the codes are a shell's for those signals).
+  (
+    trap let_services_start EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    hold_back_services &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 "$@" >/dev/null
+  ) || die "apt-get install $* failed"
 }
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 
+# Programs only a test needs (shellcheck): installed as the others are where apt-get can, else
+# named; the tests that need them skip saying why, rather than the suite refusing to run.
+offer_system_packages() {
+  local cmd
+  for cmd in "$@"; do
+    have "$cmd" && continue
+    if can_apt && (apt_install "$(apt_package "$cmd")"); then continue; fi
+    say "no $cmd: the tests that need it will skip (brew install $(brew_package "$cmd"))"
+  done
+}
+
 ensure_system_packages() {
-  local cmd missing="" apt_missing="" brew_missing=""
+  local cmd missing="" apt_missing brew_missing=""
+  apt_missing=()
   for cmd in "$@"; do
     if ! have "$cmd"; then
       missing="$missing $cmd"
-      apt_missing="$apt_missing $(apt_package "$cmd")"
+      apt_missing+=("$(apt_package "$cmd")")
       brew_missing="$brew_missing $(brew_package "$cmd")"
     fi
   done
-  [ -z "$apt_missing" ] && return 0
+  [ -z "$missing" ] && return 0  # before "${apt_missing[@]}": bash < 4.4 calls empty unset
   if can_apt; then
-    # shellcheck disable=SC2086
-    apt_install $apt_missing
+    apt_install "${apt_missing[@]}"
     return 0
   fi
   printf 'error: missing programs:%s\n' "$missing" >&2
   if command -v brew >/dev/null 2>&1; then
     printf 'Install them with:\n  brew install%s\n' "$brew_missing" >&2
   else
-    printf 'Install them with:\n  sudo apt-get install -y --no-install-recommends%s\n' \
-      "$apt_missing" >&2
+    printf 'Install them with:\n  sudo apt-get install -y --no-install-recommends %s\n' \
+      "${apt_missing[*]}" >&2
   fi
   exit 1
 }
@@ -114,7 +152,7 @@ newer_pythons() {
 
 # The interpreter asked for ($PYTHON, else python3), checked: its identity on stdout.
 asked_python() {
-  local python=${PYTHON:-python3} identity others
+  local python=${PYTHON:-python3} identity others first
   command -v "$python" >/dev/null 2>&1 ||
     die "${PYTHON:+PYTHON=}$python: no such program (pick one with PYTHON=python3.12 $0)"
   identity=$(python_identity "$python") ||
@@ -125,9 +163,8 @@ asked_python() {
       "$python" "${identity%% *}" "$MIN_PYTHON" >&2
     printf '(the pinned aiohttp, redis-py, pytest and psycopg2-binary require it).\n' >&2
     if [ -n "$others" ]; then
-      # shellcheck disable=SC2086
-      set -- $others  # split into words: the first is the suggestion
-      printf 'Found on PATH:%s. Pick one, e.g.:\n  PYTHON=%s %s\n' "$others" "$1" "$0" >&2
+      first=${others# }; first=${first%% *}  # the first name is the suggestion
+      printf 'Found on PATH:%s. Pick one, e.g.:\n  PYTHON=%s %s\n' "$others" "$first" "$0" >&2
     else
       printf 'Install a newer one (brew install python@3.12, or apt-get install python3),\n' >&2
       printf 'then pick it with: PYTHON=python3.12 %s\n' "$0" >&2
@@ -173,7 +210,7 @@ make_venv() {
 
 ensure_venv() {
   local want identity problem stamp python=${PYTHON:-python3}
-  want=$(cksum < "$ROOT/requirements.txt")
+  want=$(cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" | cksum)
   identity=$(asked_python) || exit 1
   # Without PYTHON, any healthy .venv will do; with it, only one built by that interpreter.
   problem=$(venv_problem "$VENV" "${PYTHON:+$identity}")
@@ -187,35 +224,60 @@ ensure_venv() {
   stamp=$(cat "$VENV/.requirements-cksum" 2>/dev/null || true)
   if [ "$stamp" != "$want" ]; then
     say "installing the pinned Python packages into .venv (a minute or two the first time)"
-    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
-      || die "pip install -r requirements.txt failed"
+    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt" \
+      || die "pip install -r requirements-dev.txt failed"
     echo "$want" > "$VENV/.requirements-cksum"
   fi
 }
 
 start_services() {
-  local flags="" line
+  local flags line
+  flags=()
   if [ -n "${DATABASE_URL:-}" ]; then
-    flags="$flags --no-postgres"
+    flags+=(--no-postgres)
   else
     ensure_system_packages initdb
     say "PostgreSQL programs from $(postgres_bin_dir)"
   fi
-  if [ -n "${REDIS_URL:-}" ]; then flags="$flags --no-redis"; else ensure_system_packages redis-server; fi
+  if [ -n "${REDIS_URL:-}" ]; then flags+=(--no-redis); else ensure_system_packages redis-server; fi
   if [ -n "${DATABASE_URL:-}" ] && [ -n "${REDIS_URL:-}" ]; then
     say "using DATABASE_URL and REDIS_URL from the environment"
     return 0
   fi
   STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/todo-services.XXXXXX")
   say "starting throwaway Postgres and/or Redis in $STATE_DIR"
-  # shellcheck disable=SC2086
-  line=$("$PY" "$ROOT/scripts/databases.py" up "$STATE_DIR" $flags) || die "could not start the services"
+  # ${flags[@]+...}: nothing when flags is empty, which bash < 4.4 calls unset under set -u
+  line=$("$PY" "$ROOT/scripts/databases.py" up "$STATE_DIR" ${flags[@]+"${flags[@]}"}) ||
+    die "could not start the services"
   while IFS= read -r line_item; do
     [ -n "$line_item" ] && export "${line_item?}"
   done <<EOF2
 $line
 EOF2
   say "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
+}
+
+CHILD_PID=""
+# Run a command in the background and wait for it: a shell waiting on a foreground command
+# runs its INT and TERM traps only when that command ends (a whole benchmark), while `wait`
+# returns at once. stdin is passed on (a background command's would be /dev/null).
+run_in_background() {
+  local status=0
+  "$@" <&0 &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || status=$?
+  CHILD_PID=""
+  return "$status"
+}
+
+# For the EXIT trap: SIGTERM the command run_in_background waits on, and wait while it stops
+# what it started (bench its servers and wrk, pytest its fixtures' servers).
+stop_child() {
+  if [ -n "$CHILD_PID" ]; then
+    kill -TERM "$CHILD_PID" 2>/dev/null || true
+    wait "$CHILD_PID" 2>/dev/null || true
+    CHILD_PID=""
+  fi
 }
 
 stop_services() {

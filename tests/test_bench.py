@@ -1,12 +1,16 @@
 """./run_bench.sh end to end (--quick), its --help, and docker-compose.yml against the servers."""
 
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
-from support import ROOT
+from support import ROOT, wait_until
 
 from bench.results import problems
 
@@ -89,12 +93,58 @@ def test_the_baseline_row_has_ratio_one(article_few_connections):
     assert "| 1.00x |" in baseline_row
 
 
-@pytest.mark.parametrize("script", ["run_bench.sh", "run_tests.sh"])
-def test_scripts_explain_themselves_without_setting_anything_up(script):
-    shown = subprocess.run([str(ROOT / script), "--help"], capture_output=True, text=True,
-                           timeout=60)
-    assert shown.returncode == 0
+@pytest.mark.parametrize("script, args", [
+    ("run_bench.sh", ["--help"]), ("run_bench.sh", ["--scenario", "c10k", "--help"]),
+    ("run_tests.sh", ["-h"]), ("run_tests.sh", ["-k", "parity", "--help"])])
+def test_scripts_explain_themselves_without_setting_anything_up(tmp_path, script, args):
+    """Help wherever -h or --help stands, on a PATH with no apt-get, wrk or Postgres and no
+    services given: a script that set anything up first would stop, saying what is missing."""
+    (tmp_path / "bin").mkdir()
+    for program in ("bash", "dirname", "cat"):  # what the scripts need to show their help
+        (tmp_path / "bin" / program).symlink_to(shutil.which(program))
+    env = {"PATH": str(tmp_path / "bin"), "PYTHON": sys.executable, "HOME": str(tmp_path)}
+    shown = subprocess.run([str(ROOT / script), *args], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert (shown.returncode, shown.stderr) == (0, ""), shown.stderr
     assert "DATABASE_URL" in shown.stdout and "REDIS_URL" in shown.stdout
+
+
+def started_by(script):
+    """{pid: command line} of every process `script` started, as the OS lists them, once one
+    is wrk: the benchmark is running then, its server up (in a session of its own, a child)."""
+    try:
+        processes = psutil.Process(script.pid).children(recursive=True)
+        if any(process.name() == "wrk" for process in processes):
+            return {process.pid: " ".join(process.cmdline()) for process in processes}
+    except psutil.NoSuchProcess:  # one ended while we looked: look again
+        pass
+    return {}
+
+
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_sigterm_stops_a_benchmark_at_once_with_everything_it_started(tmp_path, urls):
+    """A 10-minute run, SIGTERM-ed once wrk runs: the script ends well before it could have,
+    with a shell's code for SIGTERM, and leaves none of the processes it started."""
+    script = subprocess.Popen([str(ROOT / "run_bench.sh"), "--only", "sync", "--connections",
+                               "20", "--duration", "600", "--results", str(tmp_path)],
+                              env={**os.environ, **urls}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        started = wait_until(lambda: started_by(script), 120)
+        script.terminate()  # kill PID: the script alone, as a CI runner or `kill` sends it
+        shown = script.communicate(timeout=60)[0]  # a foreground benchmark would hold it 600 s
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+    assert started, "wrk never ran:\n" + shown
+    assert script.returncode == 143, shown
+    assert {pid: line for pid, line in started.items() if not gone(pid)} == {}, shown
 
 
 def test_bench_help_lists_every_flag():

@@ -2,11 +2,14 @@
 bash subshell with fake programs (brew, python3, sysctl, ulimit) and a fake Debian folder.
 No service is started and nothing is installed; every test counts and compares output."""
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from support import ROOT
+import pytest
+from support import ROOT, wait_until
 
 BASE_PATH = "/usr/bin:/bin"  # bash, cksum, sed; no Postgres programs (checked below)
 
@@ -40,8 +43,19 @@ def fake_brew(tmp_path, formula, prefix):
 case "$2" in {formula}) echo {prefix} ;; *) echo {tmp_path}/not-installed/"$2" ;; esac""")
 
 
-def test_no_postgres_on_the_base_path():
-    assert not [d for d in BASE_PATH.split(":") if (Path(d) / "initdb").exists()]
+def test_postgres_on_path_comes_first_and_none_anywhere_is_missing(tmp_path):
+    """On a PATH of our own (bash and dirname only), no Debian folder and no brew: Postgres
+    is missing; then, with one version in the Debian folder and another on PATH, the one on
+    PATH is used."""
+    (tmp_path / "bin").mkdir()
+    for program in ("bash", "dirname"):
+        (tmp_path / "bin" / program).symlink_to(shutil.which(program))
+    path = {"PATH": str(tmp_path / "bin")}
+    assert run_bootstrap("have initdb", tmp_path, **path).returncode == 1
+    fake_postgres(tmp_path / "usr/lib/postgresql/16/bin")
+    fake_postgres(tmp_path / "bin")
+    shown = run_bootstrap("postgres_bin_dir", tmp_path, **path)
+    assert shown.stdout.strip() == str(tmp_path / "bin"), shown.stderr
 
 
 def test_debian_folders_newest_version_first(tmp_path):
@@ -153,3 +167,58 @@ def test_apt_installs_skip_recommends_and_docker_compose_is_not_installed():
     # the flag on the same line as the install, where a reader of either sees it
     assert len(installs) == 2 and all("--no-install-recommends" in line for line in installs)
     assert "docker-compose" not in (ROOT / "run_tests.sh").read_text()
+
+
+def test_a_program_only_a_test_needs_is_named_not_required(tmp_path):
+    fake_brew(tmp_path, "none", tmp_path / "nowhere")
+    shown = run_bootstrap("can_apt() { false; }; offer_system_packages no-such-linter; "
+                          "echo went on", tmp_path)
+    assert shown.stdout == "went on\n", shown.stderr
+    assert "no no-such-linter: the tests that need it will skip" in shown.stderr
+
+
+OURS = "#!/bin/sh\nexit 101\n"  # Debian's "do not start services now"
+FAKE_APT_GET = """
+case "$*" in *update*) exit 0 ;; esac
+cat "$POLICY_RC_D" > {during}  # what a package's start-up would have asked
+{then}"""
+
+
+def apt_install_ending(tmp_path, then, machines_own):
+    """apt_install with apt-get faked to end as `then` says; (policy-rc.d during the install,
+    policy-rc.d after it or None, what is left beside it)."""
+    policy, during = tmp_path / "sbin/policy-rc.d", tmp_path / "during"
+    policy.parent.mkdir()
+    if machines_own:
+        policy.write_text(machines_own)
+    fake_program(tmp_path / "bin/apt-get", FAKE_APT_GET.format(during=during, then=then))
+    run_bootstrap("apt_install wrk", tmp_path, POLICY_RC_D=str(policy))
+    return (during.read_text(), policy.exists() and policy.read_text(),
+            sorted(path.name for path in policy.parent.iterdir() if path != policy))
+
+
+@pytest.mark.parametrize("then", ["exit 0", "exit 100", "kill -KILL $$"],
+                         ids=["installed", "failed", "killed"])
+@pytest.mark.parametrize("machines_own", [None, "#!/bin/sh\nexit 0\n"], ids=["none", "own"])
+def test_apt_install_leaves_policy_rc_d_as_it_found_it(tmp_path, then, machines_own):
+    during, after, beside = apt_install_ending(tmp_path, then, machines_own)
+    assert (during, after, beside) == (OURS, machines_own or False, [])
+
+
+def test_ctrl_c_during_apt_get_install_leaves_no_policy_rc_d(tmp_path):
+    policy, started = tmp_path / "sbin/policy-rc.d", tmp_path / "started"
+    policy.parent.mkdir()
+    fake_program(tmp_path / "bin/apt-get", f"touch {started}; sleep 60")
+    env = {"PATH": f"{tmp_path / 'bin'}:{BASE_PATH}", "POLICY_RC_D": str(policy)}
+    shell = subprocess.Popen(["bash", "-c", "set -euo pipefail; . scripts/bootstrap.sh; "
+                              "APT_UPDATED=1; apt_install wrk"], cwd=ROOT, env=env,
+                             start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(started.exists, 60), "the fake apt-get never started"
+        assert policy.read_text() == OURS
+        os.killpg(shell.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+        shell.communicate(timeout=60)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert list(policy.parent.iterdir()) == []

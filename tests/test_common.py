@@ -5,6 +5,7 @@
 
 import gc
 import json
+import re
 import threading
 from http import HTTPStatus
 
@@ -12,7 +13,8 @@ import pytest
 
 from common import (MAX_TEXT_CHARS, BadRequest, Stats, health_report, load_page_template,
                     parse_new_item, render_page)
-from config import Settings, make_parser, settings_from
+from config import make_parser, settings_from
+from support import ROOT
 from sync_http import Application, Request
 
 
@@ -101,8 +103,22 @@ def test_each_server_parses_its_own_knobs_and_defaults_the_rest(monkeypatch):
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     with pytest.raises(SystemExit):
         make_parser("async_server", "the event loop").parse_args(["--workers", "2"])
-    defaults = settings_from(make_parser("async_server", "the event loop").parse_args([]))
-    assert defaults.knobs() == {name: getattr(Settings, name) for name in defaults.knobs()}
+
+
+def readme_defaults():
+    """{knob: default} as README.md's settings table states them: | `--cpu-ms X` | 0 | ..."""
+    rows = re.findall(r"^\| `--([a-z-]+)[^|]*\| ([^|]+?) \|", (ROOT / "README.md").read_text(),
+                      re.M)
+    return {flag.replace("-", "_"): False if shown == "off" else float(shown)
+            for flag, shown in rows if flag not in ("host", "port")}
+
+
+@pytest.mark.parametrize("name", ["sync_server", "async_server"])
+def test_each_knobs_default_is_the_one_readme_documents(name):
+    """What a server runs with when given no flags (a knob it has no flag for included) is
+    what README.md tells a learner: one default per knob (CONTRIBUTING.md, rule 5)."""
+    defaults = settings_from(make_parser(name, "a server").parse_args([])).knobs()
+    assert defaults == readme_defaults()
 
 
 def test_sync_router_refuses_as_aiohttp_does():

@@ -24,11 +24,25 @@ def test_idle_connections_stay_open_and_cost_threads_only_to_sync(start_server, 
     assert threads > 300 if kind == "sync" else threads == 1
 
 
+def still_open(conn):
+    """The server has not closed `conn`: nothing to read and no end of stream, seen at once."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_silent_connection_is_closed_after_the_idle_timeout(start_server, kind):
-    server = start_server(kind, "--idle-timeout-s", "1")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as silent:
-        assert silent.recv(1) == b""  # closed by the server, not by our timeout
+    """A silent connection to a server with the default idle timeout (15 s) stays open while
+    a server told --idle-timeout-s 1 closes two silent connections, one after the other. A
+    server deaf to the flag would close the first connection before the second of those."""
+    patient, brisk = start_server(kind), start_server(kind, "--idle-timeout-s", "1")
+    with socket.create_connection(("127.0.0.1", patient.port)) as kept:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", brisk.port), timeout=30) as silent:
+                assert silent.recv(1) == b""  # closed by the server, not by our timeout
+        assert still_open(kept)
 
 
 def slow_client(port):

@@ -1,9 +1,11 @@
 """Both servers answer one scripted sequence with the same statuses and the same bytes."""
 
 import re
+from dataclasses import dataclass
 
 import pytest
 from bench.launch import KINDS
+from scripts.reset_db import reset
 from support import call, count_rows, post_item
 
 from common import MAX_BODY_BYTES
@@ -39,71 +41,99 @@ OTHER = [  # (method, path, expected status)
 ]
 
 
-def run_sequence(port):
-    """Every request of the script; returns what a client saw, in order."""
-    seen = [("page", call(port, "GET", "/").status)]
+@dataclass(frozen=True)
+class Answer:
+    """What a client saw of one request of the script."""
+    request: str  # "GET /", "valid", a BAD case's name, or "METHOD /path"
+    status: int
+    body: object = None  # the JSON body; None for a page and for HEAD, which has no body
+    allow: str | None = None  # the Allow header, which a 405 must send
+    content_type: str | None = None
+
+
+@dataclass
+class Run:
+    """One server's answers to the script, part by part, and what it left behind."""
+    first_page: Answer
+    valid: list  # an Answer for each of VALID, in order
+    bad: list  # ... of BAD
+    other: list  # ... of OTHER
+    last_page: Answer
+    page: str  # the last page's HTML
+    rows: int  # item rows in Postgres afterwards
+
+    def answers(self):
+        return [self.first_page, *self.valid, *self.bad, *self.other, self.last_page]
+
+
+def run_sequence(port, database_url):
+    """Every request of the script, in order, then the rows Postgres holds."""
+    first_page = Answer("GET /", call(port, "GET", "/").status)
+    valid = []
     for data in VALID:
         reply = post_item(port, data)
-        seen.append(("valid", reply.status, reply.json()))
+        valid.append(Answer("valid", reply.status, reply.json()))
+    bad = []
     for what, body, _ in BAD:
         reply = post_item(port, body)
-        seen.append((what, reply.status, reply.json()))
+        bad.append(Answer(what, reply.status, reply.json()))
+    other = []
     for method, path, _ in OTHER:
         reply = call(port, method, path)
-        body = reply.json() if reply.body else None  # a HEAD response has no body
-        seen.append((method, path, reply.status, reply.headers.get("Allow"), body))
+        other.append(Answer(f"{method} {path}", reply.status,
+                            reply.json() if reply.body else None, reply.headers.get("Allow")))
     page = call(port, "GET", "/")
-    seen.append(("page", page.status, page.headers["Content-Type"]))
-    return seen, page.text
+    last_page = Answer("GET /", page.status, content_type=page.headers["Content-Type"])
+    return Run(first_page=first_page, valid=valid, bad=bad, other=other, last_page=last_page,
+               page=page.text, rows=count_rows(database_url))
 
 
 @pytest.fixture(scope="module")
-def sequences(both_servers, urls):
-    from scripts.reset_db import reset
+def runs(both_servers, urls):
+    """{kind: Run}, each server's script run on freshly reset data."""
     results = {}
     for kind in KINDS:
         reset(urls["DATABASE_URL"], urls["REDIS_URL"])
-        results[kind] = run_sequence(both_servers[kind].port)
-        results[kind + " rows"] = count_rows(urls["DATABASE_URL"])
+        results[kind] = run_sequence(both_servers[kind].port, urls["DATABASE_URL"])
     return results
 
 
-def test_same_statuses_and_bodies(sequences):
-    assert sequences["sync"][0] == sequences["async"][0]
+def test_same_statuses_and_bodies(runs):
+    assert runs["sync"].answers() == runs["async"].answers()
 
 
-def test_same_page_for_same_data(sequences):
-    undated = [re.sub(r"<small>[^<]*</small>", "<small/>", sequences[kind][1]) for kind in KINDS]
+def test_same_page_for_same_data(runs):
+    undated = [re.sub(r"<small>[^<]*</small>", "<small/>", runs[kind].page) for kind in KINDS]
     assert undated[0] == undated[1]
-    assert "<small>2017-05-01 10:00</small>" in sequences["sync"][1]
+    assert "<small>2017-05-01 10:00</small>" in runs["sync"].page
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_expected_statuses(sequences, kind):
-    seen = sequences[kind][0]
-    assert [entry[1] for entry in seen[1:1 + len(VALID)]] == [201] * len(VALID)
-    bad = seen[1 + len(VALID):1 + len(VALID) + len(BAD)]
-    assert [(entry[0], entry[1]) for entry in bad] == [(what, status) for what, _, status in BAD]
-    assert all(set(entry[2]) == {"error"} and entry[2]["error"].endswith(".") for entry in bad)
-    other = seen[1 + len(VALID) + len(BAD):-1]
-    assert [entry[2] for entry in other] == [status for _, _, status in OTHER]
-    assert seen[-1] == ("page", 200, "text/html; charset=utf-8")
+def test_expected_statuses(runs, kind):
+    run = runs[kind]
+    assert [answer.status for answer in run.valid] == [201] * len(VALID)
+    assert [(answer.request, answer.status) for answer in run.bad] == \
+        [(what, status) for what, _, status in BAD]
+    assert all(set(answer.body) == {"error"} and answer.body["error"].endswith(".")
+               for answer in run.bad)
+    assert [answer.status for answer in run.other] == [status for _, _, status in OTHER]
+    assert (run.last_page.status, run.last_page.content_type) == \
+        (200, "text/html; charset=utf-8")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_input_inserts_nothing(sequences, kind):
-    assert sequences[kind + " rows"] == 20 + len(VALID)
+def test_bad_input_inserts_nothing(runs, kind):
+    assert runs[kind].rows == 20 + len(VALID)
 
 
-def test_messages_say_what_is_wrong(sequences):
-    errors = {entry[0]: entry[2]["error"] for entry in sequences["sync"][0]
-              if len(entry) == 3 and entry[1] in (400, 413)}
+def test_messages_say_what_is_wrong(runs):
+    errors = {answer.request: answer.body["error"] for answer in runs["sync"].bad}
     assert errors["unknown fields"] == \
         'Unknown field(s): "date_posted", "id"; only "text" is accepted.'
     assert errors["text over 500 characters"] == \
         'Field "text" must be at most 500 characters (it has 501).'
     assert errors["body over 64 KiB"] == "Request body is larger than 65536 bytes."
-    method_not_allowed = [entry for entry in sequences["sync"][0] if entry[0] == "GET"
-                          and entry[1] == "/items"][0]
-    assert method_not_allowed[3] == "POST"
-    assert method_not_allowed[4] == {"error": "Method GET is not allowed here; use POST."}
+    method_not_allowed = next(answer for answer in runs["sync"].other
+                              if answer.request == "GET /items")
+    assert method_not_allowed.allow == "POST"
+    assert method_not_allowed.body == {"error": "Method GET is not allowed here; use POST."}

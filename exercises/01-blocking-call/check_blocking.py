@@ -54,7 +54,8 @@ def test_lookups_wait_together():
             except OSError:
                 assert time.monotonic() < deadline, "quote_server.py did not start"
                 time.sleep(0.1)
-        ask = lambda: call(port, "GET", "/quote?author=Ada", timeout=30).status  # noqa: E731
+        def ask():
+            return call(port, "GET", "/quote?author=Ada", timeout=30).status
         statuses = at_once([ask] * 10)
         assert statuses == [200] * 10
         assert service.peak > 1, (
