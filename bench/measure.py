@@ -53,6 +53,7 @@ def measure(case, server, timing, out_dir, step):
     started = time.monotonic()
     total_s = OPENING_LIMIT_S + timing.warmup_s + PROBE_WARMUP_S + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
+    probe = None
     try:
         # a --workers server closes each connection after its answer, as gunicorn's sync
         # workers do: wrk's connections come and go, and there is no opening to time
@@ -77,9 +78,14 @@ def measure(case, server, timing, out_dir, step):
             wrk_cpu_after = measured(lambda: cpu_seconds(wrk.pid))
             output = stop_wrk(wrk)
             probed = read_openloop(probe, case.timeout_s, out_dir / probe_log.name)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: no client outlives the run
+        if held:
+            held.process.kill()
+        raise
     finally:
-        if wrk.poll() is None:
-            wrk.kill()
+        for client in (wrk, probe):
+            if client and client.poll() is None:
+                client.kill()
     drained = server.wait_idle()
     idle = held.stop() if held else None
     (out_dir / raw_name).write_text(output)
