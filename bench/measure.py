@@ -9,7 +9,8 @@ in it is the cost of opening them, which is its own figure ("opening"). In the w
   - throughput is the requests served, per second, as Redis (page views) or Postgres
     (inserts) counted them;
   - latency comes from a probe: bench/openloop.py sending the same request at a low fixed
-    rate on connections of its own, each timed from when it was due. It queues with wrk's
+    rate (3% of what the server served in the warm-up, at most 50 a second; probe_rate)
+    on connections of its own, each timed from when it was due. It queues with wrk's
     requests for the same pools, threads and event loop, so it sees what they see; unlike
     wrk's percentiles, it adds no synthetic samples (wrk 4.1.0 back-fills for every
     response slower than twice the mean interval) and ranks a timeout after every answer.
@@ -33,7 +34,8 @@ from bench.wrkparse import WrkOutputError, parse_wrk
 from scripts.reset_db import count_rows, counter_value
 
 OPENING_LIMIT_S = 30  # a server that has not answered every connection by then: None
-PROBE_RATE = 50  # requests a second: 500 timed in a 10 s window, about 3% of the load
+PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe adds little load
+PROBE_MAX_RATE = 50  # requests a second: 500 timed in a 10 s window
 PROBE_WARMUP_S = 1  # the probe's own connections open before its window
 PROBE_BODY = '{"text": "a probe"}'
 
@@ -59,15 +61,18 @@ def measure(case, server, timing, out_dir, step):
         # workers do: wrk's connections come and go, and there is no opening to time
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
                                 0 if case.knobs.get("workers") else OPENING_LIMIT_S)
+        warm_from, warm_count = time.monotonic(), served_count(case, rows_at_start)
         dots(timing.warmup_s)
+        warm_rate = ((served_count(case, rows_at_start) - warm_count)
+                     / (time.monotonic() - warm_from))
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:
             wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
             # first: a saturated --workers server can keep the sampler's first /stats
             # waiting for seconds, and the counted window must not include them
             sampler = Sampler(server, service_processes)
-            probe = start_openloop(server.port, PROBE_RATE, timing.duration_s, case.timeout_s,
-                                   PROBE_WARMUP_S, cpus["load"], probe_log,
+            probe = start_openloop(server.port, probe_rate(warm_rate), timing.duration_s,
+                                   case.timeout_s, PROBE_WARMUP_S, cpus["load"], probe_log,
                                    post=PROBE_BODY if case.method == "POST" else None)
             dots(PROBE_WARMUP_S + 0.1)  # the probe's window opens after its warm-up
             opened, counted_before = time.monotonic(), served_count(case, rows_at_start)
@@ -115,6 +120,13 @@ def whole_run(numbers):
     return {"wrk_requests": numbers["requests"], "wrk_seconds": numbers["seconds"],
             "ok": numbers["ok"], "non_2xx": numbers["non_2xx"],
             "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"]}
+
+
+def probe_rate(warm_rate):
+    """The probe's requests a second: a small share of what the server was serving, so that
+    it adds little load (50 a second is 3% of 1,700 pages, but half of what a server
+    computing 10 ms a page can serve), at least one."""
+    return max(1, min(PROBE_MAX_RATE, round(PROBE_SHARE * warm_rate)))
 
 
 def served_count(case, rows_at_start):

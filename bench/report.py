@@ -146,7 +146,9 @@ def threads_used(results):
 
 def probe_rate(results):
     rates = sorted({run["probe"]["offered_rate"] for run in results["runs"] if run.get("probe")})
-    return " or ".join(f"{rate:g}" for rate in rates) or "no"
+    if len(rates) > 1:
+        return f"{rates[0]:g} to {rates[-1]:g}"
+    return f"{rates[0]:g}" if rates else "no"
 
 
 def render_summary(results):
@@ -167,8 +169,9 @@ Each wrk run opens its connections at once; the window is measured after the ser
 answered every one of them once ("All answered": how long that took, read from the OS) and
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
 as Redis (page views) or Postgres (inserts) counted them. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
-same point, the scenario's baseline (1.00x). p50 and p99: a probe's, {probe_rate(results)}
-requests a second of the same kind on connections of its own, each timed from when it was due; a
+same point, the scenario's baseline (1.00x). p50 and p99: a probe's, requests of the same
+kind at a fixed rate ({probe_rate(results)} a second here: 3% of what the server served in
+its warm-up, at most 50) on connections of its own, each timed from when it was due; a
 timeout ranks after every answer, and a percentile that falls among them reads
 "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
 included. CPU/req: the server's CPU time over the requests it counted, in the window.
