@@ -1,6 +1,6 @@
 """Turn results.json into the table a learner reads and a plain reading of it.
 
-    python -m bench.report results/latest     # writes summary.md and chart.svg again
+    python -m bench.report results/latest     # writes summary.md, chart.svg, report.html again
 
 results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
 (machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
@@ -15,7 +15,8 @@ from bench.cells import (TIMED_OUT_SHARE, audit_cell, figure, percentile_cell, m
                    server_cpu, socket_errors, switches)
 from bench.idle import idle_table
 from bench.chart import write_chart
-from bench.profiles import shares_table
+from bench.page import write_page
+from bench.profiles import redraw_flamegraphs, shares_table
 from bench.reading import reading
 from bench.rows import baseline_of, summarize
 
@@ -178,12 +179,15 @@ on. "CPUs run on" are those its threads were seen running on.
 
 def main():
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md and chart.svg "
-                 "from its results.json)")
+        sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md, chart.svg, "
+                 "the flame graphs and report.html from its results.json)")
     out_dir = Path(sys.argv[1])
     results = json.loads((out_dir / "results.json").read_text())
-    (out_dir / "summary.md").write_text(render_summary(results))
+    summary = render_summary(results)
+    (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
+    redraw_flamegraphs(results, out_dir)
+    print(write_page(results, summary, out_dir))
 
 
 if __name__ == "__main__":
