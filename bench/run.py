@@ -92,6 +92,8 @@ def main(argv=None):
     from bench.offered import measure_offered
     from bench.report import render_summary
     from bench.chart import write_chart
+    from bench.page import write_page
+    from bench.terminal import terminal_summary
     scenario = SCENARIOS[args.scenario]
     cases = [case for case in scenario.plan(args.connections, args.placement)
              if not args.only or case.kind == args.only]
@@ -159,8 +161,7 @@ def main(argv=None):
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
-    print(summary)
-    print(f"Raw wrk output, results.json, summary.md and chart.svg: {out_dir}")
+    print(terminal_summary(results, write_page(results, summary, out_dir)))
     failed = [run for run in runs if run["audit"]["result"] == "FAILED"]
     if failed:
         say(f"{len(failed)} run(s) failed the audit: the server's counts do not match wrk's")

@@ -8,6 +8,7 @@ page's script found; a test asserts on those.
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,15 @@ FOUND = """(() => ({
   images: Array.from(document.querySelectorAll("img[src]"), i => i.getAttribute("src")),
   frames: document.querySelectorAll("g.frame").length,
 }))()"""
+
+
+def assert_opens_cleanly(page, problems, found, charts):
+    """No exception, console error or failed load; its charts drawn; its local links real."""
+    assert problems == [], f"{page}: {problems}"
+    assert found["svgs"] >= charts, f"{page}: {found['svgs']} charts"
+    for target in found["links"] + found["images"]:
+        if not re.match(r"[a-z]+:|#", target):
+            assert (page.parent / target).exists(), f"{page} links to missing {target}"
 
 
 def chromium_or_skip():

@@ -1,6 +1,6 @@
 """report.html, the flame graphs and the terminal summary, on the committed runs in docs/runs/:
-each page opens cleanly in a real browser and is what the code renders from results.json.
-./run_bench.sh's own are in test_bench.py.
+each page opens cleanly in a real browser, is what the code renders from results.json, and
+the terminal summary fits an ordinary terminal. ./run_bench.sh's own are in test_bench.py.
 """
 
 import json
@@ -11,21 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import open_pages
+from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
 from bench.flamegraph import flamegraph_svg
+from bench.terminal import COLUMNS, terminal_summary
 
 RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))
-
-
-def assert_opens_cleanly(page, problems, found, charts):
-    """No exception, console error or failed load; its charts drawn; its local links real."""
-    assert problems == [], f"{page}: {problems}"
-    assert found["svgs"] >= charts, f"{page}: {found['svgs']} charts"
-    for target in found["links"] + found["images"]:
-        if not re.match(r"[a-z]+:|#", target):
-            assert (page.parent / target).exists(), f"{page} links to missing {target}"
 
 
 def local_files(report):
@@ -64,6 +56,15 @@ def test_committed_report_is_what_the_code_renders(run, tmp_path):
         assert (copy / name).read_bytes() == (run / name).read_bytes(), (
             f"docs/runs/{run.name}/{name} is not what the code renders: "
             f"python -m bench.report docs/runs/{run.name}")
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda path: path.name)
+def test_terminal_summary_fits_an_ordinary_terminal(run):
+    results = json.loads((run / "results.json").read_text())
+    printed = terminal_summary(results, run / "report.html")
+    wide = [line for line in printed.splitlines() if len(line) > COLUMNS]
+    assert not wide, f"{len(wide)} lines over {COLUMNS} columns:\n" + "\n".join(wide)
+    assert "report.html" in printed.splitlines()[-1]
 
 
 def test_flame_graph_draws_request_handling_root_at_the_top():
