@@ -13,7 +13,11 @@ import re
 from html import escape
 from pathlib import Path
 
-from bench.figures import charts
+from bench.figures import charts, is_sweep
+
+GLANCE = {False: "A bar is a server's median run at a point; its whisker spans the lowest to "
+                 "the highest of the repeats, where there were several.",
+          True: "A line is a server across the scenario's points, each its median run."}
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -106,8 +110,7 @@ def render_page(results, summary, out_dir):
 <body>
 {markdown_html(head)}
 <h2>At a glance</h2>
-<p>The median run of each server; a whisker spans the lowest to the highest of the repeats.
-Hover a bar or a point for its figure.</p>
+<p>{GLANCE[is_sweep(results)]} Hover it for its figure.</p>
 <div class="charts">
 {charts(results)}
 </div>
