@@ -28,6 +28,8 @@ trap stop_services EXIT
 trap 'exit 130' INT TERM
 
 ensure_system_packages wrk  # for the benchmark's smoke test
+# tests/test_report.py opens report.html in real headless Chromium; it skips where there is none
+if can_apt; then ensure_system_packages chromium; fi
 ensure_venv
 start_services
 "$PY" scripts/reset_db.py
