@@ -31,6 +31,8 @@ trap 'exit 130' INT  # the codes a shell reports for a command these signals end
 trap 'exit 143' TERM
 
 ensure_system_packages wrk  # for the benchmark's smoke test
+# tests/test_report.py opens report.html in real headless Chromium; it skips where there is none
+if can_apt; then ensure_system_packages chromium; fi
 ensure_venv
 start_services
 offer_system_packages shellcheck  # for tests/test_lint.py

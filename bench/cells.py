@@ -96,3 +96,15 @@ def placed(results):
                          f"(read back from the OS), its threads seen running on "
                          f"{' or '.join(seen)}; wrk, Postgres and Redis on {' or '.join(load)}.")
     return " ".join(sentences)
+
+
+def opening(run):
+    """How long the server took to answer every connection wrk opened at once (opening.py)."""
+    figure_ = run.get("opening")
+    if not figure_:
+        return "-"
+    if figure_["all_answered_s"] is not None:
+        return f"{figure_['all_answered_s']:.1f} s"
+    if figure_["answered"] is None:
+        return "-"
+    return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"

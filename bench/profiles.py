@@ -8,15 +8,16 @@ spends its time, which on one core is nearly all of a server's CPU. A thread tha
 of the GIL (waiting on a socket, or for the GIL itself) is not in the samples. A sample
 counts where its leaf frame is.
 
-Standard library only: flame graphs are drawn here too, as plain SVG.
+Standard library only: bench/flamegraph.py draws each run's flame graph from the raw stacks.
 """
 
 import shutil
 import subprocess
 import sys
 import tempfile
-from html import escape
 from pathlib import Path
+
+from bench.flamegraph import write_flamegraph_svg
 
 RATE = 100  # samples a second: py-spy's default
 # The first group with a fragment in a leaf frame's "function (path)" takes the sample: the
@@ -86,45 +87,29 @@ def shares(raw_path):
                                            for name, n in totals.items()}}
 
 
+COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"]
+
+
+def colour_of(frame):
+    """A frame's box takes its group's colour: the flame graph reads like the shares."""
+    return COLOURS[[name for name, _ in GROUPS].index(group_of(frame))
+                   if group_of(frame) != OTHER else len(GROUPS)]
+
+
 def write_flamegraph(raw_path, svg_path, title):
-    """A flame graph: each frame a box as wide as its share of the samples, callers below
-    callees; hover a box for its name and share."""
-    tree = {}
-    for frames, count in stacks(raw_path):
-        node = tree
-        for frame in frames:
-            node = node.setdefault(frame, {"n": 0, "children": {}})
-            node["n"] += count
-            node = node["children"]
-    total = sum(child["n"] for child in tree.values()) or 1
-    width, row, boxes, depth = 1200, 16, [], [0]
+    """An interactive flame graph of the run's request handling (bench/flamegraph.py)."""
+    legend = list(zip([name for name, _ in GROUPS] + [OTHER], COLOURS))
+    write_flamegraph_svg(stacks(raw_path), svg_path, title, colour_of, legend)
 
-    def draw(children, x, level):
-        depth[0] = max(depth[0], level + 1)
-        for frame, node in sorted(children.items()):
-            w = width * node["n"] / total
-            if w >= 0.5:
-                boxes.append((x, level, w, frame, node["n"]))
-                draw(node["children"], x, level + 1)
-            x += w
 
-    draw(tree, 0, 0)
-    height = (depth[0] + 2) * row
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             'font-family="monospace" font-size="10">',
-             f'<text x="4" y="12">{escape(title)} ({total} samples)</text>']
-    for x, level, w, frame, n in boxes:
-        y = height - (level + 1) * row
-        names = [name for name, _ in GROUPS] + [OTHER]
-        colour = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"][
-            names.index(group_of(frame))]
-        label = frame.split(" (")[0]
-        parts.append(f'<g><title>{escape(frame)}: {n} samples, {100 * n / total:.1f}%</title>'
-                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 1}" '
-                     f'fill="{colour}"/><text x="{x + 2:.1f}" y="{y + 11}">'
-                     f'{escape(label[:int(w / 6)])}</text></g>')
-    parts.append("</svg>")
-    Path(svg_path).write_text("\n".join(parts) + "\n")
+def redraw_flamegraphs(results, out_dir):
+    """Draw each profiled run's flame graph again from its raw stacks (python -m bench.report),
+    with the title the run gave it."""
+    for run in results["runs"]:
+        profile = run.get("profile")
+        if profile and (Path(out_dir) / profile["raw"]).exists():
+            write_flamegraph(Path(out_dir) / profile["raw"], Path(out_dir) / profile["flamegraph"],
+                             f"{run['series']} at {run['point']}")
 
 
 def shares_table(results):
@@ -134,7 +119,8 @@ def shares_table(results):
         return ""
     names = [name for name, _ in GROUPS] + [OTHER]
     lines = ["## Where the servers' samples were (py-spy)", "",
-             "PROFILED: py-spy sampled each server for its whole run (warm-up included) and "
+             "PROFILED: py-spy sampled each server for its whole life (start-up and warm-up "
+             "included: the shares count them, the flame graphs leave out the imports) and "
              "shared its CPU; compare these runs' req/s only with each other. A sample counts "
              f"where its innermost frame was; groups by path are in bench/profiles.py "
              f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", "",

@@ -1,6 +1,6 @@
 """Turn results.json into the table a learner reads and a plain reading of it.
 
-    python -m bench.report results/latest     # writes summary.md and chart.svg again
+    python -m bench.report results/latest     # writes summary.md, chart.svg, report.html again
 
 results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
 (machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
@@ -10,11 +10,12 @@ limit and the listen queue) and runs: bench/results.py describes every field.
 import sys
 from pathlib import Path
 
-from bench.cells import (audit_cell, figure, migrations, percentile_cell, placed, server_cpu,
-                         socket_errors, switches)
+from bench.cells import (audit_cell, figure, migrations, opening, percentile_cell, placed,
+                         server_cpu, socket_errors, switches)
 from bench.chart import write_chart
 from bench.idle import idle_table
-from bench.profiles import shares_table
+from bench.page import write_page
+from bench.profiles import redraw_flamegraphs, shares_table
 from bench.reading import reading
 from bench.results import load
 from bench.rows import baseline_of, summarize
@@ -58,17 +59,6 @@ def table(results):
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-
-def opening(run):
-    """How long the server took to answer every connection wrk opened at once (opening.py)."""
-    figure_ = run.get("opening")
-    if not figure_:
-        return "-"
-    if figure_["all_answered_s"] is not None:
-        return f"{figure_['all_answered_s']:.1f} s"
-    if figure_["answered"] is None:
-        return "-"
-    return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"
 
 
 def inside_the_runs(results):
@@ -208,15 +198,18 @@ garbage collections in the window, as it timed them (no Python code runs meanwhi
 
 def main():
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md and chart.svg "
-                 "from its results.json)")
+        sys.exit("usage: python -m bench.report RESULTS_DIR  (rewrites summary.md, chart.svg, "
+                 "the flame graphs and report.html from its results.json)")
     out_dir = Path(sys.argv[1])
     try:
         results = load(out_dir)
     except (OSError, ValueError) as error:
         sys.exit(f"bench.report: {error}")
-    (out_dir / "summary.md").write_text(render_summary(results))
+    summary = render_summary(results)
+    (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
+    redraw_flamegraphs(results, out_dir)
+    print(write_page(results, summary, out_dir))
 
 
 if __name__ == "__main__":

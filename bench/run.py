@@ -200,15 +200,17 @@ def settings(args, cases, notes):
 
 
 def write_results(results, out_dir):
-    """results.json, summary.md and chart.svg in out_dir; the summary printed."""
+    """results.json, summary.md, chart.svg and report.html in out_dir; a summary that fits a
+    terminal printed, with report.html's path."""
     from bench.chart import write_chart
+    from bench.page import write_page
     from bench.report import render_summary
+    from bench.terminal import terminal_summary
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
-    print(summary)
-    print(f"Raw wrk output, results.json, summary.md and chart.svg: {out_dir}")
+    print(terminal_summary(results, write_page(results, summary, out_dir)))
 
 
 def ordered(cases, repeats):

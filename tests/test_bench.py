@@ -10,9 +10,12 @@ import sys
 
 import psutil
 import pytest
+from browser import assert_opens_cleanly, open_pages
 from support import ROOT, wait_until
 
+from bench.flamegraph import START_UP
 from bench.results import problems
+
 
 
 def run_bench(tmp_path, *args):
@@ -33,15 +36,20 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in runs)
     assert all(r["socket_errors"]["connect"] == 0 for r in runs)
     assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
-    for name in ["results.json", "summary.md", "chart.svg"] + [r["raw"] for r in runs]:
+    for name in ["results.json", "summary.md", "chart.svg", "report.html"] + [r["raw"]
+                                                                              for r in runs]:
         assert (tmp_path / "latest" / name).exists()
     assert problems(results) == []  # bench/results.py's contract
     assert all(r["opening"]["answered"] in (None, r["connections"]) for r in runs)
     assert all(r["probe"]["sent"] > 0 for r in runs)  # the window's latency is the probe's
-    assert "| Connections | Server | Req/s | Ratio |" in result.stdout
-    assert "The article's figures" in result.stdout
+    summary = (tmp_path / "latest" / "summary.md").read_text()
+    assert "| Connections | Server | Req/s | Ratio |" in summary
+    assert "The article's figures" in summary
     assert re.search(r"\[8/8\] async +POST /items c=500, isolated", result.stderr)
     assert "Placement: shared lets the OS" in result.stdout  # the plain reading comes first
+    assert result.stdout.rstrip().endswith("report.html")  # where the whole report is
+    wide = [line for line in result.stdout.splitlines() if len(line) > 100]
+    assert not wide, "printed lines wider than an ordinary terminal:\n" + "\n".join(wide)
 
 
 def test_results_record_the_sync_servers_threads(tmp_path, urls):
@@ -89,8 +97,8 @@ def test_the_baseline_row_has_ratio_one(article_few_connections):
     result, results = article_few_connections
     assert results["baseline"] == "sync --workers 2 --connect-per-request"
     baseline_row = next(line for line in result.stdout.splitlines()
-                        if line.startswith(f"| GET / c=5 | {results['baseline']} |"))
-    assert "| 1.00x |" in baseline_row
+                        if line.startswith(f"  {results['baseline']}  "))
+    assert " 1.00x " in baseline_row
 
 
 @pytest.mark.parametrize("script, args", [
@@ -166,7 +174,14 @@ def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
     for run in results["runs"]:
         profile = run["profile"]
         assert (tmp_path / "latest" / profile["raw"]).stat().st_size > 0
-        assert "<rect" in (tmp_path / "latest" / profile["flamegraph"]).read_text()
         assert profile["samples"] > 0
         assert sum(profile["shares"].values()) == pytest.approx(100, abs=0.5)
+        graph = (tmp_path / "latest" / profile["flamegraph"]).read_text()
+        handler = "index" if run["method"] == "GET" else "create_item"
+        drawn = re.search(rf'<g class="frame" [^>]* data-name="{handler}"[^>]*>.*?'
+                          r'<rect x="[\d.]+" y="([\d.]+)"', graph)
+        assert drawn and float(drawn[1]) < 700, f"{handler} is not in view on opening"
+        assert START_UP not in graph  # the imports at start-up are left out
     assert len({run["profile"]["raw"] for run in results["runs"]}) == len(results["runs"])
+    report = tmp_path / "latest" / "report.html"
+    assert_opens_cleanly(report, *open_pages([report])[0], charts=3)  # skips without chromium

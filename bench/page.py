@@ -1,0 +1,127 @@
+"""report.html: the page a learner opens after a run. One self-contained file beside
+summary.md (inline CSS and SVG, nothing fetched): the charts first (bench/figures.py), then
+summary.md's text as HTML, whose tables and plain reading come from report.py and
+reading.py, and links to each run's flame graph and raw wrk output.
+
+    python -m bench.report results/latest     # writes it again from results.json
+
+Standard library only: the few Markdown forms summary.md uses are turned into HTML here
+(headings, paragraphs, lists, tables, `code`, **bold**, [links](href)).
+"""
+
+import re
+from html import escape
+from pathlib import Path
+
+from bench.figures import charts, is_sweep
+
+GLANCE = {False: "A bar is a server's median run at a point; its whisker spans the lowest to "
+                 "the highest of the repeats, where there were several.",
+          True: "A line is a server across the scenario's points, each its median run."}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; border: 1px solid #eee; padding: 0.4em; }
+figcaption { font-size: 0.85em; } .key { margin-right: 1em; white-space: nowrap; }
+.key i { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f4f4f4; } td:nth-child(-n+2) { text-align: left; white-space: nowrap; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def inline(text):
+    """`code`, **bold** and [text](href) of one line, everything else escaped."""
+    text = escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)",
+                  lambda m: f'<a href="{escape(m[2])}">{m[1]}</a>', text)
+
+
+def table_html(lines):
+    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
+             if not re.fullmatch(r"\|(-+\|)+", line.strip())]
+    head = "".join(f"<th>{inline(cell)}</th>" for cell in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>"
+                   for row in cells[1:])
+    return f'<div class="table"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def markdown_html(text):
+    """summary.md's Markdown as HTML: a block is a heading, a table, a list or a paragraph."""
+    blocks = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = block.splitlines()
+        if lines[0].startswith("#"):
+            level = len(lines[0]) - len(lines[0].lstrip("#"))
+            blocks.append(f"<h{level}>{inline(lines[0].lstrip('#').strip())}</h{level}>")
+            lines = lines[1:]
+        if not lines:
+            continue
+        if lines[0].startswith("|"):
+            blocks.append(table_html(lines))
+        elif lines[0].startswith("- "):
+            items = re.split(r"\n- ", "\n".join(lines)[2:])
+            blocks.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items)
+                          + "</ul>")
+        else:
+            blocks.append(f"<p>{inline(' '.join(lines))}</p>")
+    return "\n".join(blocks)
+
+
+def files_section(results, out_dir):
+    """Links to the flame graphs and to what wrk printed, each run's, where the file is."""
+    items = []
+    for run in results["runs"]:
+        what = f"{run['series']} at {run['point']}"
+        client = "client output" if run.get("rate") else "wrk output"
+        links = [f'<a href="{escape(run["raw"])}">{client}</a>'
+                 if run.get("raw") and (out_dir / run["raw"]).exists() else ""]
+        flame = (run.get("profile") or {}).get("flamegraph")
+        if flame and (out_dir / flame).exists():
+            links.insert(0, f'<a href="{escape(flame)}">flame graph</a>')
+        if any(links):
+            items.append(f"<li>{escape(what)}: {', '.join(link for link in links if link)}"
+                         "</li>")
+    if not items:
+        return ""
+    flames = any((run.get("profile") or {}).get("flamegraph") for run in results["runs"])
+    about = (" A flame graph shows where the server's time went while it handled requests "
+             "(py-spy's samples, start-up left out): click a frame to zoom, Search to "
+             "highlight." if flames else "")
+    return f"<h2>Each run's files</h2><p>Files beside this page.{about}</p><ul>" + "".join(
+        items) + "</ul>"
+
+
+def render_page(results, summary, out_dir):
+    """The page's HTML; summary is summary.md's text (report.render_summary)."""
+    head, _, rest = summary.strip().partition("\n|")
+    title = f"Benchmark: scenario {results['scenario']}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{STYLE}</style></head>
+<body>
+{markdown_html(head)}
+<h2>At a glance</h2>
+<p>{GLANCE[is_sweep(results)]} Hover it for its figure.</p>
+<div class="charts">
+{charts(results)}
+</div>
+{markdown_html("|" + rest)}
+{files_section(results, Path(out_dir))}
+</body></html>
+"""
+
+
+def write_page(results, summary, out_dir):
+    """Write report.html into out_dir; returns its path."""
+    path = Path(out_dir) / "report.html"
+    path.write_text(render_page(results, summary, out_dir))
+    return path

@@ -1,0 +1,89 @@
+"""report.html, the flame graphs and the terminal summary, on the committed runs in docs/runs/:
+each page opens cleanly in a real browser, is what the code renders from results.json, and
+the terminal summary fits an ordinary terminal. ./run_bench.sh's own are in test_bench.py.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from browser import assert_opens_cleanly, open_pages
+from support import ROOT
+
+from bench.flamegraph import flamegraph_svg
+from bench.terminal import COLUMNS, terminal_summary
+
+RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))
+
+
+def local_files(report):
+    """What a report.html links to beside it."""
+    return re.findall(r'href="([^":#]+)"', report.read_text())
+
+
+def test_committed_reports_and_a_flame_graph_open_cleanly_in_chromium():
+    """A run with repeats (bars with ranges), a sweep with idle connections (lines, memory
+    per connection) and a profiled run with its flame graphs, in real headless Chromium."""
+    reports = [ROOT / "docs/runs" / name / "report.html"
+               for name in ("fair-repeat5", "c10k", "profile-fair")]
+    flame = ROOT / "docs/runs/profile-fair" / json.loads(
+        (ROOT / "docs/runs/profile-fair/results.json").read_text())["runs"][1]["profile"][
+            "flamegraph"]
+    zoom = ("(() => { document.querySelectorAll('g.frame')[5].dispatchEvent("
+            "new MouseEvent('click')); return {svgs: 1, links: [], images: [], frames: "
+            "document.querySelectorAll('g.frame').length}; })()")
+    opened = open_pages(reports)
+    for page, (problems, found) in zip(reports, opened):
+        assert_opens_cleanly(page, problems, found, charts=5)
+    [(problems, found)] = open_pages([flame], zoom)  # a click zooms without an error
+    assert problems == [] and found["frames"] > 20, (problems, found)
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda path: path.name)
+def test_committed_report_is_what_the_code_renders(run, tmp_path):
+    """python -m bench.report DIR writes report.html (and the flame graphs) again from
+    results.json, as committed: regenerate them when the rendering changes."""
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    subprocess.run([sys.executable, "-m", "bench.report", str(copy)], cwd=ROOT, check=True,
+                   capture_output=True)
+    for name in ["report.html", "summary.md"] + local_files(copy / "report.html"):
+        assert (copy / name).exists(), f"{run.name}: report.html links to missing {name}"
+        assert (copy / name).read_bytes() == (run / name).read_bytes(), (
+            f"docs/runs/{run.name}/{name} is not what the code renders: "
+            f"python -m bench.report docs/runs/{run.name}")
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda path: path.name)
+def test_terminal_summary_fits_an_ordinary_terminal(run):
+    results = json.loads((run / "results.json").read_text())
+    printed = terminal_summary(results, run / "report.html")
+    wide = [line for line in printed.splitlines() if len(line) > COLUMNS]
+    assert not wide, f"{len(wide)} lines over {COLUMNS} columns:\n" + "\n".join(wide)
+    assert "report.html" in printed.splitlines()[-1]
+
+
+def test_flame_graph_draws_request_handling_root_at_the_top():
+    """Start-up stacks (imports) are counted, not drawn; the root is the first row."""
+    module = "<module> (/srv/async_server.py)"
+    stacks = [([module, "_find_and_load (<frozen importlib._bootstrap>)", "x (/a/b.py)"], 7),
+              ([module, "main (/srv/async_server.py)", "index (/srv/async_server.py)"], 3)]
+    svg = flamegraph_svg(stacks, "async at GET /", lambda frame: "#abcdef")
+    assert "3 samples of request handling; 7 samples of start-up (imports) left out" in svg
+    assert "importlib" not in svg.split("<g ", 1)[1]
+    depths = dict(re.findall(r'data-depth="(\d+)" data-name="([^"]+)"', svg))
+    assert depths == {"0": "all", "1": "&lt;module&gt;", "2": "main", "3": "index"}
+    rows = [float(y) for y in re.findall(r'<rect x="[\d.]+" y="([\d.]+)"', svg)]
+    assert rows == sorted(rows)  # callers above callees
+
+
+def test_flame_graphs_are_made_from_the_raw_stacks_that_the_shares_count():
+    """The shares LESSON.md quotes stay computable: each profiled run keeps its raw stacks."""
+    for run in RUNS:
+        for recorded in json.loads((run / "results.json").read_text())["runs"]:
+            if recorded.get("profile"):
+                assert (run / recorded["profile"]["raw"]).stat().st_size > 0
+                assert (run / recorded["profile"]["flamegraph"]).exists()
