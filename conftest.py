@@ -7,6 +7,14 @@ import pytest
 
 from reset_db import reset
 from servers import KINDS, Server
+from support import released_project
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory):
+    """A copy of the project as released, for the tests that read its files (house rules,
+    the lesson's excerpts): a participant's exercises, edited or committed, are not in it."""
+    return released_project(tmp_path_factory.mktemp("released") / "project")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The exercises as a room works through them, in a copy of the committed project (HEAD: an
-exercise in progress in this working tree changes nothing here; commit what you want tested).
+"""The exercises as a room works through them, in a copy of the project as released
+(support.released_project: the files the exercises edit as exercises/released.txt lists
+them, whatever a participant has edited or committed in this working tree).
 
 Every check fails on the project as shipped. The reference solutions stack: each applies on
 top of the ones before it, check N still fails with solutions 1..N-1 applied and passes with
@@ -9,30 +10,16 @@ by its exercise's check.
 """
 
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from support import ROOT
+from support import ROOT, released_project
 
 EXERCISES = sorted(path.name for path in (ROOT / "exercises").glob("[0-9][0-9]-*"))
 SOLUTIONS = ROOT / "exercises" / "solutions"
 WRONG = sorted((ROOT / "tests" / "wrong_solutions").glob("*.diff"))
-
-
-def committed_project(destination):
-    """The project as committed at HEAD, exported to `destination`, with nothing else; the
-    files as they are where there is no git history (a downloaded archive)."""
-    if not (ROOT / ".git").exists():
-        return shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
-            ".venv", "results", "__pycache__", ".pytest_cache"))
-    destination.mkdir()
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
-                             check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
-    return destination
 
 
 def apply(project, *diffs):
@@ -74,7 +61,7 @@ def test_there_are_six_exercises_each_with_a_readme_check_and_solution():
 
 
 def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path, urls):
-    failures, shown = outcomes(committed_project(tmp_path / "project"))
+    failures, shown = outcomes(released_project(tmp_path / "project"))
     for exercise, messages in failures.items():
         assert messages, f"{exercise}'s check passes on the project as shipped:\n{shown}"
         assert any("dit " in message for message in messages), (  # "Edit <file>"
@@ -82,7 +69,7 @@ def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path
 
 
 def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
-    project = committed_project(tmp_path / "project")
+    project = released_project(tmp_path / "project")
     for number, exercise in enumerate(EXERCISES, 1):
         apply(project, SOLUTIONS / f"{exercise}.diff")  # fails here if it does not stack
         following = EXERCISES[number:number + 1]
@@ -99,7 +86,7 @@ def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
 @pytest.mark.parametrize("wrong", WRONG, ids=[path.name for path in WRONG])
 def test_a_plausible_wrong_solution_is_rejected(wrong, tmp_path, urls):
     exercise = wrong.name.split(".")[0]
-    project = committed_project(tmp_path / "project")
+    project = released_project(tmp_path / "project")
     apply(project, *solutions_up_to(EXERCISES.index(exercise)), wrong)
     failures, shown = outcomes(project, exercise)
     assert failures[exercise], f"{wrong.name} passes {exercise}'s check:\n{shown}"
@@ -112,9 +99,9 @@ def test_every_exercise_has_a_wrong_solution_its_check_rejects():
 def test_solutions_come_out_again_last_first(tmp_path):
     """`git apply -R` takes out the last solution applied, and so on back to the shipped
     project, byte for byte: what exercises/README.md tells a stuck participant."""
-    project = apply(committed_project(tmp_path / "project"), *solutions_up_to(len(EXERCISES)))
+    project = apply(released_project(tmp_path / "project"), *solutions_up_to(len(EXERCISES)))
     for solution in reversed(solutions_up_to(len(EXERCISES))):
         subprocess.run(["git", "apply", "-R", str(solution)], cwd=project, check=True)
-    shipped = committed_project(tmp_path / "shipped")
+    shipped = released_project(tmp_path / "shipped")
     assert subprocess.run(["diff", "-r", str(shipped), str(project)],
                           capture_output=True).returncode == 0
