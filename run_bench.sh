@@ -20,7 +20,8 @@ stop_serving() {
     wait "$SERVE_PID" || true
   fi
 }
-trap 'stop_serving; stop_services' EXIT
+# a second Ctrl-C or SIGTERM while stopping must not cut the stopping short (services left up)
+trap 'trap "" INT TERM; stop_serving; stop_services' EXIT
 trap 'exit 130' INT TERM
 
 ensure_system_packages wrk
