@@ -6,7 +6,7 @@ Every check fails on the project as shipped. The reference solutions stack: each
 top of the ones before it, check N still fails with solutions 1..N-1 applied and passes with
 1..N, and with all six every check passes. Each plausible wrong solution in
 tests/wrong_solutions/ (NN-name.what.diff, made with solutions 1..NN-1 applied) is rejected
-by its exercise's check.
+by its exercise's check; each correct one built another way (tests/other_solutions/) passes.
 """
 
 import re
@@ -20,6 +20,7 @@ from support import ROOT, released_project
 EXERCISES = sorted(path.name for path in (ROOT / "exercises").glob("[0-9][0-9]-*"))
 SOLUTIONS = ROOT / "exercises" / "solutions"
 WRONG = sorted((ROOT / "tests" / "wrong_solutions").glob("*.diff"))
+OTHER = sorted((ROOT / "tests" / "other_solutions").glob("*.diff"))
 
 
 def apply(project, *diffs):
@@ -90,6 +91,16 @@ def test_a_plausible_wrong_solution_is_rejected(wrong, tmp_path, urls):
     apply(project, *solutions_up_to(EXERCISES.index(exercise)), wrong)
     failures, shown = outcomes(project, exercise)
     assert failures[exercise], f"{wrong.name} passes {exercise}'s check:\n{shown}"
+
+
+@pytest.mark.parametrize("other", OTHER, ids=[path.name for path in OTHER])
+def test_a_correct_solution_built_another_way_passes(other, tmp_path, urls):
+    """A check judges what the code does, not how it is built (tests/other_solutions/)."""
+    exercise = other.name.split(".")[0]
+    project = released_project(tmp_path / "project")
+    apply(project, *solutions_up_to(EXERCISES.index(exercise)), other)
+    failures, shown = outcomes(project, exercise)
+    assert failures[exercise] == [], f"{other.name} fails {exercise}'s check:\n{shown}"
 
 
 def test_every_exercise_has_a_wrong_solution_its_check_rejects():
