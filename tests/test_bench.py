@@ -1,12 +1,17 @@
 """./run_bench.sh end to end (--quick), its --help, and docker-compose.yml against the servers."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 from support import ROOT
+
+from sampling import tree_cpu_times
 
 
 
@@ -117,3 +122,30 @@ def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
         assert profile["samples"] > 0
         assert sum(profile["shares"].values()) == pytest.approx(100, abs=0.5)
     assert len({run["profile"]["raw"] for run in results["runs"]}) == len(results["runs"])
+
+
+BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+FAMILY = f"""import subprocess, sys, time
+burn = {BURN!r}
+subprocess.run([sys.executable, "-c", burn])  # exits, and is reaped
+alive = subprocess.Popen([sys.executable, "-c", burn + "time.sleep(600)"])
+while alive.pid and sum(map(float, open(f"/proc/{{alive.pid}}/stat").read().split()[13:15])) < 28:
+    time.sleep(0.05)  # until it has burnt its 0.3 s (in clock ticks)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_servers_cpu_counts_the_processes_below_it_gone_or_running():
+    """A process pool's workers do the server's work: the sampler counts them as the server's,
+    a worker that has exited too (CPU seconds, counted by the OS)."""
+    family = subprocess.Popen([sys.executable, "-c", FAMILY], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert family.stdout.readline().strip() == "ready"
+        times = tree_cpu_times(psutil.Process(family.pid))
+        assert times.user + times.system >= 0.55  # two children of 0.3 s, in 10 ms ticks
+    finally:
+        os.killpg(family.pid, signal.SIGKILL)
+        family.wait()
