@@ -8,6 +8,7 @@ import pytest
 
 from scripts.reset_db import reset
 from bench.launch import KINDS, Server
+from support import released_project
 
 
 def pytest_configure(config):
@@ -19,6 +20,13 @@ def pytest_configure(config):
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory):
+    """A copy of the project as released, for the tests that read its files (house rules,
+    the lesson's excerpts): a participant's exercises, edited or committed, are not in it."""
+    return released_project(tmp_path_factory.mktemp("released") / "project")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ done
 
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
-trap 'stop_child; stop_services' EXIT
+# a second Ctrl-C or SIGTERM while stopping must not cut the stopping short (services left up)
+trap 'trap "" INT TERM; stop_child; stop_services' EXIT
 trap 'exit 130' INT  # the codes a shell reports for a command these signals end
 trap 'exit 143' TERM
 

@@ -13,7 +13,10 @@ accident of it.
 
 Every placement is set explicitly, shared included: a child process inherits its parent's
 affinity, so a server started with none of its own by a benchmark that has pinned itself
-would run where the benchmark was pinned. Linux only (os.sched_setaffinity); elsewhere every
+would run where the benchmark was pinned. The same inheritance is the rule for a server's
+own children (a process pool's workers, --processes' copies): they go where the server was
+placed, so isolated gives a process pool one core, and bench/sampling.py counts them as the
+server. Linux only (os.sched_setaffinity); elsewhere every
 placement runs as shared, and says so. Standard library only, but for pin_services, which
 finds the services' processes by port.
 """

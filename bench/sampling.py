@@ -1,12 +1,17 @@
 """What a server process used during one wrk run: CPU, context switches, threads, memory,
 connections it accepted, and what it counted itself (requests in service, requests served);
 and the CPU Postgres and Redis used meanwhile. Read through psutil on Linux and macOS alike.
+
+A server's CPU, threads and memory are its whole tree's: the processes it starts (a process
+pool's workers, --processes' copies) do its work, run where it was placed (they inherit its
+CPUs, bench/placement.py), and would otherwise be counted as another program's (NOISY).
 """
 
 import http.client
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import psutil
 
@@ -42,6 +47,29 @@ def cores_allowed(processes):
         return len(processes[0].cpu_affinity())
     except (IndexError, *UNMEASURABLE):
         return None
+
+
+def with_children(process):
+    """The process and every process below it, as found now."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [process]
+
+
+def tree_total(read, tree):
+    """read(p) summed over a server's `tree`; None if not one could be read."""
+    found = [value for value in (measured(lambda p=p: read(p)) for p in tree) if value is not None]
+    return sum(found) if found else None
+
+
+def tree_cpu_times(process):
+    """User and system CPU seconds of a server and all below it, those already exited and
+    reaped included (the OS adds them to their parent's children_* times)."""
+    below = [measured(child.cpu_times) for child in with_children(process)[1:]]
+    times = [process.cpu_times(), *filter(None, below)]
+    return SimpleNamespace(user=sum(t.user + t.children_user for t in times),
+                           system=sum(t.system + t.children_system for t in times))
 
 
 def established(process, port, but):
@@ -106,7 +134,7 @@ class Sampler:
     def counters(self):
         services = self.find_services()
         self.cores = {name: cores_allowed(processes) for name, processes in services.items()}
-        return {"cpu": measured(self.process.cpu_times),
+        return {"cpu": measured(lambda: tree_cpu_times(self.process)),
                 "switches": measured(self.process.num_ctx_switches),
                 "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
                 **{name: tree_cpu_seconds(processes) if processes else None
@@ -137,8 +165,9 @@ class Sampler:
                     if tick % 4 == 0 and not self.light else None)
             if self.threads and tick % 8 == 7 and not self.light:
                 self.threads.read()
-            self.samples.append((measured(self.process.num_threads),
-                                 measured(lambda: self.process.memory_info().rss),
+            tree = with_children(self.process)
+            self.samples.append((tree_total(psutil.Process.num_threads, tree),
+                                 tree_total(lambda p: p.memory_info().rss, tree),
                                  self.read_stats(), held))
             tick += 1
 

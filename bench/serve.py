@@ -55,10 +55,16 @@ def holder_of(port):
 
 def stop_on(signum, _frame):
     """Ctrl-C or SIGTERM, once: a second one (run_bench.sh forwards it) must not interrupt
-    the stopping."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    the stopping. It is let through to a handler that does nothing, not ignored: a signal
+    already pending when its handler became SIG_IGN made Python print "OSError: Signal 15
+    ignored due to race condition" with a traceback."""
+    signal.signal(signal.SIGINT, already_stopping)
+    signal.signal(signal.SIGTERM, already_stopping)
     raise Stopped(signum)
+
+
+def already_stopping(_signum, _frame):
+    """A second Ctrl-C or SIGTERM while the servers stop: they are stopping already."""
 
 
 class Stopped(KeyboardInterrupt):

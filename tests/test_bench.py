@@ -15,7 +15,7 @@ from support import ROOT, wait_until
 
 from bench.flamegraph import START_UP
 from bench.results import problems
-
+from bench.sampling import tree_cpu_times
 
 
 def run_bench(tmp_path, *args):
@@ -185,3 +185,31 @@ def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
     assert len({run["profile"]["raw"] for run in results["runs"]}) == len(results["runs"])
     report = tmp_path / "latest" / "report.html"
     assert_opens_cleanly(report, *open_pages([report])[0], charts=3)  # skips without chromium
+
+
+
+BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+FAMILY = f"""import subprocess, sys, time
+burn = {BURN!r}
+subprocess.run([sys.executable, "-c", burn])  # exits, and is reaped
+alive = subprocess.Popen([sys.executable, "-c", burn + "time.sleep(600)"])
+while alive.pid and sum(map(float, open(f"/proc/{{alive.pid}}/stat").read().split()[13:15])) < 28:
+    time.sleep(0.05)  # until it has burnt its 0.3 s (in clock ticks)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_servers_cpu_counts_the_processes_below_it_gone_or_running():
+    """A process pool's workers do the server's work: the sampler counts them as the server's,
+    a worker that has exited too (CPU seconds, counted by the OS)."""
+    family = subprocess.Popen([sys.executable, "-c", FAMILY], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert family.stdout.readline().strip() == "ready"
+        times = tree_cpu_times(psutil.Process(family.pid))
+        assert times.user + times.system >= 0.55  # two children of 0.3 s, in 10 ms ticks
+    finally:
+        os.killpg(family.pid, signal.SIGKILL)
+        family.wait()

@@ -2,12 +2,13 @@
 a process pool started the Python 3.14 way (forkserver), and a kernel whose SO_REUSEPORT
 does not spread connections (macOS)."""
 
-from test_exercises import EXERCISES, apply, committed_project, run_check, solutions_up_to
+from support import released_project
+from test_exercises import EXERCISES, apply, run_check, solutions_up_to
 
 
 def with_solution(tmp_path, exercise):
-    """The committed project with the reference solutions up to `exercise`'s applied."""
-    return apply(committed_project(tmp_path / "project"),
+    """The project as released, with the reference solutions up to `exercise`'s applied."""
+    return apply(released_project(tmp_path / "project"),
                  *solutions_up_to(EXERCISES.index(exercise) + 1))
 
 

@@ -1,38 +1,26 @@
-"""The exercises as a room works through them, in a copy of the committed project (HEAD: an
-exercise in progress in this working tree changes nothing here; commit what you want tested).
+"""The exercises as a room works through them, in a copy of the project as released
+(support.released_project: the files the exercises edit as exercises/released.txt lists
+them, whatever a participant has edited or committed in this working tree).
 
 Every check fails on the project as shipped. The reference solutions stack: each applies on
 top of the ones before it, check N still fails with solutions 1..N-1 applied and passes with
 1..N, and with all six every check passes. Each plausible wrong solution in
 tests/wrong_solutions/ (NN-name.what.diff, made with solutions 1..NN-1 applied) is rejected
-by its exercise's check.
+by its exercise's check; each correct one built another way (tests/other_solutions/) passes.
 """
 
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from support import ROOT
+from support import ROOT, released_project
 
 EXERCISES = sorted(path.name for path in (ROOT / "exercises").glob("[0-9][0-9]-*"))
 SOLUTIONS = ROOT / "exercises" / "solutions"
 WRONG = sorted((ROOT / "tests" / "wrong_solutions").glob("*.diff"))
-
-
-def committed_project(destination):
-    """The project as committed at HEAD, exported to `destination`, with nothing else; the
-    files as they are where there is no git history (a downloaded archive)."""
-    if not (ROOT / ".git").exists():
-        return shutil.copytree(ROOT, destination, ignore=shutil.ignore_patterns(
-            ".venv", "results", "__pycache__", ".pytest_cache"))
-    destination.mkdir()
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
-                             check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
-    return destination
+OTHER = sorted((ROOT / "tests" / "other_solutions").glob("*.diff"))
 
 
 def apply(project, *diffs):
@@ -74,7 +62,7 @@ def test_there_are_six_exercises_each_with_a_readme_check_and_solution():
 
 
 def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path, urls):
-    failures, shown = outcomes(committed_project(tmp_path / "project"))
+    failures, shown = outcomes(released_project(tmp_path / "project"))
     for exercise, messages in failures.items():
         assert messages, f"{exercise}'s check passes on the project as shipped:\n{shown}"
         assert any("dit " in message for message in messages), (  # "Edit <file>"
@@ -82,7 +70,7 @@ def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path
 
 
 def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
-    project = committed_project(tmp_path / "project")
+    project = released_project(tmp_path / "project")
     for number, exercise in enumerate(EXERCISES, 1):
         apply(project, SOLUTIONS / f"{exercise}.diff")  # fails here if it does not stack
         following = EXERCISES[number:number + 1]
@@ -99,10 +87,20 @@ def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
 @pytest.mark.parametrize("wrong", WRONG, ids=[path.name for path in WRONG])
 def test_a_plausible_wrong_solution_is_rejected(wrong, tmp_path, urls):
     exercise = wrong.name.split(".")[0]
-    project = committed_project(tmp_path / "project")
+    project = released_project(tmp_path / "project")
     apply(project, *solutions_up_to(EXERCISES.index(exercise)), wrong)
     failures, shown = outcomes(project, exercise)
     assert failures[exercise], f"{wrong.name} passes {exercise}'s check:\n{shown}"
+
+
+@pytest.mark.parametrize("other", OTHER, ids=[path.name for path in OTHER])
+def test_a_correct_solution_built_another_way_passes(other, tmp_path, urls):
+    """A check judges what the code does, not how it is built (tests/other_solutions/)."""
+    exercise = other.name.split(".")[0]
+    project = released_project(tmp_path / "project")
+    apply(project, *solutions_up_to(EXERCISES.index(exercise)), other)
+    failures, shown = outcomes(project, exercise)
+    assert failures[exercise] == [], f"{other.name} fails {exercise}'s check:\n{shown}"
 
 
 def test_every_exercise_has_a_wrong_solution_its_check_rejects():
@@ -112,9 +110,9 @@ def test_every_exercise_has_a_wrong_solution_its_check_rejects():
 def test_solutions_come_out_again_last_first(tmp_path):
     """`git apply -R` takes out the last solution applied, and so on back to the shipped
     project, byte for byte: what exercises/README.md tells a stuck participant."""
-    project = apply(committed_project(tmp_path / "project"), *solutions_up_to(len(EXERCISES)))
+    project = apply(released_project(tmp_path / "project"), *solutions_up_to(len(EXERCISES)))
     for solution in reversed(solutions_up_to(len(EXERCISES))):
         subprocess.run(["git", "apply", "-R", str(solution)], cwd=project, check=True)
-    shipped = committed_project(tmp_path / "shipped")
+    shipped = released_project(tmp_path / "shipped")
     assert subprocess.run(["diff", "-r", str(shipped), str(project)],
                           capture_output=True).returncode == 0

@@ -1,5 +1,8 @@
 """LESSON.md and README.md quote only what runs produced and code that still exists.
 
+They are read as released (the `released` fixture): the exercises edit the servers, and a
+participant's edits, committed or not, must not turn these red.
+
 Figures from a benchmark are written as links to the run they came from, e.g.
 [1,146 req/s](docs/runs/fair/summary.md); the number must appear in that file. Every
 `./run_bench.sh` command shown must be one the benchmark accepts.
@@ -12,7 +15,6 @@ from pathlib import Path
 
 import aiohttp.web_protocol
 import pytest
-from support import ROOT, exercise_note
 
 from bench.run import parse_args
 
@@ -23,38 +25,41 @@ AIOHTTP_SOURCE = Path(aiohttp.web_protocol.__file__)  # LESSON.md quotes its tas
 RUN_LINK = re.compile(r"\[([^\]]+)\]\((docs/runs/[\w-]+)/summary\.md\)")
 
 
-def text(name):
-    return (ROOT / name).read_text()
+@pytest.fixture
+def text(released):
+    """text(name): a file of the project as released."""
+    return lambda name: (released / name).read_text()
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_every_quoted_figure_is_in_the_run_it_links_to(doc):
+def test_every_quoted_figure_is_in_the_run_it_links_to(doc, text, released):
     links = RUN_LINK.findall(text(doc))
     assert links, f"{doc} cites no run"
     for label, run in links:
-        summary = (ROOT / run / "summary.md").read_text()
-        assert (ROOT / run / "results.json").exists()
+        summary = (released / run / "summary.md").read_text()
+        assert (released / run / "results.json").exists()
         for number in re.findall(r"\d[\d,]*(?:\.\d+)?", label):
             assert number in summary, f"{doc}: {label!r} is not in {run}/summary.md"
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_no_throughput_figure_without_its_run(doc):
+def test_no_throughput_figure_without_its_run(doc, text):
     unlinked = RUN_LINK.sub("", text(doc))
     assert not re.findall(r"\d[\d,]* req/s", unlinked), \
         f"{doc} states a req/s figure that links to no run"
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_tables_copied_from_runs_match_them(doc):
+def test_tables_copied_from_runs_match_them(doc, text, released):
     """A table row that names a server (| sync | / | async |) is copied from a run summary."""
-    summaries = "".join(path.read_text() for path in (ROOT / "docs" / "runs").glob("*/summary.md"))
+    summaries = "".join(path.read_text()
+                        for path in (released / "docs" / "runs").glob("*/summary.md"))
     for line in text(doc).splitlines():
         if re.match(r"\| [^|]+ \| (sync|async)[^|]* \| [\d,]+ \|", line):
             assert line in summaries, f"{doc}: table row not found in any run: {line}"
 
 
-def test_code_excerpts_still_appear_in_the_source():
+def test_code_excerpts_still_appear_in_the_source(text):
     source_lines = {line.strip() for name in SOURCES for line in text(name).splitlines()}
     source_lines |= {line.strip() for line in AIOHTTP_SOURCE.read_text().splitlines()}
     blocks = re.findall(r"```python\n(.*?)```", text("LESSON.md"), re.S)
@@ -65,22 +70,21 @@ def test_code_excerpts_still_appear_in_the_source():
                 assert line.strip() in source_lines, f"LESSON.md excerpt not in the source: {line}"
 
 
-def test_diff_excerpts_are_cut_from_the_real_diff():
+def test_diff_excerpts_are_cut_from_the_real_diff(text, released):
     """A ```diff block in LESSON.md is a run of lines `diff -u sync_server.py async_server.py`
     prints: the same lines, in the same order, nothing left out in between."""
     whole = subprocess.run(["diff", "-U", "100000", "sync_server.py", "async_server.py"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.splitlines()[3:]
+                           cwd=released, capture_output=True, text=True).stdout.splitlines()[3:]
     blocks = re.findall(r"```diff\n(.*?)```", text("LESSON.md"), re.S)
     assert blocks
     for block in blocks:
         lines = block.splitlines()
         assert any(whole[i:i + len(lines)] == lines for i in range(len(whole))), (
-            f"LESSON.md shows a diff that diff does not print "
-            f"{exercise_note('sync_server.py', 'async_server.py')}:\n{block}")
+            f"LESSON.md shows a diff that diff does not print:\n{block}")
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_bench_commands_shown_are_accepted(doc):
+def test_bench_commands_shown_are_accepted(doc, text):
     commands = re.findall(r"^\s*(?:\$ )?\./run_bench\.sh(.*)$", text(doc), re.M)
     assert commands
     for arguments in commands:

@@ -61,3 +61,17 @@ def test_the_formulas_hold_for_any_numbers():
         assert predictions.connections_before_timeouts(workers, delay_ms, timeout_s) == \
             connections, (f"connections_before_timeouts({workers}, {delay_ms}, {timeout_s}) "
                           f"should be {connections}, rounded down: edit {EDIT}")
+
+
+# (workers, delay_ms, timeout_s, connections) whose exact answer is whole but whose float
+# product lands just below it: 1 / 0.021 * 21 is 999.9999999999999, and int() makes it 999
+WHOLE_ANSWERS = [(1, 21, 21, 1000), (3, 35, 21, 1800), (3, 225, 30, 400), (2, 168, 21, 250)]
+
+
+@pytest.mark.parametrize("workers, delay_ms, timeout_s, connections", WHOLE_ANSWERS)
+def test_whole_answers_survive_float_rounding(workers, delay_ms, timeout_s, connections):
+    answer = predictions.connections_before_timeouts(workers, delay_ms, timeout_s)
+    assert answer == connections, (
+        f"connections_before_timeouts({workers}, {delay_ms}, {timeout_s}) should be "
+        f"{connections}, got {answer}: floats land just below a whole number, so round off "
+        f"their error (say to 6 decimals) before rounding down. Edit {EDIT}")
