@@ -55,10 +55,12 @@ def ran_with(case, server):
 
 def other_cpu(run):
     """CPU the machine spent during the window on anything but the server, Postgres, Redis,
-    the clients (wrk, the open-loop client, the idle clients) and this benchmark: a
+    the clients (wrk, the open-loop client, the idle clients), py-spy when profiling, and
+    this benchmark: a
     browser, a build, another test run. None where a part could not be measured."""
     parts = [run["server_cpu_s"], run.get("postgres_cpu_s"), run.get("redis_cpu_s"),
-             run["wrk_cpu_s"], run.get("probe_cpu_s", 0), run.get("bench_cpu_s"),
+             run["wrk_cpu_s"], run.get("probe_cpu_s", 0), run.get("profiler_cpu_s", 0),
+             run.get("bench_cpu_s"),
              (run["idle"] or {}).get("cpu_s", 0)]
     if run.get("machine_busy_s") is None or None in parts:
         return None

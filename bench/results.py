@@ -78,6 +78,7 @@ EVERY_RUN = {
     "wrk_cpu_s": ("float?", "the client's CPU: wrk's, or the open-loop client's"),
     "machine_busy_s": ("float?", "what all cores spent"),
     "bench_cpu_s": ("float?", "this benchmark's own"),
+    "profiler_cpu_s": ("float?", "with --profile: py-spy's, sampling the server"),
     "other_cpu_s": ("float?", "what neither the benchmark nor what it measures used"),
     "cpus": ("dict", "{server: read back from the OS, seen: its threads ran on, load: "
              "given to the clients, Postgres and Redis, services: what could not move}"),
@@ -111,7 +112,7 @@ OPEN_LOOP = {
     "limit_met": ("str?", "the first limit the server or the client met, or None"),
 }
 
-OPTIONAL = {"profile"}
+OPTIONAL = {"profile", "profiler_cpu_s"}
 TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
          "list": (list,), "dict": (dict,)}
 

@@ -88,6 +88,12 @@ def busy_seconds():
     return times.user + times.system + getattr(times, "nice", 0.0)
 
 
+def own_times(process):
+    """User plus system CPU seconds of `process` itself so far (not its children)."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def own_cpu_seconds():
     times = psutil.Process().cpu_times()
     return times.user + times.system
@@ -116,6 +122,10 @@ class Sampler:
         server holding tens of thousands of both, whose threads live as long as the run
         (bench/offered.py): at that size each costs the load's CPUs a second or more."""
         self.process = psutil.Process(server.pid)
+        # with --profile the server runs under py-spy, whose sampling is load, not "other"
+        under = getattr(server, "process", None)
+        self.profiler = (psutil.Process(under.pid) if under and under.pid != server.pid
+                         else None)
         self.port, self.find_services, self.light = server.port, find_services, light
         self.samples = []
         self.done = threading.Event()
@@ -137,6 +147,8 @@ class Sampler:
         return {"cpu": measured(lambda: tree_cpu_times(self.process)),
                 "switches": measured(self.process.num_ctx_switches),
                 "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
+                **({"profiler": measured(lambda: own_times(self.profiler))}
+                   if self.profiler else {}),
                 **{name: tree_cpu_seconds(processes) if processes else None
                    for name, processes in services.items()}}
 
@@ -206,9 +218,10 @@ class Sampler:
             "server_cpu_s": total, "server_cpu_ms_per_request": per_request,
             "server_cpu_user_s": cpu["user"], "server_cpu_system_s": cpu["system"],
             **{f"{name.lower()}_cpu_s": self.service_used(name) for name in self.after
-               if name not in ("cpu", "switches", "machine", "bench")},
+               if name not in ("cpu", "switches", "machine", "bench", "profiler")},
             "machine_busy_s": self.service_used("machine"),
             "bench_cpu_s": self.service_used("bench"),
+            **({"profiler_cpu_s": self.service_used("profiler")} if self.profiler else {}),
             "server_ctx_switches_voluntary": scheduled["voluntary"],
             "server_ctx_switches_involuntary": scheduled["involuntary"],
             "server_migrations": scheduled["migrations"],
