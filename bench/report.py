@@ -160,8 +160,8 @@ answered every one of them once ("All answered": how long that took, read from t
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
 as Redis (page views) or Postgres (inserts) counted them. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
 same point, the scenario's baseline (1.00x). p50 and p99: a probe's, requests of the same
-kind at a fixed rate ({probe_rate(results)} a second here: 3% of what the server served in
-its warm-up, at most 50) on connections of its own, each timed from when it was due; a
+kind at a low fixed rate ({probe_rate(results)} a second here) on connections of its own,
+each timed from when it was due; a
 timeout ranks after every answer, and a percentile that falls among them reads
 "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
 included. CPU/req: the server's CPU time over the requests it counted, in the window.
