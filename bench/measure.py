@@ -53,7 +53,8 @@ def measure(case, server, timing, out_dir, step):
     rows_at_start = count_rows(os.environ["DATABASE_URL"])
     knobs = ran_with(case, server)
     started = time.monotonic()
-    total_s = OPENING_LIMIT_S + timing.warmup_s + PROBE_WARMUP_S + timing.duration_s + 5
+    probe_warmup_s = max(0.5, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.5 s
+    total_s = OPENING_LIMIT_S + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     probe = None
     try:
@@ -72,9 +73,9 @@ def measure(case, server, timing, out_dir, step):
             # waiting for seconds, and the counted window must not include them
             sampler = Sampler(server, service_processes)
             probe = start_openloop(server.port, probe_rate(warm_rate), timing.duration_s,
-                                   case.timeout_s, PROBE_WARMUP_S, cpus["load"], probe_log,
+                                   case.timeout_s, probe_warmup_s, cpus["load"], probe_log,
                                    post=PROBE_BODY if case.method == "POST" else None)
-            dots(PROBE_WARMUP_S + 0.1)  # the probe's window opens after its warm-up
+            dots(probe_warmup_s + 0.1)  # the probe's window opens after its warm-up
             opened, counted_before = time.monotonic(), served_count(case, rows_at_start)
             dots(timing.duration_s)
             served = served_count(case, rows_at_start) - counted_before

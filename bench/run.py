@@ -62,7 +62,7 @@ def parse_args(argv=None):
                         "flame graph per run. Profiling costs CPU: its req/s are not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="2 s runs, 1 s warm-up, no repeats: a smoke test, not a measurement")
+                        help="2 s runs, 0.5 s warm-up, no repeats: a smoke test, not a measurement")
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
                         "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
@@ -81,7 +81,7 @@ def parse_args(argv=None):
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     if args.quick:
-        args.duration, args.warmup, args.repeat = 2, 1, 1
+        args.duration, args.warmup, args.repeat = 2, 0.5, 1
     return args
 
 

@@ -1,5 +1,6 @@
 """Running wrk with bench/wrk.lua; bench/wrkparse.py reads what it prints."""
 
+import math
 import signal
 import subprocess
 from pathlib import Path
@@ -16,7 +17,9 @@ def threads_for(connections, threads):
 
 def start_wrk(case, url, threads, seconds, cpus=None):
     """wrk for at most `seconds` on `cpus`; stop it sooner with stop_wrk."""
-    command = ["wrk", "-t", str(threads), "-c", str(case.connections), "-d", f"{seconds}s",
+    # whole seconds: wrk 4.1.0 refuses "-d 38.0s"
+    command = ["wrk", "-t", str(threads), "-c", str(case.connections),
+               "-d", f"{math.ceil(seconds)}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(LUA), url, "--",
                case.method.lower()]
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

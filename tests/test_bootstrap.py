@@ -208,7 +208,8 @@ def test_apt_install_leaves_policy_rc_d_as_it_found_it(tmp_path, then, machines_
 def test_ctrl_c_during_apt_get_install_leaves_no_policy_rc_d(tmp_path):
     policy, started = tmp_path / "sbin/policy-rc.d", tmp_path / "started"
     policy.parent.mkdir()
-    fake_program(tmp_path / "bin/apt-get", f"touch {started}; sleep 60")
+    # exec: the stub becomes the sleep, which Ctrl-C ends at once (a shell waits it out)
+    fake_program(tmp_path / "bin/apt-get", f"touch {started}; exec sleep 60")
     env = {"PATH": f"{tmp_path / 'bin'}:{BASE_PATH}", "POLICY_RC_D": str(policy)}
     shell = subprocess.Popen(["bash", "-c", "set -euo pipefail; . scripts/bootstrap.sh; "
                               "APT_UPDATED=1; apt_install wrk"], cwd=ROOT, env=env,
