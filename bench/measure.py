@@ -33,7 +33,6 @@ from bench.wrk import start_wrk, stop_wrk, threads_for
 from bench.wrkparse import WrkOutputError, parse_wrk
 from scripts.reset_db import count_rows, counter_value
 
-OPENING_LIMIT_S = 30  # a server that has not answered every connection by then: None
 PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe adds little load
 PROBE_MAX_RATE = 50  # requests a second: 500 timed in a 10 s window
 PROBE_WARMUP_S = 1  # the probe's own connections open before its window
@@ -54,14 +53,14 @@ def measure(case, server, timing, out_dir, step):
     knobs = ran_with(case, server)
     started = time.monotonic()
     probe_warmup_s = max(0.5, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.5 s
-    total_s = OPENING_LIMIT_S + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
+    total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     probe = None
     try:
         # a --workers server closes each connection after its answer, as gunicorn's sync
         # workers do: wrk's connections come and go, and there is no opening to time
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
-                                0 if case.knobs.get("workers") else OPENING_LIMIT_S)
+                                0 if case.knobs.get("workers") else timing.opening_limit_s)
         warm_from, warm_count = time.monotonic(), served_count(case, rows_at_start)
         dots(timing.warmup_s)
         warm_rate = ((served_count(case, rows_at_start) - warm_count)

@@ -62,7 +62,8 @@ def parse_args(argv=None):
                         "flame graph per run. Profiling costs CPU: its req/s are not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="2 s runs, 0.5 s warm-up, no repeats: a smoke test, not a measurement")
+                        help="1 s runs, 0.5 s warm-up, at most 5 s for wrk's connections to be "
+                        "answered, no repeats: a smoke test, not a measurement")
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
                         "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
@@ -81,16 +82,18 @@ def parse_args(argv=None):
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     if args.quick:
-        args.duration, args.warmup, args.repeat = 2, 0.5, 1
+        args.duration, args.warmup, args.repeat = 1, 0.5, 1
     return args
 
 
 class Timing(NamedTuple):
-    """How long each run lasts and where its load goes: what measure() needs of the flags."""
-    warmup_s: int
-    duration_s: int
+    """How long each run lasts and where its load goes: what measure() needs of the flags.
+    opening_limit_s: how long a wrk run waits for every connection to be answered once."""
+    warmup_s: float
+    duration_s: float
     threads: int
     placement: str | None
+    opening_limit_s: float = 30
 
 
 def main(argv=None):
@@ -162,7 +165,8 @@ def run_plan(args, cases, out_dir):
     CPU, however it ends."""
     from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
     from bench.offered import measure_offered
-    timing = Timing(args.warmup, args.duration, args.threads, args.placement)
+    timing = Timing(args.warmup, args.duration, args.threads, args.placement,
+                    opening_limit_s=5 if args.quick else 30)
     runs, servers = [], Servers(out_dir, args.profile)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

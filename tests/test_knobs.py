@@ -76,11 +76,11 @@ def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
                                                               "placement"}))
 def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenario):
     result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--scenario", scenario,
-                             "--connections", "500", "--results", str(tmp_path)],
+                             "--connections", "50", "--results", str(tmp_path)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
-    expected = SCENARIOS[scenario].plan([500])
+    expected = SCENARIOS[scenario].plan([50])
     if SCENARIOS[scenario].quick:
         expected = SCENARIOS[scenario].quick(expected)
     assert results["scenario"] == scenario

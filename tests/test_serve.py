@@ -69,8 +69,10 @@ def test_serve_answers_then_stops_everything_it_started(how):
         if how == "ctrl-c-and-sigterm":  # a second signal arrives while the first is handled
             os.killpg(script.pid, signal.SIGTERM)
         rest = script.communicate(timeout=120)[0]
-    # the codes a shell reports for a command ended by SIGINT (130) and SIGTERM (143)
-    assert script.returncode == {"ctrl-c": 130, "sigterm": 143}[how], rest
+    # the code a shell reports for the signal that ended it: SIGINT 130, SIGTERM 143 (with
+    # both, whichever the shell handled first)
+    assert script.returncode in {"ctrl-c": {130}, "sigterm": {143},
+                                 "ctrl-c-and-sigterm": {130, 143}}[how], rest
     assert "stopping the servers" in rest, rest
     assert "Traceback" not in rest and "Error" not in rest, rest  # a stop is not a failure
     assert [pid for pid in started if not gone(pid)] == [], rest
