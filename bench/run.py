@@ -62,7 +62,7 @@ def parse_args(argv=None):
                         "flame graph per run. Profiling costs CPU: its req/s are not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="1 s runs, 0.5 s warm-up, at most 5 s for wrk's connections to be "
+                        help="1 s runs, 0.5 s warm-up, at most 2 s for wrk's connections to be "
                         "answered, no repeats: a smoke test, not a measurement")
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
@@ -166,7 +166,7 @@ def run_plan(args, cases, out_dir):
     from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
     from bench.offered import measure_offered
     timing = Timing(args.warmup, args.duration, args.threads, args.placement,
-                    opening_limit_s=5 if args.quick else 30)
+                    opening_limit_s=2 if args.quick else 30)
     runs, servers = [], Servers(out_dir, args.profile)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -234,6 +234,18 @@ def fewest_connections(cases):
     return [case for case in cases if case.connections == fewest]
 
 
+def largest_delay(cases):
+    """--quick: the longest upstream delay only, where a bounded pool of threads runs out."""
+    most = max(case.x for case in cases)
+    return [case for case in cases if case.x == most]
+
+
+def fewest_two(cases):
+    """--quick: the two smallest points: a smoke test of the sweep's configurations."""
+    xs = sorted({case.x for case in cases})[:2]
+    return [case for case in cases if case.x in xs]
+
+
 def first_and_last(cases):
     """--quick: the first and the last point only: a smoke test of every configuration."""
     xs = sorted({case.x for case in cases})
@@ -243,9 +255,9 @@ def first_and_last(cases):
 SCENARIOS = {
     "fair": Scenario(fair, "connections", quick=fewest_connections),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
-    "sweep": Scenario(sweep, "connections", quick=first_and_last),
-    "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=first_and_last),
-    "cpu": Scenario(cpu, "CPU per view (ms)"),
+    "sweep": Scenario(sweep, "connections", quick=fewest_two),
+    "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=largest_delay),
+    "cpu": Scenario(cpu, "CPU per view (ms)", quick=first_and_last),
     "blocking": Scenario(blocking, "upstream delay (ms)"),
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
     "c10k": Scenario(c10k, "idle connections held open", quick=fewest_and_most_idle),

@@ -211,9 +211,12 @@ def test_ctrl_c_during_apt_get_install_leaves_no_policy_rc_d(tmp_path):
     # exec: the stub becomes the sleep, which Ctrl-C ends at once (a shell waits it out)
     fake_program(tmp_path / "bin/apt-get", f"touch {started}; exec sleep 60")
     env = {"PATH": f"{tmp_path / 'bin'}:{BASE_PATH}", "POLICY_RC_D": str(policy)}
+    # run_tests.sh runs pytest as a background job, which ignores SIGINT, and so would the
+    # stub: give this shell the terminal's default back
     shell = subprocess.Popen(["bash", "-c", "set -euo pipefail; . scripts/bootstrap.sh; "
                               "APT_UPDATED=1; apt_install wrk"], cwd=ROOT, env=env,
-                             start_new_session=True, stderr=subprocess.PIPE, text=True)
+                             start_new_session=True, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_until(started.exists, 60), "the fake apt-get never started"
         assert policy.read_text() == OURS
