@@ -52,7 +52,7 @@ def measure(case, server, timing, out_dir, step):
     rows_at_start = count_rows(os.environ["DATABASE_URL"])
     knobs = ran_with(case, server)
     started = time.monotonic()
-    probe_warmup_s = max(0.5, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.5 s
+    probe_warmup_s = max(0.3, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.3 s
     total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     probe = None

@@ -62,7 +62,7 @@ def parse_args(argv=None):
                         "flame graph per run. Profiling costs CPU: its req/s are not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="1 s runs, 0.5 s warm-up, at most 2 s for wrk's connections to be "
+                        help="1 s runs, 0.2 s warm-up, at most 2 s for wrk's connections to be "
                         "answered, no repeats: a smoke test, not a measurement")
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
@@ -82,7 +82,7 @@ def parse_args(argv=None):
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     if args.quick:
-        args.duration, args.warmup, args.repeat = 1, 0.5, 1
+        args.duration, args.warmup, args.repeat = 1, 0.2, 1
     return args
 
 
