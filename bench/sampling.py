@@ -88,12 +88,6 @@ def busy_seconds():
     return times.user + times.system + getattr(times, "nice", 0.0)
 
 
-def own_times(process):
-    """User plus system CPU seconds of `process` itself so far (not its children)."""
-    times = process.cpu_times()
-    return times.user + times.system
-
-
 def own_cpu_seconds():
     times = psutil.Process().cpu_times()
     return times.user + times.system
@@ -147,7 +141,7 @@ class Sampler:
         return {"cpu": measured(lambda: tree_cpu_times(self.process)),
                 "switches": measured(self.process.num_ctx_switches),
                 "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
-                **({"profiler": measured(lambda: own_times(self.profiler))}
+                **({"profiler": measured(lambda: cpu_seconds(self.profiler.pid))}
                    if self.profiler else {}),
                 **{name: tree_cpu_seconds(processes) if processes else None
                    for name, processes in services.items()}}
