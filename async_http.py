@@ -32,6 +32,7 @@ def run_app(app, *, access_log=False, **kwargs):
     """aiohttp's web.run_app, with access_log a flag as in sync_http.run_app, and the parser's
     refusals logged in one line each."""
     server_logger.addFilter(one_line_per_bad_request)
+    logging.getLogger("asyncio").addFilter(OneLineWhenOutOfDescriptors())
     web.run_app(app, access_log=access_logger if access_log else None, **kwargs)
 
 
@@ -73,6 +74,35 @@ def one_line_per_bad_request(record):
     client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
     log.info("%s: bad request: %s", client, error.message.splitlines()[0].rstrip(":"))
     return False
+
+
+RETRY_AFTER_CLOSE = "Exception in callback BaseSelectorEventLoop._start_serving"
+
+
+class OneLineWhenOutOfDescriptors:
+    """A logging filter for asyncio's log. Out of descriptors, asyncio's accept loop logs a
+    traceback, stops accepting for a second and tries again; up to Python 3.13 it also goes
+    on trying once for every place in the listen queue (CPython gh-151615), a traceback and a
+    retry each: thousands of lines a second. Say it in one line a second at most, with how
+    many times it happened, as sync_http.py does."""
+
+    def __init__(self):
+        self.last_line, self.unsaid = 0.0, 0
+
+    def filter(self, record):
+        message = record.getMessage()
+        if message.startswith(RETRY_AFTER_CLOSE) and record.exc_info and isinstance(
+                record.exc_info[1], ValueError):
+            return False  # those retries, still due when the server closed its socket
+        if not message.startswith("socket.accept() out of system resource"):
+            return True
+        self.unsaid += 1
+        if record.created - self.last_line >= 1:
+            error = record.exc_info[1] if record.exc_info else "?"
+            log.warning("cannot accept connections: %s; trying again in 1 s (%d times since "
+                        "the last line)", error, self.unsaid)
+            self.last_line, self.unsaid = record.created, 0
+        return False
 
 
 def respond(status, body, content_type=JSON, headers=None):

@@ -92,3 +92,12 @@ def make_redis(settings):
         settings.redis_url, max_connections=settings.db_pool_size, timeout=POOL_TIMEOUT_S,
         retry=Retry(NoBackoff(), 1))  # one retry replaces a connection Redis dropped
     return redis.asyncio.Redis.from_pool(pool)
+
+
+async def open_redis(client):
+    """Open every pooled Redis connection now, as the Postgres pool does: a pool that connects
+    on demand needs a descriptor mid-request, and at the open-files limit that request fails."""
+    pool = client.connection_pool
+    lent = [await pool.get_connection() for _ in range(pool.max_connections)]  # waits on Redis
+    for conn in lent:
+        await pool.release(conn)

@@ -16,10 +16,11 @@ import redis
 from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_BODY_BYTES,
                     POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN, REDIS_ERRORS, SELECT_ITEMS, BadRequest,
                     PoolBusy, PostgresDown, State, Stats, announce, burn_cpu, error_bytes,
-                    health_report, json_bytes, load_page_template, parse_new_item, render_page)
+                    health_report, json_bytes, load_page_template, parse_new_item, render_page,
+                    tune_collector)
 from config import make_parser, settings_from
 from async_http import STATE, Application, middleware, refuse_too_large, respond, run_app
-from async_pools import INSERT_ITEM, make_postgres, make_redis
+from async_pools import INSERT_ITEM, make_postgres, make_redis, open_redis
 
 NAME = Path(__file__).stem  # this file's name: in the log, --help and the start-up line
 log = logging.getLogger(NAME)
@@ -113,7 +114,8 @@ async def pools(app):
     """Open the Postgres and Redis pools before the first request, close them at shutdown."""
     state = app[STATE]
     await state.db.open()  # yields to the event loop
-    await state.redis.ping()  # yields to the event loop: fail now, not on the first request
+    await open_redis(state.redis)  # yields to the event loop: fail now, not at a request
+    tune_collector(state.settings.gc)  # start-up done: what it made is settled
     yield
     await state.redis.aclose()  # yields while it closes each connection
     await state.db.close()  # yields while it closes each connection

@@ -18,6 +18,7 @@ SERVERS = {
     "sync_server": {"port": 8080, "own_flags": ("--workers", "--connect-per-request")},
     "async_server": {"port": 8081, "own_flags": ("--blocking",)},
 }
+GC_MODES = ("default", "freeze", "thresholds")  # --gc: common.tune_collector() applies each
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Settings:
     io_delay_ms: float = 0.0
     cpu_ms: float = 0.0
     idle_timeout_s: float = 15.0  # a connection silent this long is closed (a thread freed)
+    gc: str = "default"  # the garbage collector after start-up: one of GC_MODES
     workers: int = 0  # sync only; 0 = one thread per connection
     connect_per_request: bool = False  # sync only
     blocking: bool = False  # async only
@@ -43,6 +45,7 @@ class Settings:
             ("workers", self.workers), ("io-delay-ms", self.io_delay_ms),
             ("cpu-ms", self.cpu_ms)) if value]
         knobs += [f"idle-timeout-s={self.idle_timeout_s:g}"]
+        knobs += [f"gc={self.gc}"] if self.gc != Settings.gc else []
         knobs += [name for name, on in (
             ("connect-per-request", self.connect_per_request),
             ("blocking", self.blocking), ("access-log", self.access_log)) if on]
@@ -54,7 +57,7 @@ class Settings:
                 "connect_per_request": self.connect_per_request,
                 "io_delay_ms": self.io_delay_ms, "cpu_ms": self.cpu_ms,
                 "blocking": self.blocking, "access_log": self.access_log,
-                "idle_timeout_s": self.idle_timeout_s}
+                "idle_timeout_s": self.idle_timeout_s, "gc": self.gc}
 
 
 def make_parser(name, description):
@@ -77,6 +80,9 @@ def make_parser(name, description):
                         help="each page view also burns this much pure-Python CPU time")
     parser.add_argument("--idle-timeout-s", type=non_negative, default=Settings.idle_timeout_s,
                         help="close a connection that sends nothing for this long")
+    parser.add_argument("--gc", choices=GC_MODES, default=Settings.gc, help="the garbage "
+                        "collector after start-up: as Python sets it, with what start-up made "
+                        "frozen out of its sight, or collecting less often")
     own = {
         "--workers": dict(type=non_negative_int, default=Settings.workers,
                           help="serve at most N requests at once with N threads; 0 means one "

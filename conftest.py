@@ -49,8 +49,9 @@ def start_server(urls, tmp_path):
     It raises servers.ServerError, a RuntimeError, with the log's tail if the server fails."""
     started = []
 
-    def start(kind, *flags, service_urls=None, cpus=None):
-        server = Server(kind, flags, env=service_urls or urls, log_dir=tmp_path, cpus=cpus)
+    def start(kind, *flags, service_urls=None, cpus=None, thread_cap=0):
+        server = Server(kind, flags, env=service_urls or urls, log_dir=tmp_path, cpus=cpus,
+                        thread_cap=thread_cap)
         started.append(server)
         return server.start()
 

@@ -8,6 +8,7 @@ names follow aiohttp's, so that the two servers read alike.
 """
 
 import contextlib
+import errno
 import functools
 import logging
 import queue
@@ -27,11 +28,27 @@ CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot r
 BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 UNCLEAR_LENGTH = "Send one Content-Length, a number of bytes."
 log = logging.getLogger("sync_http")
+# accept() fails with these while a limit lasts; asyncio waits this long before it tries again
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+ACCEPT_RETRY_DELAY_S = 1
 
 
 class Server(HTTPServer):
     """Listens and accepts; serve() answers every request on one connection. In which thread
     is what the two servers below differ in: that is the whole concurrency model."""
+
+    def get_request(self):
+        """Accept a connection. Out of descriptors (or memory), say so in one line and stop
+        accepting for a second, as asyncio's accept loop does: http.server would ignore the
+        error and retry at once, spinning a core while the limit lasts."""
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in OUT_OF_RESOURCES:
+                log.warning("cannot accept connections: %s; trying again in %s s", error,
+                            ACCEPT_RETRY_DELAY_S)
+                time.sleep(ACCEPT_RETRY_DELAY_S)
+            raise  # http.server drops this connection attempt and goes on
 
     def serve(self, conn, address):
         """Every request on one connection, in the calling thread; then close it."""
@@ -52,8 +69,10 @@ class ThreadPerConnectionServer(Server):
         try:
             threading.Thread(target=self.serve, args=(conn, address), daemon=True).start()
         except RuntimeError as error:  # "can't start new thread": the OS's limit on threads
-            log.warning("%s:%s refused: %s", address[0], address[1], error)
+            log.warning("cannot start a thread for a connection: %s; closed it, accepting "
+                        "again in %s s", error, ACCEPT_RETRY_DELAY_S)
             self.shutdown_request(conn)
+            time.sleep(ACCEPT_RETRY_DELAY_S)  # one line a second while the limit lasts
 
 
 class WorkerPoolServer(Server):

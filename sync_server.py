@@ -15,10 +15,11 @@ import redis
 from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_BODY_BYTES,
                     POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN, REDIS_ERRORS, SELECT_ITEMS, BadRequest,
                     PoolBusy, PostgresDown, State, Stats, announce, burn_cpu, error_bytes,
-                    health_report, json_bytes, load_page_template, parse_new_item, render_page)
+                    health_report, json_bytes, load_page_template, parse_new_item, render_page,
+                    tune_collector)
 from config import make_parser, settings_from
 from sync_http import STATE, Application, middleware, refuse_too_large, respond, run_app
-from sync_pools import INSERT_ITEM, make_postgres, make_redis
+from sync_pools import INSERT_ITEM, make_postgres, make_redis, open_redis
 
 NAME = Path(__file__).stem  # this file's name: in the log, --help and the start-up line
 log = logging.getLogger(NAME)
@@ -109,7 +110,8 @@ def pools(app):
     """Open the Postgres and Redis pools before the first request, close them at shutdown."""
     state = app[STATE]
     state.db.open()  # waits on Postgres
-    state.redis.ping()  # waits on Redis: fail now, not on the first request
+    open_redis(state.redis)  # waits on Redis: fail now, not on the first request
+    tune_collector(state.settings.gc)  # start-up done: what it made is settled
     yield
     state.redis.close()  # blocks while it closes each connection
     state.db.close()  # blocks while it closes each connection

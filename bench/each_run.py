@@ -67,9 +67,12 @@ def other_cpu(run):
     return round(max(0.0, run["machine_busy_s"] - sum(parts)), 2)
 
 
-def start_openloop(port, rate, seconds, timeout_s, warmup_s, cpus, stderr, post=None):
-    """bench/openloop.py in a subprocess on `cpus`; read its report with read_openloop."""
+def start_openloop(port, rate, seconds, timeout_s, warmup_s, cpus, stderr, post=None,
+                   source=None):
+    """bench/openloop.py in a subprocess on `cpus`; read its report with read_openloop.
+    source: connect from this loopback address, and report raw figures for merging."""
     body = ["--path", "/items", "--post", post] if post else []
+    body += ["--source", source, "--raw"] if source else []
     return subprocess.Popen(
         [sys.executable, "-m", "bench.openloop", "--port", str(port), "--rate", f"{rate:g}",
          "--duration", f"{seconds:g}", "--timeout", f"{timeout_s:g}", "--warmup",
@@ -86,9 +89,11 @@ def read_openloop(client, timeout_s, log_path):
     return json.loads(output)
 
 
-def dots(seconds):
-    """Wait, printing a dot a second, as a wrk run does."""
+def dots(seconds, each_second=None):
+    """Wait, printing a dot a second, as a wrk run does, and calling each_second() if given."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         print(".", end="", file=sys.stderr, flush=True)
+        if each_second:
+            each_second()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -34,9 +34,12 @@ class Connections:
     connections: an idle one if there is one, else a new one at once. `opened` counts the
     new ones."""
 
-    def __init__(self, host, port, path, body=None):
+    def __init__(self, host, port, path, body=None, source=None):
+        """source: the local address to connect from (a 127.x.y.z on Linux), or None for the
+        OS's choice: each address has its own ephemeral ports to the server's port."""
         # "localhost" is resolved here, once: asyncio would ask a thread for every connection
         self.address = ("127.0.0.1" if host == "localhost" else host, port)
+        self.local_addr = (source, 0) if source else None
         head = f"{'GET' if body is None else 'POST'} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -53,20 +56,24 @@ class Connections:
                 return reader, writer
             writer.close()
         try:
-            opened = await asyncio.open_connection(*self.address)
+            opened = await asyncio.open_connection(*self.address, local_addr=self.local_addr)
         except OSError as error:
             raise Failed("client_fd_limit" if error.errno in OUT_OF_FDS else "connect")
         self.opened += 1
         return opened
 
-    async def get(self):
+    async def get(self, progress=None):
         """Send the request, read the answer, return its status, or raise Failed. The
         connection goes back to the idle ones if the server keeps it; on an error, or when
-        cancelled (a timeout), it is closed."""
+        cancelled (a timeout), it is closed. progress["connected"] is set once a connection
+        is had: a request cancelled before that timed out connecting (the server was not
+        accepting)."""
         reader = writer = None
         kept, stage = False, "write"
         try:
             reader, writer = await self.take()
+            if progress is not None:
+                progress["connected"] = True
             writer.write(self.request)
             await writer.drain()
             stage = "read"

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.limits import ThreadCap
 from bench.placement import cpus_for, pinned_to
 from bench.profiles import recording, shares, write_flamegraph
 
@@ -35,10 +36,11 @@ class Server:
     """
 
     def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None,
-                 port=None):
+                 port=None, thread_cap=0):
         """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
         file for py-spy's samples of the whole life of the server, which py-spy starts.
-        port: a free one unless given."""
+        port: a free one unless given. thread_cap: the OS lets it run at most this many
+        threads (limits.ThreadCap), 0 for no cap of ours."""
         from scripts.databases import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
@@ -47,6 +49,7 @@ class Server:
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
         self.process = None
+        self.thread_cap = ThreadCap(thread_cap) if thread_cap else None
 
     @property
     def command(self):
@@ -60,7 +63,9 @@ class Server:
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=pinned_to(self.cpus))
+                                            preexec_fn=self.preexec)
+        if self.thread_cap:
+            self.thread_cap.hold(self.process.pid)
         deadline = time.monotonic() + START_TIMEOUT_S
         while "serving on" not in self.log():
             if self.process.poll() is not None:
@@ -71,6 +76,14 @@ class Server:
             time.sleep(0.05)
         self.pid = self.stats()["pid"] if self.profile_to else self.process.pid  # not py-spy's
         return self
+
+    def preexec(self):
+        """In the child, before the server runs: its CPUs, and an rlimit on its threads."""
+        pin = pinned_to(self.cpus)
+        if pin:
+            pin()
+        if self.thread_cap:
+            self.thread_cap.preexec()
 
     def failure(self, what):
         tail = "\n".join(self.log().splitlines()[-20:])
@@ -115,6 +128,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+        finally:
+            if self.thread_cap:
+                self.thread_cap.release()
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -139,7 +155,7 @@ class Servers:
 
     def get(self, case, placement, keep, step):
         def key(c):
-            return (c.kind, c.flags, c.placement or placement)
+            return (c.kind, c.flags, c.placement or placement, c.thread_cap)
         for other in list(self.running):  # stop what no later run needs: a quiet machine
             if self.profiling or other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()
@@ -148,7 +164,8 @@ class Servers:
             profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
             self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
                                              cpus=cpus and cpus["server"],
-                                             profile_to=profile if self.profiling else None)
+                                             profile_to=profile if self.profiling else None,
+                                             thread_cap=case.thread_cap)
             self.running[key(case)].start()
         return self.running[key(case)]
 

@@ -104,3 +104,68 @@ def read_int(path, field=None):
         return int(text)
     except ValueError:
         return None
+
+
+PIDS_CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # cgroup v1, then v2
+
+
+class ThreadCap:
+    """An OS cap on the threads of one server, as a laptop may have one: macOS caps each
+    process (sysctl kern.num_taskthreads), systemd each service or user slice (TasksMax).
+    Never a cap in our code: the server learns of it as a refused thread.
+
+    As root on Linux, a pids cgroup of the server's own (what TasksMax sets): pids.max counts
+    the threads of this process alone, and pids.events counts each one refused. Otherwise
+    RLIMIT_NPROC, which Linux and macOS count over every thread of the user's processes, the
+    server's and the user's others alike: a stand-in, and `how` says so."""
+
+    def __init__(self, threads):
+        self.threads, self.group = threads, None
+        base = next((path for path in PIDS_CGROUPS if (path / "cgroup.procs").exists()
+                     and ("pids" in read_text(path / "cgroup.controllers") or
+                          path.name == "pids")), None)
+        if os.geteuid() == 0 and base and os.access(base, os.W_OK):
+            self.group = base / f"todo-bench-{os.getpid()}-{threads}"
+            self.how = f"a pids cgroup of its own (pids.max = {threads:,})"
+        elif os.geteuid() != 0:
+            self.how = (f"RLIMIT_NPROC = {threads:,}, counting every thread of this user's "
+                        "processes, not the server's alone")
+        else:
+            raise OSError("no writable pids cgroup: as root, RLIMIT_NPROC would not hold")
+
+    def preexec(self):
+        """In the child, before it runs the server: the rlimit, where no cgroup is used."""
+        if self.group is None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.threads, self.threads))
+
+    def hold(self, pid):
+        """Put the started server (every thread it has and will have) under the cap."""
+        if self.group is not None:
+            control = self.group.parent / "cgroup.subtree_control"
+            if control.exists():  # cgroup v2: let the groups below count their threads
+                control.write_text("+pids")
+            self.group.mkdir(exist_ok=True)
+            (self.group / "pids.max").write_text(str(self.threads))
+            (self.group / "cgroup.procs").write_text(str(pid))
+
+    def refused(self):
+        """How many threads the OS refused so far (pids.events), None where it cannot say."""
+        if self.group is None:
+            return None
+        events = read_text(self.group / "pids.events").split()
+        return int(events[events.index("max") + 1]) if "max" in events else None
+
+    def release(self):
+        """Remove the cgroup once the server has exited (an empty cgroup only)."""
+        if self.group is not None and self.group.exists():
+            try:
+                self.group.rmdir()
+            except OSError:
+                pass  # a process still in it: the kernel keeps it until that one exits
+
+
+def read_text(path):
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

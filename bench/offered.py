@@ -10,12 +10,17 @@ then. With a slow upstream (--io-delay-ms), rate x wait requests are in flight a
 Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
+import http.client
+import math
 import os
+import sys
+import time
 from dataclasses import asdict
 
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import grown, kernel_stack_kb
+from bench.latency import ranked
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler
@@ -24,9 +29,16 @@ from scripts.reset_db import counter_value
 LIMIT_SIGNS = {
     "can't start new thread": "threads: the OS refused to start one",
     "Too many open files": "open files (RLIMIT_NOFILE)",
-    "out of system resource": "open files (RLIMIT_NOFILE)",  # asyncio's accept loop
     "MemoryError": "memory",
 }
+# The connections one client process holds at most: under its own open-files limit and
+# under half of the ephemeral ports of one source address (bench/limits.py), past which
+# Linux's connect() slows to a crawl. More in flight: more clients, each from an address
+# of its own (Linux routes all of 127.0.0.0/8 to loopback; macOS only 127.0.0.1).
+PER_CLIENT = 10_000
+# After the load, a server may still hold requests it accepted late, whose clients gave up:
+# each can take up to the case's timeout. This long more, and it has not recovered.
+RECOVERY_GRACE_S = 10
 
 
 def measure_offered(case, server, timing, out_dir, step):
@@ -41,15 +53,20 @@ def measure_offered(case, server, timing, out_dir, step):
     warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
     log_mark, kernel_before = len(server.log()), kernel_stack_kb()
     raw_name = f"{step}-{case.kind}-openloop-r{case.rate:g}.txt"
+    stats = kept_connection(server.port)  # opened before the load: at a limit, none gets in
+    sources = client_sources(case.most_connections)
     with open(out_dir / raw_name, "w") as progress:
-        client = start_openloop(server.port, case.rate, timing.duration_s, case.timeout_s,
-                                warmup_s, cpus["load"], progress)
-        dots(warmup_s + 0.3)  # the client's window opens after its warm-up
-        sampler = Sampler(server, service_processes, light=True)
+        clients = [start_openloop(server.port, case.rate / len(sources), timing.duration_s,
+                                  case.timeout_s, warmup_s, cpus["load"], progress,
+                                  source=source) for source in sources]
+        dots(warmup_s + 0.3, each_second=lambda: keep_alive(stats))  # the window opens
+        sampler = Sampler(server, service_processes, light=True, conn=stats)
         dots(timing.duration_s)
         sampler.stop()
         held, kernel_after = measured_held(server.pid), kernel_stack_kb()
-        report = read_openloop(client, case.timeout_s, out_dir / raw_name)
+        report = merged([read_openloop(client, case.timeout_s, out_dir / raw_name)
+                         for client in clients])
+    recovered_s = recovery(server, case.timeout_s + RECOVERY_GRACE_S)
     server.wait_idle()
     figures = sampler.figures()
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
@@ -60,11 +77,92 @@ def measure_offered(case, server, timing, out_dir, step):
            "in_flight_peak": report["peak_in_flight"],
            "waiting_upstream_peak": (sampler.last_stats or {}).get("peak_waiting_upstream"),
            "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
-           "limit_met": limit_met(server.log()[log_mark:], report)}
+           "limit_met": limit_met(server.log()[log_mark:], report),
+           "limit_lines": limit_lines(server.log()[log_mark:]), "recovered_s": recovered_s,
+           "thread_cap_how": server.thread_cap and server.thread_cap.how,
+           "threads_refused": server.thread_cap and server.thread_cap.refused()}
     run["other_cpu_s"] = other_cpu(run)
     run["audit"] = audit(case, report, warmup_s)
     run["valid"] = not report["errors"].get("client_fd_limit")
     return run
+
+
+def client_sources(connections):
+    """One source address per client: [None] (the OS's choice) for one client, else
+    127.0.0.2, 127.0.0.3, ... on Linux, and 127.0.0.1 each elsewhere."""
+    count = math.ceil(connections / PER_CLIENT)
+    if count <= 1:
+        return [None]
+    return [f"127.0.0.{2 + n}" if sys.platform == "linux" else "127.0.0.1"
+            for n in range(count)]
+
+
+SUMMED = ("offered_rate", "sent", "answered", "ok", "ok_all", "non_2xx", "timeouts",
+          "timeouts_connecting", "answered_in_window", "achieved_rate", "connections_opened",
+          "connections_opened_in_warmup", "client_cpu_s", "mean_in_flight")
+
+
+def merged(reports):
+    """Several clients' reports (openloop.py's, with --raw) as one: counts added up,
+    percentiles over every client's answers, the earliest failure with what all clients
+    had in flight then (each client's last sample before it, 0.1 s apart)."""
+    if len(reports) == 1:
+        return reports[0]
+    first, latencies = reports[0], [ms / 1000 for r in reports for ms in r.pop("latencies_ms")]
+    histories = [r.pop("in_flight_history") for r in reports]
+    report = {**first, **{key: round(sum(r[key] or 0 for r in reports), 3) for key in SUMMED},
+              "errors": {kind: sum(r["errors"][kind] for r in reports) for kind in first["errors"]},
+              "clients": len(reports)}
+    report.update(ranked(latencies, report["sent"] - len(latencies)))
+    report["mean_answered_ms"] = (round(1000 * sum(latencies) / len(latencies), 1)
+                                  if latencies else None)
+    report["peak_in_flight"] = max((in_flight_at(histories, clock) for clock, _ in histories[0]),
+                                   default=0)
+    report["send_lag_ms_p99"] = max(r["send_lag_ms_p99"] or 0 for r in reports)
+    report["send_lag_ms_max"] = max(r["send_lag_ms_max"] or 0 for r in reports)
+    report["client_behind"] = any(r["client_behind"] for r in reports)
+    report["start_clock"] = min(r["start_clock"] for r in reports)
+    failures = [r["first_failure"] for r in reports if r["first_failure"]]
+    report["first_failure"] = min(failures, key=lambda f: f["due_clock"], default=None)
+    if report["first_failure"]:
+        report["first_failure"]["in_flight"] = in_flight_at(
+            histories, report["first_failure"]["due_clock"])
+    return report
+
+
+def in_flight_at(histories, clock):
+    """What every client had in flight at `clock`: each one's last sample up to then."""
+    return sum(next((n for at, n in reversed(history) if at <= clock), 0)
+               for history in histories)
+
+
+def kept_connection(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.connect()
+    return conn
+
+
+def keep_alive(conn):
+    """A request a second, so that the server's idle timeout does not close it."""
+    try:
+        conn.request("GET", "/stats")
+        conn.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        conn.close()  # the sampler reconnects, if it still can
+
+
+def recovery(server, within_s):
+    """Seconds from the clients' end until a new connection got a 200 from /health: the
+    server serves again once the load has gone; None if not within `within_s`."""
+    start = time.monotonic()
+    while time.monotonic() - start < within_s:
+        try:
+            if server.get("/health", timeout=2)[0] == 200:
+                return round(time.monotonic() - start, 1)
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    return None
 
 
 def client_figures(report):
@@ -88,6 +186,12 @@ def audit(case, report, warmup_s):
             "result": result}
 
 
+def limit_lines(log):
+    """The server's own lines that name a limit: the first, and how many in all."""
+    lines = [line for line in log.splitlines() if any(sign in line for sign in LIMIT_SIGNS)]
+    return {"first": lines[0][:200], "count": len(lines)} if lines else None
+
+
 def limit_met(log, report):
     """The first limit the run met, as the server's log or the client's errors name it;
     None if neither met one."""
@@ -100,6 +204,8 @@ def limit_met(log, report):
         return "client: open files (RLIMIT_NOFILE)"
     if errors.get("connect"):
         return f"connections refused or reset ({errors['connect']:,})"
+    if report.get("timeouts_connecting"):
+        return f"connections not accepted ({report['timeouts_connecting']:,} timed out)"
     return None
 
 

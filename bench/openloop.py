@@ -2,6 +2,7 @@
 
     python -m bench.openloop --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
     python -m bench.openloop --port 8081 --path /items --post '{"text": "a probe"}' ...
+    python -m bench.openloop --port 8081 --source 127.0.0.2 --raw ...
 
 wrk is a closed loop: a connection sends its next request only once the last is answered, so
 a slow server slows wrk down too, is offered less than was asked, and what was never sent is
@@ -16,7 +17,9 @@ Prints a progress line a second on stderr, then one JSON object on stdout:
   offered_rate, duration_s, warmup_s, timeout_s: what was asked.
   sent: requests due in the measured window (rate × duration), the warm-up's not counted;
     sent = ok (2xx) + non_2xx (together: answered) + timeouts + the errors.
-  timeouts: no whole answer within timeout_s of being due, at any stage, connecting included.
+  timeouts: no whole answer within timeout_s of being due, at any stage, connecting included;
+    timeouts_connecting: those of them that never got a connection (the server was not
+    accepting: its listen queue full, its accept loop stopped by a limit).
   errors: {connect, client_fd_limit (this client out of descriptors), write, read, protocol}.
   ok_all: 2xx answers over the whole run, warm-up included (what the server's counts hold).
   answered_in_window: answers received in the window, warm-up requests' included;
@@ -33,6 +36,12 @@ Prints a progress line a second on stderr, then one JSON object on stdout:
     is over 10 ms, so this client, not the server, set the pace.
   client_cpu_s: this process's user + system CPU during the window; client_fd_limit: its
     open-files limit, which caps the connections it can hold.
+  first_failure: the earliest-due request, warm-up included, that got no 2xx: {outcome,
+    due_clock, in_flight (this client's, when it was due)}; None if every one got a 2xx.
+  start_clock: when the first request was due, on time.monotonic()'s clock (one clock for
+    every process on Linux and macOS), as first_failure's due_clock.
+  With --raw, for merging several clients' reports (bench/offered.py): latencies_ms, every
+    measured answer's latency, and in_flight_history, [clock, in flight] every 0.1 s.
 Exits 0 with the report, 2 on a bad flag, 130 on Ctrl-C (with no report: it would be
 partial). Standard library only (asyncio streams): it runs with any Python 3.10+.
 """
@@ -61,8 +70,8 @@ class OpenLoop:
     """The requests of one run, and what became of each: tallies only, no per-connection
     scan, so the cost of a request does not grow with how many are in flight."""
 
-    def __init__(self, port, host, path, rate, timeout_s, body=None):
-        self.connections = Connections(host, port, path, body)
+    def __init__(self, port, host, path, rate, timeout_s, body=None, source=None):
+        self.connections = Connections(host, port, path, body, source)
         self.rate, self.timeout_s = rate, timeout_s
         self.in_flight = set()  # the requests' tasks (asyncio keeps only weak references)
         self.window = (math.inf, math.inf)
@@ -71,20 +80,27 @@ class OpenLoop:
         self.sent = self.answered_in_window = self.peak_in_flight = self.finished_all = 0
         self.ok_all = 0
         self.cpu_at_start = self.opened_before = None  # when the window opens
+        self.first_failure, self.history, self.start_clock = None, [], None
 
-    async def request(self, due, measured):
-        """One request due at loop time `due`, timed from then, and tallied if `measured`."""
+    async def request(self, due, measured, in_flight):
+        """One request due at loop time `due`, timed from then, and tallied if `measured`;
+        `in_flight` were in flight when it was due."""
         loop = asyncio.get_running_loop()
         lag = loop.time() - due
+        progress = {"connected": False}
         try:  # wait_for, not asyncio.timeout_at: that came with Python 3.11
-            status = await asyncio.wait_for(self.connections.get(),
+            status = await asyncio.wait_for(self.connections.get(progress),
                                             due + self.timeout_s - loop.time())
             outcome = "ok" if 200 <= status < 300 else "non_2xx"
         except asyncio.TimeoutError:
-            outcome = "timeout"
+            outcome = "timeout" if progress["connected"] else "timeout_connecting"
         except Failed as failure:
             outcome = failure.args[0]
         done = loop.time()
+        if outcome != "ok" and (self.first_failure is None
+                                or due < self.first_failure["due_clock"]):
+            self.first_failure = {"outcome": outcome, "due_clock": round(due, 3),
+                                  "in_flight": in_flight}
         self.finished_all += 1  # warm-up included, for the progress line
         answered = outcome in ("ok", "non_2xx")
         self.ok_all += outcome == "ok"
@@ -109,7 +125,7 @@ class OpenLoop:
             if i == warmup_count:  # the window opens: this process's CPU from here
                 self.cpu_at_start = time.process_time()
                 self.opened_before = self.connections.opened
-            task = asyncio.create_task(self.request(due, measured=i >= warmup_count))
+            task = asyncio.create_task(self.request(due, i >= warmup_count, len(self.in_flight)))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
             if i >= warmup_count:
@@ -124,6 +140,7 @@ class OpenLoop:
         for tick in itertools.count(1):
             await asyncio.sleep(SAMPLE_EVERY_S)
             now = loop.time()
+            self.history.append([round(now, 2), len(self.in_flight)])
             if start <= now < end:
                 self.samples.append(len(self.in_flight))
             if tick % round(1 / SAMPLE_EVERY_S) == 0:
@@ -132,11 +149,11 @@ class OpenLoop:
                       f"flight {len(self.in_flight)}, connections opened "
                       f"{self.connections.opened}", file=sys.stderr, flush=True)
 
-    async def run(self, warmup_s, duration_s):
+    async def run(self, warmup_s, duration_s, raw=False):
         """Warm up, measure, wait up to timeout_s for what is still in flight; the report."""
         loop = asyncio.get_running_loop()
         warmup_count, count = round(warmup_s * self.rate), round(duration_s * self.rate)
-        first_due = loop.time() + 0.1  # time to get the watcher going
+        first_due = self.start_clock = loop.time() + 0.1  # time to get the watcher going
         self.window = (first_due + warmup_count / self.rate,
                        first_due + warmup_count / self.rate + duration_s)
         watcher = asyncio.create_task(self.watch())
@@ -147,9 +164,9 @@ class OpenLoop:
             await asyncio.wait(set(self.in_flight), timeout=self.timeout_s + 1)
         watcher.cancel()
         self.connections.close_idle()
-        return self.report(warmup_s, duration_s, cpu_s)
+        return self.report(warmup_s, duration_s, cpu_s, raw)
 
-    def report(self, warmup_s, duration_s, cpu_s):
+    def report(self, warmup_s, duration_s, cpu_s, raw=False):
         """The JSON object the module docstring describes."""
         lags, outcomes = ranked(self.lags), self.outcomes
         errors = {kind: outcomes[kind] for kind in ERROR_KINDS}
@@ -162,7 +179,9 @@ class OpenLoop:
             "ok_all": self.ok_all,
             "mean_answered_ms": (round(1000 * sum(self.latencies) / len(self.latencies), 1)
                                  if self.latencies else None),
-            "non_2xx": outcomes["non_2xx"], "timeouts": outcomes["timeout"] + unfinished,
+            "non_2xx": outcomes["non_2xx"],
+            "timeouts": outcomes["timeout"] + outcomes["timeout_connecting"] + unfinished,
+            "timeouts_connecting": outcomes["timeout_connecting"],
             "errors": errors,
             "answered_in_window": self.answered_in_window,
             "achieved_rate": round(self.answered_in_window / duration_s, 2),
@@ -176,6 +195,9 @@ class OpenLoop:
             "client_behind": (lags["p99_ms"] or 0) > BEHIND_MS,
             "client_cpu_s": round(cpu_s, 3),
             "client_fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            "first_failure": self.first_failure, "start_clock": round(self.start_clock, 3),
+            **({"latencies_ms": [round(s * 1e3, 2) for s in self.latencies],
+                "in_flight_history": self.history} if raw else {}),
         }
 
 
@@ -197,6 +219,12 @@ def parse_args(argv=None):
     parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "localhost"),
                         help="loopback only: a tool to measure your own server, not to flood "
                         "another (default: %(default)s)")
+    parser.add_argument("--source", metavar="ADDR",
+                        help="connect from this loopback address (127.x.y.z): each has ports "
+                        "of its own, so several clients can hold more connections between them")
+    parser.add_argument("--raw", action="store_true",
+                        help="add every answer's latency and the in-flight history to the "
+                        "report, for merging several clients' reports")
     parser.add_argument("--path", default="/", help="what to GET (default: %(default)s)")
     parser.add_argument("--post", metavar="JSON",
                         help="POST this JSON body to --path instead of a GET")
@@ -215,6 +243,8 @@ def parse_args(argv=None):
         parser.error("--warmup takes a number, 0 or more")
     if not (0 < args.port < 65536 and args.path.startswith("/")):
         parser.error("--port is from 1 to 65535, and --path starts with /")
+    if args.source and not args.source.startswith("127."):
+        parser.error("--source is a loopback address, 127.x.y.z")
     if round(args.duration * args.rate) < 1:
         parser.error("--rate times --duration is less than one request")
     return args
@@ -233,9 +263,11 @@ def main(argv=None):
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, 2**31 - 1)
     body = None if args.post is None else args.post.encode()
-    client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout, body)
+    client = OpenLoop(args.port, args.host, args.path, args.rate, args.timeout, body,
+                      args.source)
     try:
-        report = asyncio.run(interruptible(client.run(args.warmup, args.duration)))
+        report = asyncio.run(interruptible(client.run(args.warmup, args.duration,
+                                                      args.raw)))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("openloop: interrupted, no report", file=sys.stderr)
         return 130

@@ -96,7 +96,8 @@ def offered_table(results):
              "client's own.", "",
              "| Point | Server | Offered | Answered req/s | Waiting | p50 | p99 | p99.9 | "
              "Timeouts | Errors | Threads | Open files | Peak RSS | Kernel stacks | CPU/req | "
-             "GC pauses (longest) | Client CPU | Limit met |", "|---" * 18 + "|"]
+             "GC pauses (longest) in collections (full) | Client CPU | Limit met |",
+             "|---" * 18 + "|"]
     for row in summarize(results):
         run = row["run"]
         if not run.get("rate"):
@@ -116,11 +117,58 @@ def offered_table(results):
     return "\n".join(lines) + "\n\n"
 
 
+def limits_table(results):
+    """The summary's section on the limits runs met: when, what the clients got, what the
+    server said, and whether it served again once the load had gone."""
+    runs = [row for row in summarize(results)
+            if row["run"].get("rate") and row["run"].get("limit_met")]
+    if not runs:
+        return ""
+    lines = ["## The limits met", "",
+             "Met: the earliest request that got no 2xx, counted from the first request due; in "
+             "flight: the client's requests sent and not yet finished then (sampled every 0.1 "
+             "s). What the clients got is over the measured window: timed out connecting (the "
+             "server was not accepting), timed out once connected, refused or reset, 5xx. "
+             "Server's log: its first line naming the limit, and how many such lines in all. "
+             "Served again: seconds from the clients' end until a new connection got a 200 "
+             "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
+             "late still wait out their wait, though their clients have gone). Thread cap: how the OS capped the server's threads, and how many "
+             "it refused (pids.events), where set.", "",
+             "| Point | Server | Limit met | Met (in flight) | 2xx | Timed out connecting | "
+             "Timed out | Refused or reset | 5xx | Server's log | Served again | Thread cap |",
+             "|---" * 12 + "|"]
+    for row in runs:
+        run = row["run"]
+        offered, first = run["offered"], run["offered"].get("first_failure")
+        met = (f"{first['due_clock'] - offered['start_clock']:.1f} s "
+               f"({first['in_flight']:,})" if first else "-")
+        said = run.get("limit_lines")
+        said = (f"{said['count']:,} lines: \"{said['first'].split(' ', 3)[-1]}\""
+                if said else "nothing")
+        errors = run["socket_errors"]
+        cap = run.get("thread_cap_how") or "-"
+        if run.get("threads_refused") is not None:
+            cap += f"; {run['threads_refused']:,} refused"
+        cells = [run["limit_met"], met, f"{run['ok']:,}",
+                 f"{offered.get('timeouts_connecting', 0):,}",
+                 f"{run['timeouts'] - offered.get('timeouts_connecting', 0):,}",
+                 f"{errors.get('connect', 0) + errors.get('read', 0) + errors.get('write', 0):,}",
+                 f"{run['non_2xx']:,}", said,
+                 "no" if run.get("recovered_s") is None
+                 else f"{run['recovered_s']:.1f} s", cap]
+        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n"
+
+
 def gc_pauses(run):
-    """The server's garbage-collection pauses in the window: their total and the longest."""
+    """The server's garbage-collection pauses in the window: their total, the longest, and
+    how many collections (full ones) where the server counted them."""
     if run.get("gc_pause_ms") is None:
         return "-"
-    return f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"
+    text = f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"
+    if run.get("collections") is not None:
+        text += f" in {run['collections']:,} ({run['full_collections']:,} full)"
+    return text
 
 
 def threads_used(results):
@@ -190,7 +238,7 @@ garbage collections in the window, as it timed them (no Python code runs meanwhi
 
 {inside_the_runs(results)}
 
-{offered_table(results)}{idle_table(results)}{shares_table(results)}
+{offered_table(results)}{limits_table(results)}{idle_table(results)}{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""

@@ -34,6 +34,7 @@ EVERY_RUN = {
     "placement": ("str", "shared, isolated or spread (placement.PLACEMENTS)"),
     "idle": ("dict?", "what the idle clients saw (idle.Held.stop), or None"),
     "rate": ("float", "requests a second offered on a schedule; 0: a wrk run"),
+    "thread_cap": ("int", "the OS's cap on the server's threads (limits.ThreadCap); 0: none set"),
     "repeat": ("int", "which repeat, from 0"),
     "path": ("str", "/ or /items"),
     "duration_s": ("float", "the window's length, as asked"),
@@ -71,6 +72,8 @@ EVERY_RUN = {
     "server_cpus_seen": ("list?", "the CPUs the server's threads were seen running on"),
     "gc_pause_ms": ("float?", "the server's garbage-collection pauses in the window, total"),
     "longest_gc_pause_ms": ("float?", "the longest since the window opened"),
+    "collections": ("int?", "garbage collections of any generation in the window (None: not "
+                    "counted by that run's server)"),
     "full_collections": ("int?", "full (oldest-generation) collections in the window"),
     # the rest of the machine, over the same window
     "postgres_cpu_s": ("float?", "Postgres's CPU (None: not ours to read)"),
@@ -110,6 +113,11 @@ OPEN_LOOP = {
     "held": ("dict?", "{threads, fds, maps} of the server at the window's end"),
     "kernel_stack_kb": ("int?", "the machine's kernel thread stacks grown during the run"),
     "limit_met": ("str?", "the first limit the server or the client met, or None"),
+    "limit_lines": ("dict?", "the server's log lines naming a limit: {first, count}, or None"),
+    "recovered_s": ("float?", "seconds from the clients' end to a new connection's 200 from "
+                    "/health; None: not within timeout_s + offered.RECOVERY_GRACE_S"),
+    "thread_cap_how": ("str?", "how the OS capped the server's threads (limits.ThreadCap)"),
+    "threads_refused": ("int?", "threads the OS refused the server (pids.events), if known"),
 }
 
 OPTIONAL = {"profile", "profiler_cpu_s"}

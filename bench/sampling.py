@@ -109,12 +109,14 @@ class Sampler:
     per sample would queue behind wrk's in the sync server's accept backlog.
     """
 
-    def __init__(self, server, find_services, light=False):
+    def __init__(self, server, find_services, light=False, conn=None):
         """find_services() -> {name: [psutil.Process]}, asked again at the end: a process
         born during the run counts whole, one that exited counts in its parent's children.
         light: no connection scans and no per-thread readings inside the window, for a
         server holding tens of thousands of both, whose threads live as long as the run
-        (bench/offered.py): at that size each costs the load's CPUs a second or more."""
+        (bench/offered.py): at that size each costs the load's CPUs a second or more.
+        conn: a connection to the server opened earlier, kept alive: at a limit on
+        connections a new one would not get in."""
         self.process = psutil.Process(server.pid)
         # with --profile the server runs under py-spy, whose sampling is load, not "other"
         under = getattr(server, "process", None)
@@ -123,7 +125,7 @@ class Sampler:
         self.port, self.find_services, self.light = server.port, find_services, light
         self.samples = []
         self.done = threading.Event()
-        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        self.conn = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
         if self.threads:  # before the window opens: a reading is costly at thousands
             self.threads.start()
@@ -229,13 +231,15 @@ class Sampler:
 
     def collections(self):
         """The garbage collector's pauses in the server over the window, as it timed them
-        (common.Stats): their total, the longest, and the full collections; None where a
-        reading failed, or a server from before /stats timed them."""
+        (common.Stats): their total, the longest, how many collections and how many of them
+        full; None where a reading failed."""
         before, after = self.stats_before or {}, self.last_stats or {}
         if "gc_pause_ms" not in before or "gc_pause_ms" not in after:
-            return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "full_collections"))
+            return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "collections",
+                                  "full_collections"))
         return {"gc_pause_ms": round(after["gc_pause_ms"] - before["gc_pause_ms"], 1),
                 "longest_gc_pause_ms": after["longest_gc_pause_ms"],
+                "collections": after["collections"] - before["collections"],
                 "full_collections": after["full_collections"] - before["full_collections"]}
 
     def scheduled(self, threads):

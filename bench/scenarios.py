@@ -4,10 +4,11 @@ Cases that share a `point` (the x axis: connections, delay, CPU time) are compar
 other; `series` names the server configuration, the same in the table, the chart and the JSON.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from bench.launch import KINDS
+from config import GC_MODES
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Case:
     rate: requests per second offered on a fixed schedule by bench/openloop.py instead of
         wrk's closed loop (bench/offered.py), 0 for wrk; then `connections` is unused, as
         the client opens a connection whenever a request is due and none is free.
+    thread_cap: the OS lets the server run at most this many threads (limits.ThreadCap:
+        a laptop's cap, simulated), 0 for none of ours.
     """
 
     point: str
@@ -41,6 +44,7 @@ class Case:
     placement: str = None
     idle: int = 0
     rate: float = 0
+    thread_cap: int = 0
 
     @property
     def most_connections(self):
@@ -203,16 +207,18 @@ def fewest_and_most_idle(cases):
     return [case for case in cases if case.idle in (0, max(IDLE_CONNECTIONS))]
 
 
-# (upstream wait in s, requests offered a second): up to 10,000 in flight. One client from
-# 127.0.0.1 stalls past about 14,000 connections to one port here: Linux's connect() looks
-# for a free ephemeral port first among half the range (bench/limits.py).
-WAITS = ((1, 500), (10, 500), (20, 500))
+# (upstream wait in s, requests offered a second): from 500 to 22,500 in flight, past the
+# open-files limit of each process here (20,000). More than about 14,000 connections from one
+# client address to one port stall Linux's connect() (bench/limits.py): past 10,000 the
+# client is several processes, each connecting from an address of its own (bench/offered.py).
+WAITS = ((1, 500), (10, 500), (20, 500), (45, 500))
 
 
 def waits(_connections, _placement=None):
     """Requests that wait a long time on a slow upstream (a second; tens of seconds, as a
     long poll does), offered at a fixed rate whether or not the server keeps up: rate x wait
-    requests in flight at once, from 500 to 10,000. Open loop (bench/openloop.py)."""
+    requests in flight at once, from 500 to 22,500, until each server meets a limit of this
+    machine. Open loop (bench/openloop.py)."""
     cases = []
     for wait_s, rate in WAITS:
         point = f"{wait_s} s wait, {rate:,}/s"
@@ -221,10 +227,49 @@ def waits(_connections, _placement=None):
     return cases
 
 
+# A laptop's cap on one process's threads, simulated (limits.ThreadCap): macOS's
+# kern.num_taskthreads is of this order. At this wait and rate, 5,000 are in flight.
+LAPTOP_THREADS = 4096
+LAPTOP_WAIT = (10, 500)
+
+
+def laptop(_connections, _placement=None):
+    """The waits of `waits`, 5,000 in flight, with each server allowed 4,096 threads by the
+    OS, as a laptop may allow a process (simulated: limits.ThreadCap)."""
+    wait_s, rate = LAPTOP_WAIT
+    point = f"{wait_s} s wait, {rate:,}/s, {LAPTOP_THREADS:,} threads a process"
+    return [Case(point, rate * wait_s, kind, kind, {"io_delay_ms": wait_s * 1000},
+                 timeout_s=wait_s + 5, rate=rate, thread_cap=LAPTOP_THREADS)
+            for kind in KINDS]
+
+
 def fewest_waits(cases):
     """--quick: the two shorter waits, for a run under two minutes."""
     shortest = sorted({case.x for case in cases})[:2]
     return [case for case in cases if case.x in shortest]
+
+
+COLLECTOR_WAIT = (20, 500)  # 10,000 in flight: where the event loop's collector paused longest
+
+
+def collector(_connections, _placement=None):
+    """10,000 waiting requests, as in `waits`: the threads, then the event loop with each
+    --gc: Python's collector as it is, with what start-up made frozen out of its sight, and
+    with higher thresholds."""
+    wait_s, rate = COLLECTOR_WAIT
+    point, knobs = f"{wait_s} s wait, {rate:,}/s", {"io_delay_ms": wait_s * 1000}
+    return [Case(point, rate * wait_s, "sync", "sync", knobs, timeout_s=wait_s + 5,
+                 rate=rate)] + [
+        Case(point, rate * wait_s, f"async --gc {mode}", "async",
+             {**knobs, "gc": mode} if mode != "default" else knobs, timeout_s=wait_s + 5,
+             rate=rate) for mode in GC_MODES]
+
+
+def shorter_wait(cases):
+    """--quick: the same cases with a 2 s wait, 1,000 in flight: a smoke test."""
+    return [replace(case, knobs={**case.knobs, "io_delay_ms": 2000}, timeout_s=7,
+                    x=case.rate * 2, point="2" + case.point[case.point.index(" s wait"):])
+            for case in cases]
 
 
 def fewest_connections(cases):
@@ -262,4 +307,7 @@ SCENARIOS = {
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
     "c10k": Scenario(c10k, "idle connections held open", quick=fewest_and_most_idle),
     "waits": Scenario(waits, "requests in flight (offered rate x wait)", quick=fewest_waits),
+    "laptop": Scenario(laptop, "requests in flight (offered rate x wait)", quick=shorter_wait),
+    "collector": Scenario(collector, "requests in flight (offered rate x wait)",
+                          quick=shorter_wait),
 }

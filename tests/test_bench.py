@@ -124,7 +124,8 @@ def started_by(script):
     is wrk: the benchmark is running then, its server up (in a session of its own, a child)."""
     try:
         processes = psutil.Process(script.pid).children(recursive=True)
-        if any(process.name() == "wrk" for process in processes):
+        if any(process.name() == "wrk" and "-v" not in process.cmdline()  # not its version
+               for process in processes):
             return {process.pid: " ".join(process.cmdline()) for process in processes}
     except psutil.NoSuchProcess:  # one ended while we looked: look again
         pass
