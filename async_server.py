@@ -27,7 +27,7 @@ log = logging.getLogger(NAME)
 
 def new_state(settings):
     """What every handler shares; nothing connects until pools() opens it."""
-    stats = Stats(settings.knobs())
+    stats = Stats(settings.knobs(), log)
     return State(settings, stats, load_page_template(), make_postgres(settings, stats),
                  make_redis(settings))
 
@@ -40,16 +40,15 @@ async def dispatch(request, handler):
     if in_stats:
         stats.request_started()
     try:
-        return await handler(request)  # yields while the handler waits
+        with stats.outages.watch(request.path):  # one log line when a service goes, one back
+            return await handler(request)  # yields while the handler waits
     except BadRequest as error:
         return respond(error.status, error_bytes(str(error)), headers=error.headers)
     except PoolBusy:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POOL_BUSY))
-    except PostgresDown as error:
-        log.warning("Postgres: %s", error)
+    except PostgresDown:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POSTGRES_DOWN))
-    except REDIS_ERRORS as error:
-        log.warning("Redis: %s", error)
+    except REDIS_ERRORS:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(REDIS_DOWN))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)

@@ -6,12 +6,13 @@ and `diff sync_server.py async_server.py` shows only what differs between them: 
 
 import gc
 import json
+import logging
 import os
 import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 
@@ -164,7 +165,8 @@ def burn_cpu(ms):
 
 
 class Stats:
-    """Counters behind GET /stats. The lock is for the sync server's many threads.
+    """Counters behind GET /stats, and the outages the log tells of (Outages, below). The
+    lock is for the sync server's many threads.
 
     The peaks are the most at once since start-up or since reset_peaks(), so a benchmark that
     resets them before a run sees that run's peaks alone. waiting_upstream counts page views
@@ -173,9 +175,10 @@ class Stats:
     thread or task, and its work grows with the objects a server holds.
     """
 
-    def __init__(self, knobs=None):
+    def __init__(self, knobs=None, log=None):
         self._lock = threading.Lock()
         self.knobs = knobs or {}
+        self.outages = Outages(log or logging.getLogger(__name__))
         self.in_service = 0
         self.peak_in_service = 0
         self.waiting_upstream = 0
@@ -243,3 +246,73 @@ class Stats:
             self.peak_in_service = self.in_service
             self.peak_waiting_upstream = self.waiting_upstream
             self.longest_gc_pause_ms = 0.0
+
+
+@dataclass
+class Outage:
+    since: float  # time.monotonic() of its first refusal
+    refused: int = 0
+    paths: set = field(default_factory=set)  # the paths refused because of it
+
+
+class Outages:
+    """When Postgres or Redis stopped answering and when it answered again: two log lines an
+    outage, the first with the driver's reason, the second with how many requests it cost,
+    and nothing per request between them (with --access-log, the access log has each 503).
+
+    A path refused because of a service calls that service on every request, so a later
+    success on that path has reached it: the outage is over. Only a success during which the
+    service refused no request counts: as Postgres stops, requests in flight still succeed
+    on connections it has not ended yet. The lock is for the sync server's threads.
+    """
+
+    def __init__(self, log):
+        self.log = log
+        self._lock = threading.Lock()
+        self._open = {}  # service -> its Outage, until it answers again
+        self._refusals = {"Postgres": 0, "Redis": 0}  # since start-up
+
+    @contextmanager
+    def watch(self, path):
+        """Around one request: PostgresDown or a Redis error counts as a refusal and goes on
+        to the caller; a success ends the outages its path was refused for."""
+        before = dict(self._refusals)  # without the lock: a stale count only delays the end
+        try:
+            yield
+        except PostgresDown as error:
+            self.refused("Postgres", path, error)
+            raise
+        except REDIS_ERRORS as error:
+            self.refused("Redis", path, error)
+            raise
+        if self._open:  # most requests find none open, and take no lock
+            self.answered(path, before)
+
+    def refused(self, service, path, error):
+        with self._lock:
+            self._refusals[service] += 1
+            outage = self._open.get(service)
+            began = outage is None
+            if began:
+                outage = self._open[service] = Outage(time.monotonic())
+            outage.refused += 1
+            outage.paths.add(path)
+        if began:
+            self.log.warning("%s unreachable: %s", service, one_line(error))
+
+    def answered(self, path, before):
+        with self._lock:
+            over = [service for service, outage in self._open.items()
+                    if path in outage.paths and self._refusals[service] == before[service]]
+            ended = {service: self._open.pop(service) for service in over}
+        for service, outage in ended.items():
+            self.log.warning("%s back after %.1f s; requests refused meanwhile: %d", service,
+                             time.monotonic() - outage.since, outage.refused)
+
+
+def one_line(error):
+    """A driver's reason in one line (psycopg2's run over three), named by its class."""
+    cause = error.__cause__ or error  # PostgresDown carries the driver's error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
-LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 250,
+LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 320,
                 "config.py": 130, "sync_http.py": 330, "async_http.py": 90,
                 "sync_pools.py": 130, "async_pools.py": 110}
 SERVERS = ["sync_server.py", "async_server.py"]
