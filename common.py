@@ -39,6 +39,7 @@ JSON = "application/json"
 
 NOT_FOUND = "There is no page at this path."
 TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES} bytes."
+BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 INTERNAL_ERROR = "Internal error; the server log has the details."
 POSTGRES_DOWN = "Postgres is not answering; try again shortly."
 REDIS_DOWN = "Redis is not answering; try again shortly."
