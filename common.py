@@ -251,6 +251,7 @@ class Stats:
 
 @dataclass
 class Outage:
+    """One service's outage, from its first refused request until a success ends it."""
     since: float  # time.monotonic() of its first refusal
     refused: int = 0
     paths: set = field(default_factory=set)  # the paths refused because of it
@@ -290,25 +291,21 @@ class Outages:
             self.answered(path, before)
 
     def refused(self, service, path, error):
-        with self._lock:
+        with self._lock:  # held while logging: an outage's two lines never change places
             self._refusals[service] += 1
-            outage = self._open.get(service)
-            began = outage is None
-            if began:
-                outage = self._open[service] = Outage(time.monotonic())
-            outage.refused += 1
-            outage.paths.add(path)
-        if began:
-            self.log.warning("%s unreachable: %s", service, one_line(error))
+            if service not in self._open:
+                self._open[service] = Outage(time.monotonic())
+                self.log.warning("%s unreachable: %s", service, one_line(error))
+            self._open[service].refused += 1
+            self._open[service].paths.add(path)
 
     def answered(self, path, before):
         with self._lock:
-            over = [service for service, outage in self._open.items()
-                    if path in outage.paths and self._refusals[service] == before[service]]
-            ended = {service: self._open.pop(service) for service in over}
-        for service, outage in ended.items():
-            self.log.warning("%s back after %.1f s; requests refused meanwhile: %d", service,
-                             time.monotonic() - outage.since, outage.refused)
+            for service, outage in list(self._open.items()):
+                if path in outage.paths and self._refusals[service] == before[service]:
+                    del self._open[service]
+                    self.log.warning("%s back after %.1f s; requests refused meanwhile: %d",
+                                     service, time.monotonic() - outage.since, outage.refused)
 
 
 def one_line(error):
