@@ -2,10 +2,10 @@
 
 aiohttp routes, reads bodies, writes Content-Length, keeps connections alive and starts a
 task per connection by itself. What is left: its refusals speak like the application's own
-errors, a client that announces too large a body is refused before it sends it, and a
-request its parser refuses is logged in one line, not a traceback. This module offers the
-names sync_http.py offers (STATE, Application, middleware, run_app, ...), so that the two
-servers differ only where they wait.
+errors, a client that announces too large a body is refused before it sends it, a request
+its parser refuses is logged in one line, not a traceback, and neither is a client that
+hangs up mid-body. This module offers the names sync_http.py offers (STATE, Application,
+middleware, run_app, ...), so that the two servers differ only where they wait.
 """
 
 import logging
@@ -17,7 +17,8 @@ from aiohttp.log import access_logger, server_logger
 from aiohttp.web import middleware  # noqa: F401 (for async_server.py, as sync_http's)
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, State, error_bytes, method_not_allowed
+from common import (BODY_STOPPED, JSON, NOT_FOUND, TOO_LARGE, BadRequest, State, error_bytes,
+                    method_not_allowed)
 
 STATE = web.AppKey("state", State)  # request.app[STATE]
 log = logging.getLogger("async_http")
@@ -38,8 +39,9 @@ def run_app(app, *, access_log=False, **kwargs):
 
 @web.middleware
 async def refusals(request, handler):
-    """aiohttp's router and body reader refuse with exceptions of their own: 404, 405, 413.
-    Raise them as the BadRequest that sync_http.py raises, and dispatch() answers both."""
+    """aiohttp's router and body reader refuse with exceptions of their own: 404, 405, 413,
+    and ConnectionResetError for a body its client hung up in the middle of. Raise them as
+    the BadRequest that sync_http.py raises, and dispatch() answers both."""
     try:
         return await handler(request)  # yields while the handler waits
     except web.HTTPNotFound:
@@ -50,6 +52,8 @@ async def refusals(request, handler):
                          HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": allowed}) from None
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE) from None
+    except ConnectionResetError:  # from request.read(): to a client gone, not our error
+        raise BadRequest(BODY_STOPPED) from None
 
 
 async def refuse_too_large(request):

@@ -9,7 +9,7 @@ broken one costs, how a query names its parameters. Both modules offer the same 
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 import redis.asyncio
@@ -20,7 +20,8 @@ from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"  # asyncpg's placeholder
 POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.exceptions.OperatorInterventionError)  # OSError: its socket
+                   asyncpg.exceptions.OperatorInterventionError,  # OSError: its socket
+                   asyncpg.InternalClientError)  # a connection in a state asyncpg refuses
 
 
 def make_postgres(settings, stats):
@@ -33,7 +34,8 @@ def make_postgres(settings, stats):
 
 class Postgres:
     """asyncpg's pool, fixed at its size: coroutines queue for a connection while the loop
-    serves others. A connection that failed is replaced by the pool on its next use."""
+    serves others. A connection that failed is ended, and the pool opens another in its place
+    when it is next lent."""
 
     def __init__(self, settings, stats):
         self.url = settings.database_url
@@ -68,6 +70,16 @@ class Postgres:
         try:
             yield conn
         except POSTGRES_ERRORS as error:
+            # asyncpg's pool (0.32, pool.py) takes back by itself a connection whose socket
+            # closed, and lends it again only once reconnected; any other it lends again as
+            # it is. Postgres stopping sends each connection a FATAL message, then closes it:
+            # one idle in the pool reads the message outside any query, and until the close
+            # arrives it is lent in a state its next query refuses (InternalClientError:
+            # "cannot switch to state 12; another operation (2) is in progress"). So end a
+            # connection that failed, whatever the error: release() then puts back an empty
+            # slot that connects anew. One already taken back raises InterfaceError here.
+            with suppress(asyncpg.InterfaceError):
+                conn.terminate()
             raise PostgresDown(error) from error
         finally:
             await self.pool.release(conn)  # yields to the event loop

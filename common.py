@@ -1,16 +1,12 @@
-"""What both servers share: settings, SQL, validation, errors, the page template, counters.
+"""What both servers share: settings, SQL, validation, errors, the page template.
 
 Nothing here waits on the network, Postgres or Redis, so both servers can use it as it is,
 and `diff sync_server.py async_server.py` shows only what differs between them: how they wait.
 """
 
-import gc
 import json
-import os
 import re
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -38,6 +34,7 @@ JSON = "application/json"
 
 NOT_FOUND = "There is no page at this path."
 TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES} bytes."
+BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 INTERNAL_ERROR = "Internal error; the server log has the details."
 POSTGRES_DOWN = "Postgres is not answering; try again shortly."
 REDIS_DOWN = "Redis is not answering; try again shortly."
@@ -150,29 +147,10 @@ class State:
     """What every handler reaches as request.app[STATE]. Each server builds it in new_state()
     from its own Postgres and Redis clients, which connect only when pools() opens them."""
     settings: Settings
-    stats: "Stats"
+    stats: object  # stats.Stats
     template: jinja2.Template
     db: object
     redis: object
-
-
-# --gc thresholds: a young collection every 50,000 net allocations instead of 700, a middle
-# one every 20 young ones (not 10), a full one every 10 middle ones (as by default): about
-# 140 times rarer, each one walking more. gc.set_threshold's docs describe the three numbers.
-RELAXED_GC_THRESHOLDS = (50_000, 20, 10)
-
-
-def tune_collector(mode):
-    """--gc, once start-up is done: "default" leaves the collector as Python sets it;
-    "freeze" moves every object start-up made (modules, the template, the pools) out of the
-    collector's sight, so no collection walks them again (gc.freeze, Python 3.7+);
-    "thresholds" makes it collect less often (RELAXED_GC_THRESHOLDS), each time more.
-    Neither turns it off: cycles a request leaves behind are still freed."""
-    if mode == "freeze":
-        gc.collect()  # what start-up left as garbage is freed, not frozen for good
-        gc.freeze()
-    elif mode == "thresholds":
-        gc.set_threshold(*RELAXED_GC_THRESHOLDS)
 
 
 def burn_cpu(ms):
@@ -180,87 +158,3 @@ def burn_cpu(ms):
     deadline = time.thread_time() + ms / 1000
     while time.thread_time() < deadline:
         pass
-
-
-class Stats:
-    """Counters behind GET /stats. The lock is for the sync server's many threads.
-
-    The peaks are the most at once since start-up or since reset_peaks(), so a benchmark that
-    resets them before a run sees that run's peaks alone. waiting_upstream counts page views
-    inside the --io-delay-ms wait: a blocking call in the event loop holds it at 1. The
-    garbage collector's pauses are timed too: while one runs, no Python code runs, in any
-    thread or task, and its work grows with the objects a server holds.
-    """
-
-    def __init__(self, knobs=None):
-        self._lock = threading.Lock()
-        self.knobs = knobs or {}
-        self.in_service = 0
-        self.peak_in_service = 0
-        self.waiting_upstream = 0
-        self.peak_waiting_upstream = 0
-        self.served = 0
-        self.pg_connections_opened = 0
-        self.collections = 0
-        self.full_collections = 0
-        self.gc_pause_ms = 0.0
-        self.longest_gc_pause_ms = 0.0
-        self._collecting_since = None
-        gc.callbacks.append(self._collection)  # made once, in new_state(), not at import
-
-    def request_started(self):
-        with self._lock:
-            self.in_service += 1
-            self.peak_in_service = max(self.peak_in_service, self.in_service)
-
-    def request_finished(self):
-        with self._lock:
-            self.in_service -= 1
-            self.served += 1
-
-    @contextmanager
-    def upstream_wait(self):
-        with self._lock:
-            self.waiting_upstream += 1
-            self.peak_waiting_upstream = max(self.peak_waiting_upstream, self.waiting_upstream)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.waiting_upstream -= 1
-
-    def connection_opened(self):
-        with self._lock:
-            self.pg_connections_opened += 1
-
-    def _collection(self, phase, info):
-        """gc.callbacks: time each collection. No lock: the collector may run inside a
-        `with self._lock` block of this very thread, and the GIL is held throughout."""
-        if phase == "start":
-            self._collecting_since = time.perf_counter()
-            return
-        pause_ms = (time.perf_counter() - self._collecting_since) * 1000
-        self.gc_pause_ms += pause_ms
-        self.longest_gc_pause_ms = max(self.longest_gc_pause_ms, pause_ms)
-        self.collections += 1
-        self.full_collections += info["generation"] == 2
-
-    def report(self):
-        """The counters as GET /stats sends them (JSON bytes); reading changes nothing."""
-        with self._lock:
-            return json_bytes({
-                "in_service": self.in_service, "peak_in_service": self.peak_in_service,
-                "waiting_upstream": self.waiting_upstream,
-                "peak_waiting_upstream": self.peak_waiting_upstream,
-                "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
-                "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs,
-                "collections": self.collections, "full_collections": self.full_collections,
-                "gc_pause_ms": round(self.gc_pause_ms, 1),
-                "longest_gc_pause_ms": round(self.longest_gc_pause_ms, 1)})
-
-    def reset_peaks(self):
-        """Start both peaks again from what is in service now (POST /stats/reset-peaks)."""
-        with self._lock:
-            self.peak_in_service = self.in_service
-            self.peak_waiting_upstream = self.waiting_upstream
-            self.longest_gc_pause_ms = 0.0

@@ -18,7 +18,7 @@ SERVERS = {
     "sync_server": {"port": 8080, "own_flags": ("--workers", "--connect-per-request")},
     "async_server": {"port": 8081, "own_flags": ("--blocking",)},
 }
-GC_MODES = ("default", "freeze", "thresholds")  # --gc: common.tune_collector() applies each
+GC_MODES = ("default", "freeze", "thresholds")  # --gc: stats.tune_collector() applies each
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 
-from common import JSON, NOT_FOUND, TOO_LARGE, BadRequest, error_bytes, method_not_allowed
+from common import (BODY_STOPPED, JSON, NOT_FOUND, TOO_LARGE, BadRequest, error_bytes,
+                    method_not_allowed)
 
 STATE = "state"  # request.app[STATE]; aiohttp's is a web.AppKey, a key that knows its type
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
-BODY_STOPPED = "The request body stopped arriving before its Content-Length."
 UNCLEAR_LENGTH = "Send one Content-Length, a number of bytes."
 log = logging.getLogger("sync_http")
 # accept() fails with these while a limit lasts; asyncio waits this long before it tries again
@@ -54,6 +54,8 @@ class Server(HTTPServer):
         """Every request on one connection, in the calling thread; then close it."""
         try:
             self.finish_request(conn, address)  # runs Handler, below, until the client leaves
+        except (ConnectionError, TimeoutError):
+            pass  # it hung up or went silent, mid-request or mid-answer: no one to answer
         except Exception:
             self.handle_error(conn, address)
         finally:
@@ -218,12 +220,6 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(BODY_STOPPED)
         self.body_read = True
         return body
-
-    def handle(self):
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError):
-            pass  # the client hung up or went silent: nothing to answer
 
     def log_message(self, format, *args):
         if self.server.access_log:

@@ -78,6 +78,11 @@ class Postgres:
         return self.pool.getconn()  # waits on Postgres if it must reconnect
 
     def give_back(self, conn, broken):
+        # psycopg2's pool (putconn) would drop a connection already closed and close one that
+        # lost its server (transaction status UNKNOWN), but roll back and keep one in a failed
+        # transaction, and it cannot see a connection Postgres closed while it sat idle: that
+        # one fails on its next query (an OperationalError, AdminShutdown included). So any
+        # connection that failed is closed here, whatever state psycopg2 reports.
         self.pool.putconn(conn, close=broken)  # a broken one is closed, not lent again
 
     def close(self):

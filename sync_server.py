@@ -14,10 +14,10 @@ import redis
 
 from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_BODY_BYTES,
                     POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN, REDIS_ERRORS, SELECT_ITEMS, BadRequest,
-                    PoolBusy, PostgresDown, State, Stats, announce, burn_cpu, error_bytes,
-                    health_report, json_bytes, load_page_template, parse_new_item, render_page,
-                    tune_collector)
+                    PoolBusy, PostgresDown, State, announce, burn_cpu, error_bytes,
+                    health_report, json_bytes, load_page_template, parse_new_item, render_page)
 from config import make_parser, settings_from
+from stats import Stats, tune_collector
 from sync_http import STATE, Application, middleware, refuse_too_large, respond, run_app
 from sync_pools import INSERT_ITEM, make_postgres, make_redis, open_redis
 
@@ -27,7 +27,7 @@ log = logging.getLogger(NAME)
 
 def new_state(settings):
     """What every handler shares; nothing connects until pools() opens it."""
-    stats = Stats(settings.knobs())
+    stats = Stats(settings.knobs(), log)
     return State(settings, stats, load_page_template(), make_postgres(settings, stats),
                  make_redis(settings))
 
@@ -40,16 +40,15 @@ def dispatch(request, handler):
     if in_stats:
         stats.request_started()
     try:
-        return handler(request)  # waits while the handler waits
+        with stats.outages.watch(request.path):  # one log line when a service goes, one back
+            return handler(request)  # waits while the handler waits
     except BadRequest as error:
         return respond(error.status, error_bytes(str(error)), headers=error.headers)
     except PoolBusy:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POOL_BUSY))
-    except PostgresDown as error:
-        log.warning("Postgres: %s", error)
+    except PostgresDown:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POSTGRES_DOWN))
-    except REDIS_ERRORS as error:
-        log.warning("Redis: %s", error)
+    except REDIS_ERRORS:
         return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(REDIS_DOWN))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)

@@ -100,7 +100,7 @@ class Server:
             conn.close()
 
     def stats(self):
-        """GET /stats as a dict (see common.Stats); raises OSError if the server is gone."""
+        """GET /stats as a dict (see stats.Stats); raises OSError if the server is gone."""
         return json.loads(self.get("/stats")[1])
 
     def wait_idle(self, seconds=60):

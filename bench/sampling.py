@@ -231,7 +231,7 @@ class Sampler:
 
     def collections(self):
         """The garbage collector's pauses in the server over the window, as it timed them
-        (common.Stats): their total, the longest, how many collections and how many of them
+        (stats.Stats): their total, the longest, how many collections and how many of them
         full; None where a reading failed."""
         before, after = self.stats_before or {}, self.last_stats or {}
         if "gc_pause_ms" not in before or "gc_pause_ms" not in after:

@@ -5,15 +5,18 @@
 
 import gc
 import json
+import logging
 import re
 import threading
 from http import HTTPStatus
 
 import pytest
+import redis
 
-from common import (MAX_TEXT_CHARS, BadRequest, Stats, health_report, load_page_template,
-                    parse_new_item, render_page)
+from common import (MAX_TEXT_CHARS, REDIS_ERRORS, BadRequest, PostgresDown, health_report,
+                    load_page_template, parse_new_item, render_page)
 from config import make_parser, settings_from
+from stats import Outages, Stats
 from support import ROOT
 from sync_http import Application, Request
 
@@ -147,3 +150,71 @@ def test_stats_time_the_garbage_collectors_pauses():
     assert report["gc_pause_ms"] >= report["longest_gc_pause_ms"] > 0
     stats.reset_peaks()
     assert json.loads(stats.report())["longest_gc_pause_ms"] == 0
+
+
+def request(outages, path, error=None):
+    """One request through outages.watch(), as dispatch() makes it: it fails with `error`,
+    or succeeds if there is none."""
+    try:
+        with outages.watch(path):
+            if error:
+                raise error
+    except (PostgresDown, *REDIS_ERRORS):
+        pass
+
+
+def postgres_down():
+    """PostgresDown as the sync server raises it: psycopg2's message runs over lines."""
+    cause = ConnectionRefusedError('connection to server at "127.0.0.1", port 5432 failed: '
+                                   "Connection refused\n\tIs the server running on that host?")
+    error = PostgresDown(cause)
+    error.__cause__ = cause
+    return error
+
+
+@pytest.fixture
+def logged(caplog):
+    """logged(): the lines logged so far, at WARNING and above."""
+    caplog.set_level(logging.WARNING)
+    return lambda: [record.getMessage() for record in caplog.records]
+
+
+@pytest.fixture
+def outages():
+    """What a server's Stats holds: Outages with a log of its own."""
+    return Outages(logging.getLogger("outages-under-test"))
+
+
+def test_an_outage_is_two_log_lines_however_many_requests_it_refuses(outages, logged):
+    threads = [threading.Thread(target=lambda: [request(outages, "/", postgres_down())
+                                                for _ in range(100)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    request(outages, "/")
+    first, last = logged()
+    assert first == ('Postgres unreachable: ConnectionRefusedError: connection to server at '
+                     '"127.0.0.1", port 5432 failed: Connection refused')
+    assert re.fullmatch(r"Postgres back after [\d.]+ s; requests refused meanwhile: 800", last)
+
+
+def test_a_success_ends_only_the_outages_its_path_was_refused_for(outages, logged):
+    request(outages, "/", redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379."))
+    request(outages, "/items")  # an insert never needs Redis: it proves nothing
+    assert logged() == ["Redis unreachable: ConnectionError: Error 111 connecting to "
+                        "127.0.0.1:6379."]
+    request(outages, "/")
+    assert logged()[1].startswith("Redis back after ")
+
+
+def test_a_success_that_overlapped_a_refusal_does_not_end_the_outage(outages, logged):
+    request(outages, "/items", postgres_down())
+    in_flight = outages.watch("/items")
+    in_flight.__enter__()  # a request that began before the next refusal...
+    request(outages, "/items", postgres_down())
+    in_flight.__exit__(None, None, None)  # ...and succeeds after it, on a backend not yet ended
+    assert len(logged()) == 1
+    request(outages, "/items")
+    assert logged()[1].endswith("requests refused meanwhile: 2")
+

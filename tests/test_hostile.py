@@ -1,10 +1,12 @@
 """Hostile clients, as raw bytes on a socket: a request whose body length is unclear gets a
-400, a body announced too large is refused before it is sent, and neither fills the log.
+400, a body announced too large is refused before it is sent, and neither fills the log;
+nor does a client that hangs up mid-request, which is no error of ours.
 
 Each server runs with --access-log, so its log shows every line a request can cause."""
 
 import re
 import socket
+import struct
 
 import pytest
 from bench.launch import KINDS, Server
@@ -20,6 +22,14 @@ UNCLEAR_LENGTHS = {  # RFC 9112 section 6.3: unrecoverable; behind a proxy, requ
     "the same Content-Length twice": b"Content-Length: 20\r\nContent-Length: 20\r\n",
 }
 FIFTY_MB = 50 * 1024 * 1024
+HALF_A_BODY = b"POST /items HTTP/1.1\r\n" + JSON_HEADERS + b"Content-Length: 40\r\n\r\n" + BODY
+HANG_UPS = {  # what a client sends, and how it leaves (hang_up, below)
+    "mid-body, closing": (HALF_A_BODY, "close"),
+    "mid-body, resetting": (HALF_A_BODY, "reset"),
+    "mid-body, stopping to send": (HALF_A_BODY, "stop sending, read the answer, close"),
+    "mid-response, resetting": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                                "read the answer's first byte, reset"),
+}
 
 
 def exchange(port, data, timeout=10):
@@ -38,6 +48,30 @@ def announce_too_large(port):
         conn.sendall(b"POST /items HTTP/1.1\r\n" + JSON_HEADERS
                      + b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % FIFTY_MB)
         return conn.recv(65536)  # and hang up, having sent no body
+
+
+def hang_up(port, data, how):
+    """Send `data` and leave, `how` HANG_UPS says: close() sends FIN, reset sends RST,
+    stopping to send half-closes the connection (shutdown(SHUT_WR)) and reads on."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if "reset" in how:  # SO_LINGER with a zero timeout: close() sends RST, drops what is unsent
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.sendall(data)
+    if "stop sending" in how:
+        conn.shutdown(socket.SHUT_WR)
+    if "read" in how:
+        conn.recv(1)
+    conn.close()
+
+
+def hang_ups(server, case, times=5):
+    """`times` clients leave as HANG_UPS[case] says; returns once the server has finished
+    with each (GET /stats counts a request as served when its handler has returned)."""
+    served = server.stats()["served"]
+    for _ in range(times):
+        hang_up(server.port, *HANG_UPS[case])
+    assert wait_until(lambda: server.stats()["served"] >= served + times), "still in service"
+    return times
 
 
 def status_of(reply):
@@ -108,3 +142,22 @@ def test_without_access_log_a_malformed_request_leaves_the_log_empty(kind, start
         exchange(server.port, b"POST /items HTTP/1.1\r\n" + JSON_HEADERS
                  + UNCLEAR_LENGTHS[case] + b"\r\n" + BODY)
     assert server.log().splitlines()[1:] == []
+
+
+@pytest.mark.parametrize("case", HANG_UPS)
+def test_a_client_that_hangs_up_costs_one_line_at_most_never_a_traceback(server, case):
+    earlier = len(server.log())
+    times = hang_ups(server, case)
+    log = server.log()[earlier:]
+    assert "Traceback" not in log and "ERROR" not in log, log
+    lines = [line for line in log.splitlines() if "/stats" not in line]  # hang_ups() asked
+    assert len(lines) <= times, "more than one line per hang-up:\n" + "\n".join(lines)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_access_log_a_client_that_hangs_up_leaves_the_log_empty(kind, start_server):
+    server = start_server(kind)
+    for case in HANG_UPS:
+        hang_ups(server, case)
+    assert server.log().splitlines()[1:] == []
+
