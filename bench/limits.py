@@ -18,13 +18,19 @@ such figure or sets no limit (never a made-up 0):
     each connection: likely why bench/openloop.py stalled for seconds in runs here once about
     14,000 were open (half of 32768-60999), spending twice as much CPU in the kernel as in
     Python, when 13,000 ran smoothly with a third as much in the kernel.
+  task_threads: macOS's kern.num_taskthreads, the threads one process may run.
+  pids_max: the lowest pids.max over this process's cgroup and those above it (Linux: the
+    cap systemd's TasksMax sets on a user's slice or a service, or a container's), which
+    counts the threads of every process in it.
   mem_available_mb: Linux MemAvailable. Not a ceiling by itself: what a thread costs in memory
     depends on how deep its stack grows, so no thread count is derived from it.
-Standard library only; on macOS only somaxconn and the rlimits are read.
+Standard library only; on macOS only somaxconn, the rlimits and kern.num_taskthreads are read.
 """
 
 import os
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.machine import somaxconn
@@ -43,6 +49,7 @@ def read_limits():
             "pid_max": read_int(PROC / "sys/kernel/pid_max"),
             "threads_max": read_int(PROC / "sys/kernel/threads-max"),
             "somaxconn": somaxconn(), "ephemeral_ports": ephemeral_ports(),
+            "task_threads": task_threads(), "pids_max": pids_max(),
             "mem_available_mb": None if meminfo is None else meminfo // 1024}
 
 
@@ -55,12 +62,47 @@ def thread_ceiling(limits):
                 "vm.max_map_count / 2": (None if limits["max_map_count"] is None
                                          else limits["max_map_count"] // 2),
                 "kernel.pid_max": limits["pid_max"],
-                "kernel.threads-max": limits["threads_max"]}
+                "kernel.threads-max": limits["threads_max"],
+                "kern.num_taskthreads (per process)": limits.get("task_threads"),
+                "pids.max (this cgroup, as systemd's TasksMax)": limits.get("pids_max")}
     known = {name: value for name, value in ceilings.items() if value is not None}
     if not known:
         return None, None
     name = min(known, key=known.get)
     return known[name], name
+
+
+def task_threads():
+    """macOS's cap on one process's threads (sysctl kern.num_taskthreads); None elsewhere."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        return int(subprocess.run(["sysctl", "-n", "kern.num_taskthreads"], capture_output=True,
+                                  text=True, timeout=5).stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def pids_max():
+    """The lowest pids.max that holds this process: its cgroup's or one above it (cgroup v2,
+    or v1's pids hierarchy); None where none is set or cgroups cannot be read."""
+    try:
+        lines = (PROC / "self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    caps = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        base = {"": Path("/sys/fs/cgroup"), "pids": Path("/sys/fs/cgroup/pids")}.get(controllers)
+        if base is None:
+            continue
+        group = base / path.lstrip("/")
+        for folder in (group, *group.parents):
+            caps.append(read_int(folder / "pids.max"))
+            if folder == base:
+                break
+    caps = [cap for cap in caps if cap is not None]  # "max" reads as None: no cap
+    return min(caps) if caps else None
 
 
 def held_by(pid):

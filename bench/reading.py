@@ -76,12 +76,18 @@ def limits_sentence(limits):
     if not limits:
         return "none could be read on this system."
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
+    shared = " machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
     threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
-               f"{ceiling:,} ({name}, machine-wide: an upper bound)" if ceiling
+               f"{ceiling:,} ({name}{shared and ',' + shared})" if ceiling
                else "no limit on threads could be read here")
     files = figure(limits.get("nofile_soft"), "{:,}")
+    first = ""
+    if ceiling and limits.get("nofile_soft"):
+        first = (" So the first limit here is open files, for both servers alike."
+                 if limits["nofile_soft"] <= ceiling else
+                 " So the first limit here is threads, for the thread-per-connection server.")
     return (f"{threads}; each process, either server and the client alike, may hold "
-            f"{files} open files, one per connection.")
+            f"{files} open files, one per connection.{first}")
 
 
 def reading(results):

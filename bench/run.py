@@ -105,8 +105,9 @@ def main(argv=None):
     scenario = SCENARIOS[args.scenario]
     cases = plan_cases(args, scenario)
     out_dir = new_results_dir(Path(args.results))
-    machine = {**describe_machine(), "limits": read_limits()}
+    machine = describe_machine()
     notes = prepare(args, cases, machine, out_dir)
+    machine["limits"] = read_limits()  # after prepare() raised the open-files limit
     try:
         runs = run_plan(args, cases, out_dir)
     except KeyboardInterrupt:

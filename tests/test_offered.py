@@ -56,3 +56,21 @@ def test_quick_waits_keeps_the_two_shorter_waits():
         case.knobs["io_delay_ms"] for case in scenario.plan([500]))
     assert max(case.rate * case.knobs["io_delay_ms"] / 1000 for case in
                scenario.plan([500])) >= 10_000  # the full run: ten thousand in flight
+
+
+def test_a_macs_thread_cap_is_named_as_the_first_limit():
+    """Simulated: what read_limits() gives on macOS (kern.num_taskthreads, no /proc)."""
+    mac = {"nofile_soft": 10240, "nofile_hard": None, "nproc": 2666, "nproc_exempt": False,
+           "max_map_count": None, "pid_max": None, "threads_max": None, "task_threads": 4096,
+           "pids_max": None}
+    sentence = limits_sentence(mac)
+    assert "about 2,666 (RLIMIT_NPROC)" in sentence  # the user's processes' cap, lower here
+    assert "the first limit here is threads" in sentence
+    sentence = limits_sentence({**mac, "nproc": None})
+    assert "about 4,096 (kern.num_taskthreads (per process))" in sentence
+
+
+def test_open_files_come_first_where_they_are_fewer_than_threads():
+    limits = {"nofile_soft": 20000, "nofile_hard": 20000, "nproc": None, "nproc_exempt": True,
+              "max_map_count": 65530, "pid_max": 32768, "threads_max": 190000}
+    assert "the first limit here is open files, for both servers" in limits_sentence(limits)
