@@ -1,18 +1,24 @@
 """Count the system calls each server makes per request, under the same light load.
 
-    .venv/bin/python scripts/count_syscalls.py [--rate 500] [--wait-ms 1000] [--seconds 6]
+    .venv/bin/python scripts/count_syscalls.py [--rate 500] [--wait-ms 1000] [--seconds 8]
+                                               [--out DIR]
 
-Starts each server with --io-delay-ms, offers it a fixed rate of GET / (bench/openloop.py),
-attaches `strace -c -f` to every thread it has for a few seconds of that steady state, and
-divides each system call's count by the requests the server counted meanwhile (/stats).
-strace slows every call it sees, so read the counts, not the times. Linux only (strace);
-needs DATABASE_URL and REDIS_URL, as the servers do. Prints a Markdown table.
+Starts each server under `perf stat` (Linux's linux-perf), which counts the system calls of
+every thread the server ever has, a tenth of a second at a time; offers it a fixed rate of
+GET / with --io-delay-ms (bench/openloop.py); and divides the counts of a few seconds of that
+steady state by the requests the server counted meanwhile (/stats). Counting by tracepoint
+costs little, so the servers run at their usual pace (strace would slow them down many
+times). Needs DATABASE_URL and REDIS_URL, as the servers do, and root or
+kernel.perf_event_paranoid at -1 for the tracepoints. Prints a Markdown table; with --out,
+also writes it to DIR/summary.md, and the counts to DIR/counts.json (not a benchmark's
+results.json: bench.report does not render it).
 """
 
 import argparse
-import re
+import http.client
+import json
+import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,63 +29,109 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.each_run import reset_data, start_openloop  # noqa: E402 (after the path)
-from bench.launch import KINDS, Server  # noqa: E402
+from bench.launch import KINDS  # noqa: E402
+from scripts.databases import free_port  # noqa: E402
 
-ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
+# The system calls either server makes most; "all" is every system call.
+CALLS = ("futex", "recvfrom", "sendto", "epoll_wait", "epoll_ctl", "getpid", "accept4",
+         "setsockopt", "getsockname", "ioctl", "poll", "clock_nanosleep", "clone3", "mmap")
+EVENTS = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{name}" for name in CALLS]
+INTERVAL_MS = 100
+
+
+def stats(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/stats")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def counted(kind, args, log_dir):
-    """{syscall: calls per request} and the requests counted, for one server."""
-    server = Server(kind, ("--io-delay-ms", str(args.wait_ms)), log_dir=log_dir).start()
-    reset_data()
-    warmup_s = args.wait_ms / 1000 + 2
-    with open(Path(log_dir) / f"openloop-{kind}.txt", "w") as progress:
-        client = start_openloop(server.port, args.rate, args.seconds + 2, args.wait_ms / 1000 + 5,
-                                warmup_s, None, progress)
-        time.sleep(warmup_s + 1)
-        before = server.stats()["served"]
-        trace = subprocess.Popen(["strace", "-c", "-f", "-p", str(server.pid)],
-                                 stderr=subprocess.PIPE, text=True)
-        time.sleep(args.seconds)
-        trace.send_signal(signal.SIGINT)
-        table = trace.communicate(timeout=60)[1]
-        served = server.stats()["served"] - before
-        client.communicate(timeout=args.wait_ms / 1000 + 70)
-    server.stop()
+    """{system call: calls per request} and the requests counted, for one server."""
+    port, out = free_port(), Path(log_dir) / f"perf-{kind}.csv"
+    server = subprocess.Popen(
+        ["perf", "stat", "-I", str(INTERVAL_MS), "-x,", "-o", str(out), "-e", ",".join(EVENTS),
+         "--", sys.executable, f"{kind}_server.py", "--port", str(port), "--io-delay-ms",
+         str(args.wait_ms)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    started = time.monotonic()  # perf's interval clock starts about now
+    try:
+        deadline = started + 30
+        while True:
+            try:
+                stats(port)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"count_syscalls: {kind}_server.py did not start under perf")
+                time.sleep(0.1)
+        reset_data()
+        warmup_s = args.wait_ms / 1000 + 2
+        with open(Path(log_dir) / f"openloop-{kind}.txt", "w") as progress:
+            client = start_openloop(port, args.rate, args.seconds + 2, args.wait_ms / 1000 + 5,
+                                    warmup_s, None, progress)
+            time.sleep(warmup_s + 1)
+            before, window_start = stats(port)["served"], time.monotonic() - started
+            time.sleep(args.seconds)
+            served, window_end = stats(port)["served"] - before, time.monotonic() - started
+            client.communicate(timeout=args.wait_ms / 1000 + 70)
+    finally:
+        server.terminate()  # perf passes it on to the server, then writes its last counts
+        server.wait(timeout=30)
+    return per_request(out.read_text(), window_start, window_end, served), served
+
+
+def per_request(csv, start_s, end_s, served):
+    """{system call: calls per request} from perf stat -I -x, output: the intervals that
+    ended inside [start_s, end_s] (seconds since perf started), over `served` requests."""
     calls = {}
-    for line in table.splitlines():
-        match = ROW.match(line)
-        if match and match.group(2) != "total":
-            calls[match.group(2)] = int(match.group(1))
-    return {name: count / served for name, count in calls.items()}, served
+    for line in csv.splitlines():
+        fields = line.split(",")
+        if len(fields) < 4 or not fields[1].strip().isdigit():
+            continue  # a comment, or <not counted>
+        at, count, event = float(fields[0]), int(fields[1]), fields[3]
+        if start_s < at <= end_s:
+            name = "all" if event == "raw_syscalls:sys_enter" else event.rsplit("_enter_", 1)[1]
+            calls[name] = calls.get(name, 0) + count
+    return {name: count / served for name, count in calls.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=500, help="requests a second (default: %(default)s)")
+    parser.add_argument("--rate", type=float, default=500,
+                        help="requests a second (default: %(default)s)")
     parser.add_argument("--wait-ms", type=int, default=1000,
                         help="each request's upstream wait (default: %(default)s)")
-    parser.add_argument("--seconds", type=int, default=6,
-                        help="how long strace counts (default: %(default)s)")
+    parser.add_argument("--seconds", type=int, default=8,
+                        help="how long the counts are taken (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="a folder for summary.md and counts.json")
     args = parser.parse_args()
-    if not shutil.which("strace"):
-        sys.exit("count_syscalls: needs strace (Linux: apt-get install strace)")
+    if not shutil.which("perf"):
+        sys.exit("count_syscalls: needs perf (Debian and Ubuntu: apt-get install linux-perf)")
     log_dir = tempfile.mkdtemp(prefix="todo-syscalls.")
     results = {}
     for kind in KINDS:
-        print(f"counting {kind}_server.py's system calls for {args.seconds} s ...",
-              file=sys.stderr, flush=True)
+        print(f"counting {kind}_server.py's system calls ...", file=sys.stderr, flush=True)
         results[kind] = counted(kind, args, log_dir)
-    names = sorted(set().union(*(per for per, _ in results.values())),
-                   key=lambda name: -max(per.get(name, 0) for per, _ in results.values()))
-    print(f"System calls per request, GET / at {args.rate:g}/s, each waiting "
-          f"{args.wait_ms} ms; requests counted: "
-          + ", ".join(f"{kind} {served:,}" for kind, (_, served) in results.items()) + "\n")
-    print("| System call | " + " | ".join(KINDS) + " |\n|---" * 1 + "|---" * len(KINDS) + "|")
-    for name in names + ["total"]:
-        cells = [f"{sum(per.values()) if name == 'total' else per.get(name, 0):.2f}"
-                 for per, _ in results.values()]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    names = ["all"] + sorted((name for name in CALLS), key=lambda name: -max(
+        per.get(name, 0) for per, _ in results.values()))
+    lines = [f"System calls per request: GET / offered at {args.rate:g} a second, each waiting "
+             f"{args.wait_ms} ms; counted over {args.seconds} s, requests served: "
+             + ", ".join(f"{kind} {served:,}" for kind, (_, served) in results.items())
+             + f". Python {platform.python_version()}.", "",
+             "| System call | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{per.get(name, 0):.2f}" for per, _ in results.values())
+              + " |" for name in names]
+    print("\n".join(lines))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+        (args.out / "counts.json").write_text(json.dumps(
+            {"python": platform.python_version(), "rate": args.rate, "wait_ms": args.wait_ms,
+             "seconds": args.seconds, "per_request": {kind: {"served": served, "calls": per}
+                                                      for kind, (per, served) in results.items()}},
+            indent=2) + "\n")
 
 
 if __name__ == "__main__":

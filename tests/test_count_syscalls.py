@@ -1,0 +1,29 @@
+"""scripts/count_syscalls.py: perf's interval counts read as calls per request."""
+
+import subprocess
+import sys
+
+from scripts.count_syscalls import per_request
+from support import ROOT
+
+PERF_CSV = """\
+# started on Fri Dec  4 06:40:00 2026
+
+     0.100,900,,raw_syscalls:sys_enter,100,100.00,,
+     0.100,300,,syscalls:sys_enter_epoll_wait,100,100.00,,
+     0.200,1000,,raw_syscalls:sys_enter,100,100.00,,
+     0.200,400,,syscalls:sys_enter_epoll_wait,100,100.00,,
+     0.300,2000,,raw_syscalls:sys_enter,100,100.00,,
+     0.300,<not counted>,,syscalls:sys_enter_epoll_wait,0,100.00,,
+"""
+
+
+def test_the_intervals_inside_the_window_count_per_request():
+    # only the interval that ended at 0.2 s falls in (0.1, 0.25]
+    assert per_request(PERF_CSV, 0.1, 0.25, 100) == {"all": 10.0, "epoll_wait": 4.0}
+
+
+def test_help_says_what_it_counts():
+    shown = subprocess.run([sys.executable, "scripts/count_syscalls.py", "--help"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout
+    assert "system calls each server makes per request" in shown
