@@ -5,6 +5,7 @@
     report.py     the summary, read in plain words by reading.py and drawn by chart.py
     page.py       report.html, the page a learner opens (figures.py: its charts)
     terminal.py   what a run prints at the end, at most 100 columns wide
+    syscalls.py   apart: each server's system calls per request (python -m bench.syscalls)
 
 Importing this package imports nothing else: --help works before .venv exists.
 """

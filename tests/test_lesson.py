@@ -37,7 +37,7 @@ def test_every_quoted_figure_is_in_the_run_it_links_to(doc, text, released):
     assert links, f"{doc} cites no run"
     for label, run in links:
         summary = (released / run / "summary.md").read_text()
-        # a benchmark's results.json, or the counts scripts/count_syscalls.py wrote
+        # a benchmark's results.json, or the counts bench/syscalls.py wrote
         assert any((released / run / data).exists() for data in ("results.json", "counts.json"))
         for number in re.findall(r"\d[\d,]*(?:\.\d+)?", label):
             assert number in summary, f"{doc}: {label!r} is not in {run}/summary.md"

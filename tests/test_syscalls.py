@@ -1,9 +1,9 @@
-"""scripts/count_syscalls.py: perf's interval counts read as calls per request."""
+"""bench/syscalls.py: perf's interval counts read as calls per request."""
 
 import subprocess
 import sys
 
-from scripts.count_syscalls import per_request
+from bench.syscalls import per_request
 from support import ROOT
 
 PERF_CSV = """\
@@ -24,6 +24,6 @@ def test_the_intervals_inside_the_window_count_per_request():
 
 
 def test_help_says_what_it_counts():
-    shown = subprocess.run([sys.executable, "scripts/count_syscalls.py", "--help"], cwd=ROOT,
+    shown = subprocess.run([sys.executable, "-m", "bench.syscalls", "--help"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout
     assert "system calls each server makes per request" in shown

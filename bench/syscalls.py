@@ -1,7 +1,6 @@
 """Count the system calls each server makes per request, under the same light load.
 
-    .venv/bin/python scripts/count_syscalls.py [--rate 500] [--wait-ms 1000] [--seconds 8]
-                                               [--out DIR]
+    .venv/bin/python -m bench.syscalls [--rate 500] [--wait-ms 1000] [--seconds 8] [--out DIR]
 
 Starts each server under `perf stat` (Linux's linux-perf), which counts the system calls of
 every thread the server ever has, a tenth of a second at a time; offers it a fixed rate of
@@ -25,12 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.each_run import reset_data, start_openloop  # noqa: E402 (after the path)
-from bench.launch import KINDS  # noqa: E402
-from scripts.databases import free_port  # noqa: E402
+from bench.each_run import ROOT, reset_data, start_openloop
+from bench.launch import KINDS
+from scripts.databases import free_port
 
 # The system calls either server makes most; "all" is every system call.
 CALLS = ("futex", "recvfrom", "sendto", "epoll_wait", "epoll_ctl", "getpid", "accept4",
@@ -64,7 +60,7 @@ def counted(kind, args, log_dir):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"count_syscalls: {kind}_server.py did not start under perf")
+                    sys.exit(f"bench.syscalls: {kind}_server.py did not start under perf")
                 time.sleep(0.1)
         reset_data()
         warmup_s = args.wait_ms / 1000 + 2
@@ -108,7 +104,7 @@ def main():
     parser.add_argument("--out", type=Path, help="a folder for summary.md and counts.json")
     args = parser.parse_args()
     if not shutil.which("perf"):
-        sys.exit("count_syscalls: needs perf (Debian and Ubuntu: apt-get install linux-perf)")
+        sys.exit("bench.syscalls: needs perf (Debian and Ubuntu: apt-get install linux-perf)")
     log_dir = tempfile.mkdtemp(prefix="todo-syscalls.")
     results = {}
     for kind in KINDS:
