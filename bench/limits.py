@@ -158,8 +158,9 @@ class ThreadCap:
 
     As root on Linux, a pids cgroup of the server's own (what TasksMax sets): pids.max counts
     the threads of this process alone, and pids.events counts each one refused. Otherwise
-    RLIMIT_NPROC, which Linux and macOS count over every thread of the user's processes, the
-    server's and the user's others alike: a stand-in, and `how` says so."""
+    RLIMIT_NPROC, which Linux counts over every thread of the user's processes, the server's
+    and the user's others alike: a stand-in, and `how` says so. macOS counts processes
+    there, not threads: on a Mac the cap a run meets is the Mac's own (kern.num_taskthreads)."""
 
     def __init__(self, threads):
         self.threads, self.group = threads, None
@@ -169,6 +170,9 @@ class ThreadCap:
         if os.geteuid() == 0 and base and os.access(base, os.W_OK):
             self.group = base / f"todo-bench-{os.getpid()}-{threads}"
             self.how = f"a pids cgroup of its own (pids.max = {threads:,})"
+        elif os.geteuid() != 0 and sys.platform == "darwin":
+            self.how = (f"RLIMIT_NPROC = {threads:,}, which macOS counts in processes: the "
+                        "threads meet kern.num_taskthreads instead")
         elif os.geteuid() != 0:
             self.how = (f"RLIMIT_NPROC = {threads:,}, counting every thread of this user's "
                         "processes, not the server's alone")
