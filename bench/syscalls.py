@@ -16,8 +16,10 @@ results.json: bench.report does not render it).
 import argparse
 import http.client
 import json
+import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +52,8 @@ def counted(kind, args, log_dir):
     server = subprocess.Popen(
         ["perf", "stat", "-I", str(INTERVAL_MS), "-x,", "-o", str(out), "-e", ",".join(EVENTS),
          "--", sys.executable, f"{kind}_server.py", "--port", str(port), "--io-delay-ms",
-         str(args.wait_ms)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+         str(args.wait_ms)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True)  # perf and the server in a group of their own, stopped together
     started = time.monotonic()  # perf's interval clock starts about now
     try:
         deadline = started + 30
@@ -73,9 +76,21 @@ def counted(kind, args, log_dir):
             served, window_end = stats(port)["served"] - before, time.monotonic() - started
             client.communicate(timeout=args.wait_ms / 1000 + 70)
     finally:
-        server.terminate()  # perf passes it on to the server, then writes its last counts
-        server.wait(timeout=30)
+        stop(server)
     return per_request(out.read_text(), window_start, window_end, served), served
+
+
+def stop(group):
+    """SIGTERM to perf and the server alike (perf alone would leave the server running), then
+    SIGKILL to what is left after 30 s."""
+    try:
+        os.killpg(group.pid, signal.SIGTERM)
+        group.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(group.pid, signal.SIGKILL)
+        group.wait()
+    except ProcessLookupError:
+        pass  # already gone
 
 
 def per_request(csv, start_s, end_s, served):

@@ -1,7 +1,11 @@
 """bench/syscalls.py: perf's interval counts read as calls per request."""
 
+import os
 import subprocess
 import sys
+
+import psutil
+import pytest
 
 from bench.syscalls import per_request
 from support import ROOT
@@ -27,3 +31,28 @@ def test_help_says_what_it_counts():
     shown = subprocess.run([sys.executable, "-m", "bench.syscalls", "--help"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout
     assert "system calls each server makes per request" in shown
+
+
+def can_count():
+    try:
+        return subprocess.run(["perf", "stat", "-e", "raw_syscalls:sys_enter", "true"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def servers_running_with(flag):
+    return [process.pid for process in psutil.process_iter(["cmdline"])
+            if process.info["cmdline"] and flag in " ".join(process.info["cmdline"])
+            and "_server.py" in " ".join(process.info["cmdline"])]
+
+
+@pytest.mark.skipif(not can_count(), reason="needs perf and its syscall tracepoints")
+def test_a_count_prints_both_servers_and_leaves_neither_running(urls):
+    shown = subprocess.run(
+        [sys.executable, "-m", "bench.syscalls", "--rate", "50", "--wait-ms", "217",
+         "--seconds", "1"], cwd=ROOT, env={**os.environ, **urls}, capture_output=True,
+        text=True, timeout=180)
+    assert shown.returncode == 0, shown.stderr
+    assert "| all |" in shown.stdout and "requests served: sync" in shown.stdout
+    assert servers_running_with("--io-delay-ms 217") == []  # perf's servers stopped with it
