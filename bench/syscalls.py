@@ -14,7 +14,6 @@ results.json: bench.report does not render it).
 """
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.each_run import ROOT, reset_data, start_openloop
-from bench.launch import KINDS
+from bench.launch import KINDS, Server
 from scripts.databases import free_port
 
 # The system calls either server makes most; "all" is every system call.
@@ -35,15 +34,6 @@ CALLS = ("futex", "recvfrom", "sendto", "epoll_wait", "epoll_ctl", "getpid", "ac
          "setsockopt", "getsockname", "ioctl", "poll", "clock_nanosleep", "clone3", "mmap")
 EVENTS = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{name}" for name in CALLS]
 INTERVAL_MS = 100
-
-
-def stats(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
 
 
 def counted(kind, args, log_dir):
@@ -55,11 +45,12 @@ def counted(kind, args, log_dir):
          str(args.wait_ms)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         start_new_session=True)  # perf and the server in a group of their own, stopped together
     started = time.monotonic()  # perf's interval clock starts about now
+    stats = Server(kind, port=port).stats  # GET /stats, as the benchmark reads it
     try:
         deadline = started + 30
         while True:
             try:
-                stats(port)
+                stats()
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
@@ -71,9 +62,9 @@ def counted(kind, args, log_dir):
             client = start_openloop(port, args.rate, args.seconds + 2, args.wait_ms / 1000 + 5,
                                     warmup_s, None, progress)
             time.sleep(warmup_s + 1)
-            before, window_start = stats(port)["served"], time.monotonic() - started
+            before, window_start = stats()["served"], time.monotonic() - started
             time.sleep(args.seconds)
-            served, window_end = stats(port)["served"] - before, time.monotonic() - started
+            served, window_end = stats()["served"] - before, time.monotonic() - started
             client.communicate(timeout=args.wait_ms / 1000 + 70)
     finally:
         stop(server)
