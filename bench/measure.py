@@ -1,11 +1,13 @@
 """One closed-loop run: wrk's connections opened and all answered once, then a measured window
 of steady state, with the server sampled, a probe timing requests, and the counts audited.
 
-    wrk starts: N connections at once ... every one answered once (opening.py) ... --warmup
+    wrk starts: N connections at once ... every one answered once (watch_opening) ... --warmup
     seconds ... the window: --duration seconds ... wrk stopped
 
 One wrk process throughout, so the window's connections are the ones already open: nothing
-in it is the cost of opening them, which is its own figure ("opening"). In the window:
+in it is the cost of opening them, which is its own figure ("opening"). An event loop accepts
+them all and answers them in turn; a server with a thread per connection must first start a
+thread each, while the threads already running compete with it for the GIL. In the window:
   - throughput is the requests served, per second, as Redis (page views) or Postgres
     (inserts) counted them;
   - latency comes from a probe: bench/openloop.py sending the same request at a low fixed
@@ -20,17 +22,18 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 """
 
 import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import Held
-from bench.opening import watch_opening
 from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler, cpu_seconds, measured
-from bench.wrk import start_wrk, stop_wrk, threads_for
-from bench.wrkparse import WrkOutputError, parse_wrk
+from bench.wrk import WrkOutputError, parse_wrk, start_wrk, stop_wrk, threads_for
 from scripts.reset_db import count_rows, counter_value
 
 PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe adds little load
@@ -183,3 +186,51 @@ def audit(case, numbers, probed, drained, rows_at_start):
     else:
         verdict["result"] = "FAILED"
     return verdict
+
+
+def answered_connections(port, client_pid):
+    """(open, answered): the connections process `client_pid` holds to `port`, and those on
+    which an answer has arrived; None where ss cannot tell.
+
+    Read from the OS, not from the server: a socket of the client's process that has received
+    bytes from the server's port (`ss -tip` shows bytes_received) has had an answer. Only the
+    client's own sockets count, not the probe's, the sampler's or idle clients'. Linux only
+    (ss, iproute2); elsewhere None."""
+    if not shutil.which("ss"):
+        return None
+    listed = subprocess.run(["ss", "-tinpH", "state", "established", f"( dport = :{port} )"],
+                            capture_output=True, text=True, timeout=30)
+    if listed.returncode != 0:
+        return None
+    opened = answered = 0
+    owner = f"pid={client_pid},"
+    lines = listed.stdout.splitlines()
+    for socket_line, details in zip(lines, lines[1:]):
+        if owner in socket_line and details.startswith(("\t", " ")):
+            opened += 1
+            answered += "bytes_received:" in details
+    return opened, answered
+
+
+def watch_opening(port, client_pid, connections, started, limit_s):
+    """Poll until the client has had an answer on `connections` connections, at most
+    `limit_s` after `started` (time.monotonic()). Returns the figure for results.json:
+    {connections, all_answered_s (None if not within the limit, or unmeasurable), answered
+    (by then), limit_s}; with limit_s 0, nothing is watched and both are None. Prints a dot
+    a second, as a run does."""
+    figure = {"connections": connections, "all_answered_s": None, "answered": None,
+              "limit_s": limit_s}
+    next_dot = 0.0
+    while (elapsed := time.monotonic() - started) < limit_s:
+        counts = answered_connections(port, client_pid)
+        if counts is None:
+            return figure
+        figure["answered"] = counts[1]
+        if figure["answered"] >= connections:
+            figure["all_answered_s"] = round(elapsed, 2)
+            return figure
+        if elapsed >= next_dot:
+            print(".", end="", file=sys.stderr, flush=True)
+            next_dot += 1
+        time.sleep(0.1)
+    return figure

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import grown, kernel_stack_kb
-from bench.latency import ranked
+from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
 from bench.sampling import Sampler

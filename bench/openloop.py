@@ -59,8 +59,7 @@ import time
 from collections import Counter
 
 from bench.http1 import ERROR_KINDS, Connections, Failed
-from bench.latency import ranked
-from bench.machine import raise_fd_limit
+from bench.limits import raise_fd_limit
 
 SAMPLE_EVERY_S = 0.1
 BEHIND_MS = 10  # send lag past this at p99: the client could not keep to its schedule
@@ -248,6 +247,31 @@ def parse_args(argv=None):
     if round(args.duration * args.rate) < 1:
         parser.error("--rate times --duration is less than one request")
     return args
+
+
+# Latency percentiles that never flatter (ranked): a request that got no answer ranks after
+# every answer, as if it took forever, so a percentile that falls among those is no number.
+# In per mille, so that ranks are exact integers: 0.99 * 100 is 99.00000000000001 in floats
+PERCENTILES = (("p50", 500), ("p90", 900), ("p99", 990), ("p999", 999), ("max", 1000))
+
+
+def ranked(values_s, failures=0):
+    """{"p50_ms": .., "p50_past_timeout": .., ...} for each of PERCENTILES, over the values
+    (seconds) and `failures` more requests ranked after all of them.
+
+    Nearest rank: pXX is the smallest value that at least XX% of requests took no longer
+    than. Where that rank falls among the failures, pXX_ms is None and pXX_past_timeout
+    True: with more than 1% failed, p99 is None. With no requests at all, every figure is
+    None and no flag is set."""
+    values = sorted(values_s)
+    total = len(values) + failures
+    figures = {}
+    for name, per_mille in PERCENTILES:
+        rank = -(-per_mille * total // 1000)  # ceil(per_mille * total / 1000), in integers
+        past = rank > len(values)
+        figures[f"{name}_ms"] = None if past or rank == 0 else round(values[rank - 1] * 1e3, 2)
+        figures[f"{name}_past_timeout"] = past
+    return figures
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
 """report.html: the page a learner opens after a run. One self-contained file beside
-summary.md (inline CSS and SVG, nothing fetched): the charts first (bench/figures.py), then
+summary.md (inline CSS and SVG, nothing fetched): the charts first (bench/charts.py), then
 summary.md's text as HTML, whose tables and plain reading come from report.py and
 reading.py, and links to each run's flame graph and raw wrk output.
 
@@ -13,7 +13,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from bench.figures import charts, is_sweep
+from bench.charts import charts_html, is_sweep
 
 GLANCE = {False: "A bar is a server's median run at a point; its whisker spans the lowest to "
                  "the highest of the repeats, where there were several.",
@@ -112,7 +112,7 @@ def render_page(results, summary, out_dir):
 <h2>At a glance</h2>
 <p>{GLANCE[is_sweep(results)]} Hover it for its figure.</p>
 <div class="charts">
-{charts(results)}
+{charts_html(results)}
 </div>
 {markdown_html("|" + rest)}
 {files_section(results, Path(out_dir))}

@@ -2,9 +2,9 @@
 point and by how much, and what went wrong (PARTIAL, NOISY, INVALID, errors, audits).
 """
 
-from bench.cells import NOISY_SHARE, audit_cell, figure, percentile_cell, unaccepted
+from bench.cells import (NOISY_SHARE, audit_cell, baseline_of, figure, groups, median_run,
+                         percentile_cell, unaccepted)
 from bench.limits import thread_ceiling
-from bench.rows import baseline_of, groups, median_run
 
 
 def placement_reading(results):

@@ -10,15 +10,14 @@ limit and the listen queue) and runs: bench/results.py describes every field.
 import sys
 from pathlib import Path
 
-from bench.cells import (audit_cell, figure, migrations, opening, percentile_cell, placed,
-                         server_cpu, socket_errors, switches)
-from bench.chart import write_chart
+from bench.cells import (audit_cell, baseline_of, figure, migrations, opening, percentile_cell,
+                         placed, server_cpu, socket_errors, summarize, switches)
+from bench.charts import write_chart
 from bench.idle import idle_table
 from bench.page import write_page
 from bench.profiles import redraw_flamegraphs, shares_table
 from bench.reading import reading
 from bench.results import load
-from bench.rows import baseline_of, summarize
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new
@@ -231,7 +230,7 @@ counted. CPU is seconds used while the server was sampled: a wrk run's {settings
 window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
 × that time; what wrk uses, the servers, Postgres and Redis cannot.
 Context switches and CPU migrations are summed over all the server's threads, from the
-kernel's per-thread counts (Linux; bench/scheduler.py), and divided by the requests the
+kernel's per-thread counts (Linux; bench/sampling.py), and divided by the requests the
 server counted in the window; a migration is a thread woken on another CPU than it last ran
 on. "CPUs run on" are those its threads were seen running on. GC pauses: the server's
 garbage collections in the window, as it timed them (no Python code runs meanwhile).
@@ -253,11 +252,16 @@ def main():
         results = load(out_dir)
     except (OSError, ValueError) as error:
         sys.exit(f"bench.report: {error}")
+    redraw_flamegraphs(results, out_dir)
+    print(write_report(results, out_dir))
+
+
+def write_report(results, out_dir):
+    """summary.md, chart.svg and report.html in out_dir, from results; report.html's path."""
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     write_chart(results, out_dir / "chart.svg")
-    redraw_flamegraphs(results, out_dir)
-    print(write_page(results, summary, out_dir))
+    return write_page(results, summary, out_dir)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The shape of results.json, written once: what every field of a run means and holds.
 
 measure.py (wrk runs) and offered.py (open-loop runs) write runs of this shape; report.py,
-reading.py, chart.py and the HTML report read them through load(); tests/test_results.py
+reading.py, charts.py and the HTML report read them through load(); tests/test_results.py
 checks every committed run against it. A figure a platform cannot measure is None, never 0.
 
 Types: int, float (an int is a float too), str, bool, list, dict; "?" after a type: or None.
@@ -64,7 +64,7 @@ EVERY_RUN = {
     "server_cpu_user_s": ("float?", "its user part"),
     "server_cpu_system_s": ("float?", "its system part"),
     "server_cpu_ms_per_request": ("float?", "server_cpu_s over served_in_window, in ms"),
-    "server_ctx_switches_voluntary": ("int?", "over every thread (scheduler.py)"),
+    "server_ctx_switches_voluntary": ("int?", "over every thread (sampling.ThreadCounts)"),
     "server_ctx_switches_involuntary": ("int?", "over every thread"),
     "server_migrations": ("int?", "threads woken on another CPU than they last ran on"),
     "server_switches_per_request": ("float?", "both switches over served_in_window"),
@@ -97,7 +97,7 @@ CLOSED_LOOP = {
     "wrk_requests": ("int", "wrk's requests over its whole run, opening included"),
     "wrk_seconds": ("float", "wrk's whole run"),
     "opening": ("dict", "{connections, all_answered_s, answered, limit_s}: how long until "
-                "the server had answered every connection wrk opened (opening.py)"),
+                "the server had answered every connection wrk opened (measure.watch_opening)"),
     "probe": ("dict", "the probe's figures (measure.probe_figures)"),
     "probe_cpu_s": ("float", "the probe's CPU in its window"),
     "littles_law_in_service": ("float?", "rps x latency_mean_ms: requests in service"),

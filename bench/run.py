@@ -3,9 +3,9 @@
 Started by ./run_bench.sh, which first sets up .venv, wrk, Postgres and Redis. Runs as:
     python -m bench [--scenario fair] [--duration 10] [--repeat 1] ...
 
-The driver only: a run is measured by measure.py (wrk by wrk.py, read by wrkparse.py, the
-server sampled by sampling.py), servers are started by launch.py, the machine described by
-machine.py, and the results rendered by report.py and chart.py. Standard library only up to
+The driver only: a run is measured by measure.py (wrk run and read by wrk.py, the server
+sampled by sampling.py), servers are started by launch.py, the machine described by
+limits.py, and the results rendered by report.py and charts.py. Standard library only up to
 the parsing of the flags, so --help works before .venv exists.
 """
 
@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bench.cells import figure
-from bench.limits import read_limits
-from bench.machine import describe_machine, raise_fd_limit, somaxconn_note
+from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
 from bench.scenarios import SCENARIOS
 from bench.launch import KINDS, ServerError, Servers
@@ -207,15 +206,10 @@ def settings(args, cases, notes):
 def write_results(results, out_dir):
     """results.json, summary.md, chart.svg and report.html in out_dir; a summary that fits a
     terminal printed, with report.html's path."""
-    from bench.chart import write_chart
-    from bench.page import write_page
-    from bench.report import render_summary
+    from bench.report import write_report
     from bench.terminal import terminal_summary
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    summary = render_summary(results)
-    (out_dir / "summary.md").write_text(summary)
-    write_chart(results, out_dir / "chart.svg")
-    print(terminal_summary(results, write_page(results, summary, out_dir)))
+    print(terminal_summary(results, write_report(results, out_dir)))
 
 
 def ordered(cases, repeats):

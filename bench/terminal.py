@@ -8,9 +8,8 @@ import os
 import re
 import textwrap
 
-from bench.cells import figure, opening, percentile_cell, unaccepted
+from bench.cells import figure, opening, percentile_cell, summarize, unaccepted
 from bench.reading import reading
-from bench.rows import summarize
 
 COLUMNS = 100  # an ordinary terminal's width, and the lines of this code's
 

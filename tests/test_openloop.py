@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bench.latency import ranked
+from bench.openloop import ranked
 from bench.limits import held_by, read_limits, thread_ceiling
 from support import ROOT, free_port
 

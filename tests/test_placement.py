@@ -10,14 +10,12 @@ import time
 import psutil
 import pytest
 
-from bench.cells import percentile_cell, unaccepted
+from bench.cells import median_run, percentile_cell, unaccepted
 from bench.each_run import other_cpu
-from bench.opening import answered_connections, watch_opening
+from bench.measure import answered_connections, watch_opening
 from bench.placement import cpus_for, supported
 from bench.reading import ratio_spread
-from bench.rows import median_run
-from bench.sampling import established
-from bench.scheduler import ThreadCounts, readable
+from bench.sampling import established, readable, ThreadCounts
 from support import ROOT, call
 
 affinity = pytest.mark.skipif(not supported() or len(os.sched_getaffinity(0)) < 2,
@@ -153,7 +151,7 @@ def test_other_cpu_is_what_no_measured_process_used():
 
 def test_the_opening_counts_connections_answered_once_from_the_os():
     """A server that answers only three of five connections: the OS shows three answered on
-    the client's side, and the figure says so rather than a time (opening.py)."""
+    the client's side, and the figure says so rather than a time (measure.watch_opening)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     accepted = []

@@ -3,6 +3,7 @@ each page opens cleanly in a real browser, is what the code renders from results
 the terminal summary fits an ordinary terminal. ./run_bench.sh's own are in test_bench.py.
 """
 
+import html
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
+from bench.cells import summarize
 from bench.flamegraph import flamegraph_svg
 from bench.terminal import COLUMNS, terminal_summary
 
@@ -50,11 +52,41 @@ def test_committed_report_is_what_the_code_renders(run, tmp_path):
     shutil.copytree(run, copy)
     subprocess.run([sys.executable, "-m", "bench.report", str(copy)], cwd=ROOT, check=True,
                    capture_output=True)
-    for name in ["report.html", "summary.md"] + local_files(copy / "report.html"):
+    for name in ["report.html", "summary.md", "chart.svg"] + local_files(copy / "report.html"):
         assert (copy / name).exists(), f"{run.name}: report.html links to missing {name}"
         assert (copy / name).read_bytes() == (run / name).read_bytes(), (
             f"docs/runs/{run.name}/{name} is not what the code renders: "
             f"python -m bench.report docs/runs/{run.name}")
+
+
+def test_every_chart_draws_every_row_and_marks_a_percentile_past_the_timeout():
+    """A chart must never draw the worst case as the best: in report.html and chart.svg of
+    every committed run, each chart has each row of the summary's table as a bar, a point or
+    a mark, and a p99 past the timeout is marked, labelled as the table and terminal say it."""
+    marked = 0
+    for run in RUNS:
+        results = json.loads((run / "results.json").read_text())
+        rows = summarize(results)
+        names = {f"{row['series']} at {row['point']}" for row in rows}
+        printed = terminal_summary(results, run / "report.html")
+        for page, one_chart in (("report.html", r'<svg class="chart".*?</svg>'),
+                                ("chart.svg", r"<g transform.*?</g>")):
+            text = (run / page).read_text()
+            charts = re.findall(one_chart, text, re.S)
+            charts = [chart for chart in charts if "per idle connection" not in chart]
+            assert charts, f"{run.name}/{page} has no chart"
+            for chart in charts:
+                drawn = {html.unescape(name) for name in re.findall(r'data-cell="([^"]+)"', chart)}
+                assert drawn == names, f"{run.name}/{page}: {names - drawn} not drawn"
+            for row in rows:
+                if row["run"]["p99_ms"] is None:
+                    label = f"&gt; {row['run']['timeout_s']} s"
+                    what = html.escape(f"{row['series']} at {row['point']}")
+                    assert re.search(f'class="past" data-cell="{re.escape(what)}".*?{label}',
+                                     text), f"{run.name}/{page}: {what} past, not marked"
+                    assert f"> {row['run']['timeout_s']} s" in printed
+                    marked += 1
+    assert marked, "no committed run has a p99 past the timeout: the test cannot fail"
 
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda path: path.name)

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from bench.machine import somaxconn_note
+from bench.limits import somaxconn_note
 from bench.report import render_summary
-from bench.rows import summarize
+from bench.cells import summarize
 from bench.scenarios import SCENARIOS, Case
 from bench.launch import KINDS
 from support import ROOT

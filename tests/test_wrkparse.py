@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.wrkparse import WrkOutputError, parse_wrk
+from bench.wrk import WrkOutputError, parse_wrk
 
 DATA = Path(__file__).parent / "data"
 
