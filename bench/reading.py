@@ -1,73 +1,116 @@
-"""The plain reading of a results.json: what the placements show, who served more at each
-point and by how much, and what went wrong (PARTIAL, NOISY, INVALID, errors, audits).
+"""The plain reading of a results.json, a few short lines: the headline (which server served
+more, where, by how much, with the repeats' range), the cause in one sentence with its count,
+then what went wrong (NOISY, PARTIAL, INVALID, errors, audits). The per-case figures are in
+the tables below it, not here.
 """
 
+import math
+
 from bench.cells import (NOISY_SHARE, audit_cell, baseline_of, figure, groups, median_run,
-                         percentile_cell, unaccepted)
+                         percentile_cell, summarize, unaccepted)
 from bench.limits import thread_ceiling
 
 
-def placement_reading(results):
-    """Where one request was run in several placements: per placement, in plain words, how
-    the other series compared with the baseline, and the baseline's CPU, context switches and
-    migrations per request, which is where a thread per connection pays for a placement."""
-    base_name, by_request = baseline_of(results), {}
-    for run in results["runs"]:
-        request = f"{run['method']} {run.get('path', '/')} c={run.get('connections')}"
-        by_request.setdefault(request, {}).setdefault(run.get("placement"), []).append(run)
-    sentences = []
-    for request, by_placement in by_request.items():
-        if len(by_placement) < 2 or None in by_placement:
+def reading(results):
+    """The lines of "What it says", each a "- " item but the limits' sentence."""
+    closed = [row for row in summarize(results) if not row["run"].get("rate")]
+    lines = offered_headline(results) + closed_headline(results, closed)
+    lines += cause(results, closed) + warnings(results["runs"])
+    return "\n".join(lines)
+
+
+def closed_headline(results, rows):
+    """Per placement and series: its req/s over the baseline's at each point, with the range
+    over repeats and whether that range holds 1.00x."""
+    base = baseline_of(results)
+    several = len({row["run"].get("placement") for row in rows}) > 1
+    lines = {}
+    for row in rows:
+        if row["series"] == base or row["ratio"] is None:
             continue
-        parts = []
-        for where, runs in by_placement.items():
-            base = [r for r in runs if r["series"] == base_name]
-            others = [r for r in runs if r["series"] != base_name]
-            if not base or not others:
-                continue
-            b, o = median_run(base), median_run(others)
-            parts.append(
-                f"{where}, {o['series']} served {o['rps'] / b['rps']:.2f}x {base_name}'s "
-                f"req/s ({o['rps']:,.0f} vs {b['rps']:,.0f}); {base_name} used "
-                f"{figure(b.get('server_cpu_ms_per_request'), '{:.2f} ms')} of CPU, "
-                f"{figure(b.get('server_switches_per_request'), '{:.1f}')} context switches "
-                f"and {figure(b.get('server_migrations_per_request'), '{:.2f}')} migrations per "
-                f"request, {o['series']} "
-                f"{figure(o.get('server_cpu_ms_per_request'), '{:.2f} ms')}, "
-                f"{figure(o.get('server_switches_per_request'), '{:.1f}')} and "
-                f"{figure(o.get('server_migrations_per_request'), '{:.2f}')}")
-        if parts:
-            sentences.append(f"- {request}: " + "; ".join(parts) + ".")
-    if sentences:
-        sentences.insert(0, "Placement: shared lets the OS put every process on any CPU, as "
-                         "on a laptop; isolated gives the server a core of its own, a control "
-                         "no laptop has; spread gives it both cores with the load on one.")
-    return sentences
+        where = row["run"].get("placement") if several else None
+        point = row["point"].removesuffix(f", {where}")
+        ratios = repeat_ratios(results, row)
+        said = f"{row['ratio']:.2f}x at {point}" + (f" ({spread(ratios)})" if ratios else "")
+        lines.setdefault((where, row["series"]), []).append(said)
+    return [f"- {where + ': ' if where else ''}{series} / {base} req/s: {', '.join(said)}."
+            for (where, series), said in lines.items()]
 
 
-def offered_reading(results):
-    """For runs at a fixed offered rate: the machine's limits first, then at each point what
-    each server answered of what was offered, at what latency and cost, and what it met."""
+def repeat_ratios(results, row):
+    """This row's series' req/s over the baseline's, repeat by repeat (two or more)."""
+    runs = groups(results["runs"])[row["point"]]
+    base = {run.get("repeat"): run["rps"] for run in runs.get(baseline_of(results), [])}
+    ratios = [run["rps"] / base[run.get("repeat")] for run in runs[row["series"]]
+              if base.get(run.get("repeat"))]
+    return ratios if len(ratios) > 1 else []
+
+
+def spread(ratios):
+    """The repeats' range of ratios and what it shows."""
+    if min(ratios) <= 1 <= max(ratios):
+        verdict = "holds 1.00x: no difference either way"
+    elif len(ratios) < 5:
+        verdict = f"one side, but {len(ratios)} repeats are few"
+    else:
+        verdict = f"{'above' if min(ratios) > 1 else 'below'} 1.00x in every one"
+    return f"repeats {min(ratios):.2f}x–{max(ratios):.2f}x, {verdict}"
+
+
+def cause(results, rows):
+    """Where the ratio is furthest from 1.00x (of those whose CPU was measured): what each
+    server paid per request there, in CPU, context switches and migrations; and the
+    baseline's for the same request in the other placements."""
+    base_name = baseline_of(results)
+    base_of = {r["point"]: r["run"] for r in rows if r["series"] == base_name}
+    far = [row for row in rows if row["ratio"] and row["series"] != base_name
+           and None not in (row["run"].get("server_cpu_ms_per_request"),
+                            base_of[row["point"]].get("server_cpu_ms_per_request"))]
+    if not far:
+        return []
+    row = max(far, key=lambda row: abs(math.log(row["ratio"])))
+    base = base_of[row["point"]]
+    line = (f"- Why, at {row['point']}: {base_name} paid {paid(base)} per request, "
+            f"{row['series']} {paid(row['run'])}")
+    same = [r["run"] for r in rows if r["series"] == base_name and r["point"] != row["point"]
+            and same_request(r["run"], base)]
+    for run in same:
+        line += f"; {base_name} on {run['placement']}, {paid(run)}"
+    return [line + "."]
+
+
+def same_request(run, other):
+    return all(run.get(key) == other.get(key) for key in ("method", "connections", "idle"))
+
+
+def paid(run):
+    return (f"{figure(run.get('server_cpu_ms_per_request'), '{:.2f} ms')} of CPU, "
+            f"{figure(run.get('server_switches_per_request'), '{:.1f}')} context switches and "
+            f"{figure(run.get('server_migrations_per_request'), '{:.2f}')} migrations")
+
+
+def offered_headline(results):
+    """For runs at a fixed offered rate: the machine's limits, then per series how far it
+    answered every request in time, and the first limit it met."""
     runs = [run for run in results["runs"] if run.get("rate")]
     if not runs:
         return []
-    sentences = [f"Limits: {limits_sentence(results['machine'].get('limits'))}"]
-    for point, by_series in groups(runs).items():
-        parts = []
-        for series, series_runs in by_series.items():
-            run = median_run(series_runs)
-            memory = figure(run["peak_rss_mb"], "{:,.0f} MB")
-            stacks = run.get("kernel_stack_kb")
-            if stacks:
-                memory += f" + {stacks / 1024:,.0f} MB of kernel stacks"
-            parts.append(
-                f"{series} answered {run['rps']:,.0f} req/s with "
-                f"{figure(run.get('waiting_upstream_peak'), '{:,}')} waiting at once, p50 "
-                f"{percentile_cell(run, 'p50_ms')}, p99 {percentile_cell(run, 'p99_ms')}, "
-                f"{run['timeouts']:,} timeouts, {figure(run['peak_threads'], '{:,}')} threads "
-                f"in {memory}; limit met: {run.get('limit_met') or 'none'}")
-        sentences.append(f"- {point} offered: " + "; ".join(parts) + ".")
-    return sentences
+    lines = [f"Limits: {limits_sentence(results['machine'].get('limits'))}"]
+    by_series = {}
+    for point, series_runs in groups(runs).items():
+        for series, runs_of_point in series_runs.items():
+            by_series.setdefault(series, []).append((point, median_run(runs_of_point)))
+    for series, points in by_series.items():
+        kept = [point for point, run in points if not run["timeouts"] and not run.get("limit_met")]
+        failed = [(point, run) for point, run in points if point not in kept]
+        kept = ", ".join(point.split(", ")[0] for point in kept) or "no point"  # "20 s wait"
+        line = f"- {series}: every request answered in time at {kept}"
+        if failed:
+            point, run = failed[0]
+            line += (f"; at {point}, {run['timeouts']:,} timeouts, p99 "
+                     f"{percentile_cell(run, 'p99_ms')}, limit met: {run.get('limit_met') or 'none'}")
+        lines.append(line + ".")
+    return lines
 
 
 def limits_sentence(limits):
@@ -90,90 +133,25 @@ def limits_sentence(limits):
             f"{files} open files, one per connection.{first}")
 
 
-def reading(results):
-    """Plain sentences: first what the placements show, then at each point who served more
-    than the baseline series and by how much, then what went wrong."""
-    sentences, base_name = placement_reading(results), baseline_of(results)
-    sentences += offered_reading(results)
-    for point, by_series in groups(results["runs"]).items():
-        if base_name not in by_series or by_series[base_name][0].get("rate"):
-            continue
-        base = median_run(by_series[base_name])
-        for name, runs in by_series.items():
-            other = median_run(runs)
-            if name == base_name or not base["rps"] or not other["rps"]:
-                continue
-            (more, a), (less, b) = sorted([(name, other), (base_name, base)],
-                                          key=lambda pair: -pair[1]["rps"])
-            sentences.append(
-                f"- {point}: {more} served {a['rps'] / b['rps']:.2f}x the requests per second "
-                f"of {less} ({a['rps']:,.0f} vs {b['rps']:,.0f}); p99 "
-                f"{percentile_cell(a, 'p99_ms')} vs {percentile_cell(b, 'p99_ms')}{opened(a, b)}; "
-                f"wrk's timeouts {a['timeouts']:,} vs {b['timeouts']:,}.{noisy_note(a, b)}")
-            sentences += ratio_spread(point, name, runs, by_series[base_name], base_name)
-    runs = results["runs"]
-    for run in runs:
-        if unaccepted(run):
-            sentences.append(
-                f"- PARTIAL: {run['series']} at {run['point']} accepted at most "
-                f"{run['peak_connections']:,} of wrk's {run['connections']:,} connections "
-                f"while wrk measured; the other {unaccepted(run):,} waited in the listen "
-                "queue, neither served nor counted: this row measures fewer clients.")
-    for run in runs:
-        if noisy(run):
-            sentences.append(
-                f"- NOISY: during {run['series']} at {run['point']}, other processes on this "
-                f"machine used {run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s: "
-                "they took CPU from what was measured; compare with care, or run it again.")
-    invalid = [r for r in runs if not r["valid"]]
-    if invalid:
-        sentences.append(f"- {len(invalid)} run(s) had socket connect errors and are INVALID: "
-                         "wrk could not open all its connections (an open-files or backlog "
-                         "limit on this machine, as in the article's 257 and 1257), so they "
-                         "measured fewer connections than asked.")
-    errors = [r for r in runs if r["non_2xx"]]
-    for run in errors:
-        sentences.append(f"- {run['series']} at {run['point']} answered {run['non_2xx']:,} "
-                         "requests with an error status (see its server log).")
-    failed = [r for r in runs if r["audit"]["result"] != "ok"]
-    for run in failed:
-        sentences.append(f"- Audit {run['audit']['result']} for {run['series']} at "
-                         f"{run['point']}: {audit_cell(run)}.")
-    return "\n".join(sentences)
-
-
-def opened(a, b):
-    """How long each server took to answer every connection wrk opened, if both were read."""
-    times = [(run.get("opening") or {}).get("all_answered_s") for run in (a, b)]
-    if None in times:
-        return ""
-    return f"; every connection answered once after {times[0]:.1f} s vs {times[1]:.1f} s"
-
-
 def noisy(run):
     return (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0)
 
 
-def noisy_note(a, b):
-    """A headline that rests on a run other processes disturbed says so."""
-    if not (noisy(a) or noisy(b)):
-        return ""
-    return " This rests on a NOISY run (below): run it again before reading much into it."
-
-
-def ratio_spread(point, name, runs, base_runs, base_name):
-    """With repeats: this series' ratio to the baseline in each repeat, and their range."""
-    base_by_repeat = {run.get("repeat"): run["rps"] for run in base_runs}
-    ratios = [run["rps"] / base_by_repeat[run.get("repeat")] for run in runs
-              if base_by_repeat.get(run.get("repeat"))]
-    if len(ratios) < 2:
-        return []
-    listed = ", ".join(f"{ratio:.2f}x" for ratio in ratios)
-    if min(ratios) <= 1 <= max(ratios):
-        verdict = "the range holds 1.00x: these repeats show no difference either way"
-    elif len(ratios) < 5:
-        verdict = f"one side in each, but {len(ratios)} repeats are few"
-    else:
-        verdict = f"{'above' if min(ratios) > 1 else 'below'} 1.00x in every repeat"
-    return [f"- {point}: {name} / {base_name}, repeat by repeat: {listed} (range "
-            f"{min(ratios):.2f}x–{max(ratios):.2f}x; {verdict})."]
+def warnings(runs):
+    """A short line for each run that measured less than it should, or was disturbed."""
+    lines = []
+    for run in runs:
+        what = f"{run['series']} at {run['point']}"
+        if unaccepted(run):
+            lines.append(f"- PARTIAL: {what} accepted {run['peak_connections']:,} of "
+                         f"{run['connections']:,} connections; the rest waited unserved.")
+        if noisy(run):
+            lines.append(f"- NOISY: during {what}, other processes used "
+                         f"{run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s.")
+        if not run["valid"]:
+            lines.append(f"- INVALID: {what} had connect errors: fewer connections than asked.")
+        if run["non_2xx"]:
+            lines.append(f"- {what}: {run['non_2xx']:,} error answers (see its server log).")
+        if run["audit"]["result"] != "ok":
+            lines.append(f"- Audit {run['audit']['result']}: {what}: {audit_cell(run)}.")
+    return lines

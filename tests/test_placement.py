@@ -14,7 +14,7 @@ from bench.cells import median_run, percentile_cell, unaccepted
 from bench.each_run import other_cpu
 from bench.measure import answered_connections, watch_opening
 from bench.placement import cpus_for, supported
-from bench.reading import ratio_spread
+from bench.reading import repeat_ratios, spread
 from bench.sampling import established, readable, ThreadCounts
 from support import ROOT, call
 
@@ -124,15 +124,17 @@ def test_connections_never_accepted_are_flagged():
     assert unaccepted({"connections": 500, "peak_connections": None}) == 0  # unmeasured
 
 
-def test_repeats_report_each_ratio_and_their_range():
-    sync = [{"repeat": n, "rps": rps} for n, rps in enumerate([1000, 1000, 800])]
-    async_ = [{"repeat": n, "rps": rps} for n, rps in enumerate([1100, 1300, 1200])]
-    [sentence] = ratio_spread("GET / c=500", "async", async_, sync, "sync")
-    assert "1.10x, 1.30x, 1.50x (range 1.10x–1.50x; one side in each, but 3 repeats" in sentence
-    five = [{"repeat": n, "rps": rps} for n, rps in enumerate([900, 1100, 1000, 1000, 1000])]
-    [sentence] = ratio_spread("GET / c=500", "async", five, [
-        {"repeat": n, "rps": 1000} for n in range(5)], "sync")
-    assert "the range holds 1.00x: these repeats show no difference" in sentence
+def test_repeats_are_paired_and_their_range_read():
+    """Each repeat's ratio divides by the baseline's req/s in the same repeat."""
+    runs = [{"point": "GET / c=500", "series": series, "repeat": n, "rps": rps}
+            for series, rates in (("sync", [1000, 1000, 800]), ("async", [1100, 1300, 1200]))
+            for n, rps in enumerate(rates)]
+    ratios = repeat_ratios({"baseline": "sync", "runs": runs},
+                           {"point": "GET / c=500", "series": "async"})
+    assert [round(ratio, 2) for ratio in ratios] == [1.10, 1.30, 1.50]
+    assert spread(ratios) == "repeats 1.10x–1.50x, one side, but 3 repeats are few"
+    assert spread([0.9, 1.1, 1.0, 1.0, 1.0]).endswith("holds 1.00x: no difference either way")
+    assert spread([0.8, 0.9, 0.85, 0.9, 0.95]).endswith("below 1.00x in every one")
 
 
 def test_the_median_of_an_even_number_of_repeats_is_the_mean_of_the_middle_two():
