@@ -1,22 +1,43 @@
 """What every measured run does around its window, whatever client it runs: place the load,
-reset the data, check the knobs reached the server, start the open-loop client, and account
-for the CPU the machine spent. bench/measure.py (wrk) and bench/offered.py (open loop) use it.
+reset the data, check the knobs reached the server, start the open-loop client, account for
+the CPU the machine spent, and say how it goes on stderr, within 100 columns. bench/measure.py
+(wrk) and bench/offered.py (open loop) use it.
 
-Needs .venv (psycopg2, redis, psutil).
+Standard library only at import, for bench/run.py's --help; reset_data needs .venv.
 """
 
 import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
-from bench.placement import affinity_of, cpus_for, machine_cpus, pin_services, supported
-from bench.placement import pinned_to
-from scripts.reset_db import reset
+from bench.placement import (affinity_of, cpus_for, machine_cpus, pin_services, pinned_to,
+                             supported)
 
 ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = 100  # an ordinary terminal's width: every line the benchmark prints fits it
+column = 0  # where the progress line open on stderr has got to (0: none is open)
+
+
+def say(message, end="\n"):
+    """A line of progress on stderr, "==> " first, wrapped to COLUMNS; with end=" ", left
+    open for the dots of a run (dots) and its result (said_after)."""
+    global column
+    text = textwrap.fill(f"==> {message}", COLUMNS, subsequent_indent="    ",
+                         break_on_hyphens=False)
+    print(text, end=end, file=sys.stderr, flush=True)
+    column = 0 if end.endswith("\n") else len(text.splitlines()[-1]) + len(end)
+
+
+def said_after(result):
+    """Close the open progress line with a run's result, on lines of its own."""
+    global column
+    print("\n" + textwrap.fill(result, COLUMNS, initial_indent="    ",
+                               subsequent_indent="    "), file=sys.stderr, flush=True)
+    column = 0
 
 
 def place_load(where):
@@ -40,6 +61,7 @@ def where_it_ran(server, cpus, services, figures):
 
 
 def reset_data():
+    from scripts.reset_db import reset  # psycopg2 and redis: from .venv
     reset(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])
 
 
@@ -89,11 +111,21 @@ def read_openloop(client, timeout_s, log_path):
     return json.loads(output)
 
 
+def dot():
+    """One dot of progress; past COLUMNS, on a new indented line."""
+    global column
+    if column >= COLUMNS:
+        print("\n   ", end="", file=sys.stderr)
+        column = 3
+    print(".", end="", file=sys.stderr, flush=True)
+    column += 1
+
+
 def dots(seconds, each_second=None):
     """Wait, printing a dot a second, as a wrk run does, and calling each_second() if given."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        print(".", end="", file=sys.stderr, flush=True)
+        dot()
         if each_second:
             each_second()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

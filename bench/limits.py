@@ -272,6 +272,7 @@ def raise_fd_limit(connections):
     target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if target < needed:
-        return (f"open files limited to {target} (hard limit), {connections} connections need "
-                f"about {needed}: expect connect errors, as in the article")
+        return (f"open files: at most {target:,} a process (the hard limit), fewer than the "
+                f"{needed:,} that {connections:,} connections need: a run past that meets the "
+                "limit (wrk's connect errors, as in the article; an open-loop run's own limit)")
     return f"raised the open-files limit from {soft} to {target}"

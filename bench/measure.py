@@ -24,11 +24,10 @@ Needs .venv (psycopg2, redis, psutil): bench/run.py imports it only after parsin
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 
-from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
+from bench.each_run import (dot, dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import Held
 from bench.placement import DEFAULT, service_processes
@@ -230,7 +229,7 @@ def watch_opening(port, client_pid, connections, started, limit_s):
             figure["all_answered_s"] = round(elapsed, 2)
             return figure
         if elapsed >= next_dot:
-            print(".", end="", file=sys.stderr, flush=True)
+            dot()
             next_dot += 1
         time.sleep(0.1)
     return figure

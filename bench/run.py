@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bench.cells import figure
+from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
 from bench.scenarios import SCENARIOS
@@ -144,9 +145,10 @@ def prepare(args, cases, machine, out_dir):
              "listen_queue": somaxconn_note(at_once, machine["somaxconn"])}
     say(f"scenario {args.scenario}: {len(cases) * args.repeat} runs of {args.duration} s, "
         f"wrk with {args.threads} threads; results in {out_dir}")
-    say(f"{machine['cores']} cores ({machine['cpu']}); " + "; ".join(
-        where_is(p) for p in placements_of(args, cases))
-        + ": compare servers within this run, not across runs")
+    say(f"{machine['cores']} cores ({machine['cpu']}): compare servers within this run, "
+        "not across runs")
+    for placement in placements_of(args, cases):
+        say(f"  {where_is(placement)}")
     if args.profile:
         from bench.profiles import can_profile
         why_not = can_profile()
@@ -174,15 +176,14 @@ def run_plan(args, cases, out_dir):
         for step, (repeat, case) in enumerate(plan, 1):
             server = servers.get(case, args.placement or DEFAULT,
                                  [c for _, c in plan[step:]], step)
-            say(f"[{step}/{len(plan)}] {case.series:<8} {case.point}  {args.duration}s ",
-                end="")
+            say(f"[{step}/{len(plan)}] {case.series} at {case.point}, {args.duration} s", end=" ")
             run = (measure_offered if case.rate else measure)(case, server, timing, out_dir,
                                                               f"{step:02d}")
             if args.profile:
                 run["profile"] = servers.profile_of(server, f"{case.series} at {case.point}")
             run["repeat"] = repeat
             runs.append(run)
-            print(" " + progress(run), file=sys.stderr, flush=True)
+            said_after(progress(run))
     except ServerError as error:
         raise SystemExit(f"bench: {error}") from None
     finally:
@@ -258,10 +259,6 @@ def new_results_dir(results):
         latest.unlink()
     latest.symlink_to(stamp)
     return out_dir
-
-
-def say(message, end="\n"):
-    print(f"==> {message}", end=end, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

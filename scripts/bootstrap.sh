@@ -18,7 +18,7 @@ MIN_PYTHON=3.10
 STATE_DIR=""
 APT_UPDATED=""
 
-say() { printf '==> %s\n' "$*" >&2; }
+say() { printf '==> %s\n' "$*" | fold -s -w 100 >&2; }  # within an ordinary terminal
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Any Python that runs, for scripts/databases.py (standard library only) before .venv exists.

@@ -47,11 +47,14 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     summary = (tmp_path / "latest" / "summary.md").read_text()
     assert "| Connections | Server | Req/s | Ratio |" in summary
     assert "The article's figures" in summary
-    assert re.search(r"\[8/8\] async +POST /items c=500, isolated", result.stderr)
+    assert re.search(r"\[8/8\] async at POST /items c=500, isolated", result.stderr)
     assert re.search(r"^- shared: async / sync req/s: [\d.]+x at GET / c=500", result.stdout,
                      re.M)  # the plain reading's headline
     assert result.stdout.rstrip().endswith("report.html")  # where the whole report is
-    wide = [line for line in result.stdout.splitlines() if len(line) > 100]
+    printed = (result.stdout + result.stderr).splitlines()  # progress, notes and summary
+    assert len(printed) > 30 and all("==> " in line or line.startswith(" ") or not line
+                                     for line in result.stderr.splitlines())
+    wide = [line for line in printed if len(line) > 100]
     assert not wide, "printed lines wider than an ordinary terminal:\n" + "\n".join(wide)
 
 
