@@ -5,6 +5,7 @@ for a percentile past the client's timeout, PARTIAL and INVALID for runs that me
 clients than asked. The summary, its reading, the charts and the terminal read through here.
 """
 
+COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
 
 
@@ -101,7 +102,8 @@ def placed(results):
 
 
 def opening(run):
-    """How long the server took to answer every connection wrk opened at once (measure.watch_opening)."""
+    """How long the server took to answer every connection wrk opened at once
+    (measure.watch_opening)."""
     figure_ = run.get("opening")
     if not figure_:
         return "-"

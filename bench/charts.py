@@ -47,10 +47,10 @@ def line_name(run, several_placements):
         f" ({run['placement']})" if several_placements else "")
 
 
-def measured(runs, key):
-    """A cell of a chart: (the median run's figure, the repeats' lowest, highest), "past" with
-    its label and the timeout in ms for a percentile past the timeout, or None where it was not measured. A repeat
-    past the timeout takes the whisker to the top (highest is then math.inf)."""
+def chart_cell(runs, key):
+    """A cell of a chart: (the median run's figure, the repeats' lowest, highest); for a
+    percentile past the timeout, ("past", its label, the timeout in ms); None where it was not
+    measured. A repeat past the timeout takes the whisker to the top (highest: math.inf)."""
     middle, values = median_run(runs), [run.get(key) for run in runs]
     if middle.get(key) is None:
         if key not in PERCENTILES:
@@ -106,7 +106,7 @@ def mark(cell, x, width, colour, what):
 
 def bars(results, title, key, form):
     """Grouped bars, a group a point; (svg parts, legend) or None where nothing was measured."""
-    by_point = {point: {series: measured(runs, key) for series, runs in by_series.items()}
+    by_point = {point: {series: chart_cell(runs, key) for series, runs in by_series.items()}
                 for point, by_series in groups(results["runs"]).items()}
     cells = [cell for by_series in by_point.values() for cell in by_series.values()]
     values = [cell[2] if cell[2] != math.inf else cell[1] for cell in cells
@@ -160,7 +160,7 @@ def lines(results, title, key, form, points=None):
         points = {}
         for point, by_series in groups(results["runs"]).items():
             for runs in by_series.values():
-                cell = measured(runs, key)
+                cell = chart_cell(runs, key)
                 points.setdefault(line_name(runs[0], several), []).append(
                     (runs[0]["x"], cell[0] if cell and cell[0] != "past" else cell,
                      f"{runs[0]['series']} at {point}"))

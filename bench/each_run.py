@@ -14,11 +14,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench.cells import COLUMNS
 from bench.placement import (affinity_of, cpus_for, machine_cpus, pin_services, pinned_to,
                              supported)
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = 100  # an ordinary terminal's width: every line the benchmark prints fits it
 column = 0  # where the progress line open on stderr has got to (0: none is open)
 
 

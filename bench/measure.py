@@ -2,7 +2,7 @@
 of steady state, with the server sampled, a probe timing requests, and the counts audited.
 
     wrk starts: N connections at once ... every one answered once (watch_opening) ... --warmup
-    seconds ... the window: --duration seconds ... wrk stopped
+    seconds (the probe starts in its last second) ... the window: --duration s ... wrk stopped
 
 One wrk process throughout, so the window's connections are the ones already open: nothing
 in it is the cost of opening them, which is its own figure ("opening"). An event loop accepts
@@ -64,7 +64,7 @@ def measure(case, server, timing, out_dir, step):
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
                                 0 if case.knobs.get("workers") else timing.opening_limit_s)
         warm_from, warm_count = time.monotonic(), served_count(case, rows_at_start)
-        dots(timing.warmup_s)
+        dots(max(0.1, timing.warmup_s - probe_warmup_s))  # the probe warms up in the rest
         warm_rate = ((served_count(case, rows_at_start) - warm_count)
                      / (time.monotonic() - warm_from))
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"

@@ -108,7 +108,8 @@ def offered_headline(results):
         if failed:
             point, run = failed[0]
             line += (f"; at {point}, {run['timeouts']:,} timeouts, p99 "
-                     f"{percentile_cell(run, 'p99_ms')}, limit met: {run.get('limit_met') or 'none'}")
+                     f"{percentile_cell(run, 'p99_ms')}, limit met: "
+                     f"{run.get('limit_met') or 'none'}")
         lines.append(line + ".")
     return lines
 

@@ -1,17 +1,23 @@
-"""Turn results.json into the table a learner reads and a plain reading of it.
+"""Turn results.json into the tables a learner reads: summary.md, with every column and the
+plain reading (reading.py), and what ./run_bench.sh prints at the end (terminal_summary):
+the columns a first look needs, within COLUMNS, and where the whole report is.
 
     python -m bench.report results/latest     # writes summary.md, chart.svg, report.html again
 
 results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
-(machine.describe_machine), settings (bench/run.py's flags and its notes on the open-files
+(limits.describe_machine), settings (bench/run.py's flags and its notes on the open-files
 limit and the listen queue) and runs: bench/results.py describes every field.
 """
 
+import os
+import re
 import sys
+import textwrap
 from pathlib import Path
 
-from bench.cells import (audit_cell, baseline_of, figure, migrations, opening, percentile_cell,
-                         placed, server_cpu, socket_errors, summarize, switches)
+from bench.cells import (COLUMNS, audit_cell, baseline_of, figure, migrations, opening,
+                         percentile_cell, placed, server_cpu, socket_errors, summarize, switches,
+                         unaccepted)
 from bench.charts import write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -32,13 +38,13 @@ averages of 5 runs). Not measured here:
 | -c 1500 -t 10 -d 60s --timeout 5s | aiohttp | 36563 | 1257 | 0 | 608 |
 """
 
-COLUMNS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered", "Timeouts",
+HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered", "Timeouts",
            "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
 
 
 def table(results):
     axis = results["x_axis"][0].upper() + results["x_axis"][1:]
-    lines = [f"| {axis} | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = [f"| {axis} | " + " | ".join(HEADINGS) + " |", "|---" * (len(HEADINGS) + 1) + "|"]
     for row in summarize(results):
         run = row["run"]
         rps = f"{run['rps']:,.0f}"
@@ -131,8 +137,9 @@ def limits_table(results):
              "Server's log: its first line naming the limit, and how many such lines in all. "
              "Served again: seconds from the clients' end until a new connection got a 200 "
              "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
-             "late still wait out their wait, though their clients have gone). Thread cap: how the OS capped the server's threads, and how many "
-             "it refused (pids.events), where set.", "",
+             "late still wait out their wait, though their clients have gone). Thread cap: how "
+             "the OS capped the server's threads, and how many it refused (pids.events), where "
+             "set.", "",
              "| Point | Server | Limit met | Met (in flight) | 2xx | Timed out connecting | "
              "Timed out | Refused or reset | 5xx | Server's log | Served again | Thread cap |",
              "|---" * 12 + "|"]
@@ -205,11 +212,12 @@ Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, 
 Each wrk run opens its connections at once; the window is measured after the server has
 answered every one of them once ("All answered": how long that took, read from the OS) and
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
-as Redis (page views) or Postgres (inserts) counted them. Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the
-same point, the scenario's baseline (1.00x). p50 and p99: a probe's, requests of the same
-kind at a low fixed rate ({probe_rate(results)} a second here) on connections of its own,
-each timed from when it was due; a
-timeout ranks after every answer, and a percentile that falls among them reads
+as Redis (page views) or Postgres (inserts) counted them.
+Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
+scenario's baseline (1.00x). p50 and p99: a
+probe's, requests of the same kind at a low fixed rate ({probe_rate(results)} a second here) on
+connections of its own, each timed from when it was due; a timeout ranks after every answer,
+and a percentile that falls among them reads
 "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
 included. CPU/req: the server's CPU time over the requests it counted, in the window.
 Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
@@ -266,3 +274,68 @@ def write_report(results, out_dir):
 
 if __name__ == "__main__":
     main()
+
+
+
+
+def audit_word(run):
+    """The audit, and PARTIAL or INVALID where the run measured fewer clients than asked."""
+    return " ".join([run["audit"]["result"]] + ["PARTIAL"] * bool(unaccepted(run))
+                    + ["INVALID"] * (not run["valid"]))
+
+
+def compact_table(results):
+    """A block per point: each server's req/s (and the repeats' range), ratio to the baseline,
+    p99, CPU per request and audit, in aligned columns."""
+    rows, lines = summarize(results), []
+    ranged = any(row["spread"] for row in rows)
+    head = (["Server", "Req/s"] + ["(min–max)"] * ranged
+            + ["Ratio", "p99", "All answered", "CPU/req", "Audit"])
+    cells = {}
+    for row in rows:
+        run = row["run"]
+        spread = [f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"]
+                  else ""] * ranged
+        cells.setdefault(row["point"], []).append(
+            [row["series"], f"{run['rps']:,.0f}"] + spread
+            + [figure(row["ratio"], "{:.2f}x"), percentile_cell(run, "p99_ms"), opening(run),
+               figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
+    widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
+              for i in range(len(head))]
+    widths[0] = min(widths[0], COLUMNS - 2 - sum(w + 2 for w in widths[1:]))
+
+    def aligned(line):
+        first = line[0] if len(line[0]) <= widths[0] else line[0][:widths[0] - 1] + "…"
+        rest = [cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1])]
+        return ("  " + "  ".join([first.ljust(widths[0])] + rest + [line[-1]])).rstrip()
+
+    for point, lines_of_point in cells.items():
+        lines += [point, aligned(head)] + [aligned(line) for line in lines_of_point] + [""]
+    return "\n".join(lines)
+
+
+def wrapped(text):
+    """Each "- " sentence of the reading wrapped to the terminal, continued under its words."""
+    text = re.sub(r"(\d) (ms|s|MB|KiB)\b", "\\1\N{NO-BREAK SPACE}\\2", text)  # 20 s: one word
+    return "\n".join(textwrap.fill(line, COLUMNS, subsequent_indent="  ",
+                                   break_on_hyphens=False) for line in text.splitlines()
+                      ).replace("\N{NO-BREAK SPACE}", " ")
+
+
+def terminal_summary(results, report_path):
+    """The end of a run's output, no line over COLUMNS wide."""
+    return "\n".join([
+        wrapped(f"Scenario {results['scenario']}: each server's median run at each point "
+                f"(Ratio: to {results.get('baseline') or 'the baseline'})."), "",
+        *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
+                   "req/s only with other profiled runs."), ""]
+          if results["settings"].get("profiled") else []),
+        compact_table(results), "What it says:", wrapped(reading(results)), "",
+        "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
+        shortest(report_path)])
+
+
+def shortest(path):
+    """The path as typed from here where that is shorter: results/.../report.html."""
+    relative = os.path.relpath(path)
+    return relative if len(relative) < len(str(path)) else str(path)

@@ -38,7 +38,8 @@ def parse_args(argv=None):
         "Set DATABASE_URL and REDIS_URL to use your own Postgres and Redis.")
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="fair",
                         help="what to run; see below")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
+                        "measured window (default: 6 for fair, 10 for the other scenarios)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=1,
@@ -81,6 +82,7 @@ def parse_args(argv=None):
                                     strict=True))
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
+    args.duration = getattr(args, "duration", SCENARIOS[args.scenario].duration_s)
     if args.quick:
         args.duration, args.warmup, args.repeat = 1, 0.2, 1
     return args
@@ -207,8 +209,7 @@ def settings(args, cases, notes):
 def write_results(results, out_dir):
     """results.json, summary.md, chart.svg and report.html in out_dir; a summary that fits a
     terminal printed, with report.html's path."""
-    from bench.report import write_report
-    from bench.terminal import terminal_summary
+    from bench.report import terminal_summary, write_report
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(terminal_summary(results, write_report(results, out_dir)))
 

@@ -73,6 +73,7 @@ class Scenario:
     x_axis: str
     baseline: str = "sync"
     quick: Callable = None  # quick(cases) -> the cases --quick runs; None: all of them
+    duration_s: int = 10  # --duration's default: seconds per measured window
 
     @property
     def about(self):
@@ -202,11 +203,6 @@ def c10k(_connections, _placement=None):
             for idle in IDLE_CONNECTIONS for kind in KINDS]
 
 
-def fewest_and_most_idle(cases):
-    """--quick: no idle connections and the most, for a run under a minute."""
-    return [case for case in cases if case.idle in (0, max(IDLE_CONNECTIONS))]
-
-
 # (upstream wait in s, requests offered a second): from 500 to 22,500 in flight, past the
 # open-files limit of each process here (20,000). More than about 14,000 connections from one
 # client address to one port stall Linux's connect() (bench/limits.py): past 10,000 the
@@ -243,12 +239,6 @@ def laptop(_connections, _placement=None):
             for kind in KINDS]
 
 
-def fewest_waits(cases):
-    """--quick: the two shorter waits, for a run under two minutes."""
-    shortest = sorted({case.x for case in cases})[:2]
-    return [case for case in cases if case.x in shortest]
-
-
 COLLECTOR_WAIT = (20, 500)  # 10,000 in flight: where the event loop's collector paused longest
 
 
@@ -272,41 +262,30 @@ def shorter_wait(cases):
             for case in cases]
 
 
-def fewest_connections(cases):
-    """--quick: the first connection count only; a thread per connection takes tens of
-    seconds to answer 1,500 new connections once on two cores."""
-    fewest = min(case.connections for case in cases)
-    return [case for case in cases if case.connections == fewest]
+def at_points(pick):
+    """--quick: the cases at the points pick(the sorted xs) keeps, a smoke test of every
+    configuration (fair: the first connection count only, as a thread per connection takes
+    tens of seconds to answer 1,500 new connections once on two cores)."""
+    def quick(cases):
+        kept = pick(sorted({case.x for case in cases}))
+        return [case for case in cases if case.x in kept]
+    return quick
 
 
-def largest_delay(cases):
-    """--quick: the longest upstream delay only, where a bounded pool of threads runs out."""
-    most = max(case.x for case in cases)
-    return [case for case in cases if case.x == most]
-
-
-def fewest_two(cases):
-    """--quick: the two smallest points: a smoke test of the sweep's configurations."""
-    xs = sorted({case.x for case in cases})[:2]
-    return [case for case in cases if case.x in xs]
-
-
-def first_and_last(cases):
-    """--quick: the first and the last point only: a smoke test of every configuration."""
-    xs = sorted({case.x for case in cases})
-    return [case for case in cases if case.x in (xs[0], xs[-1])]
-
-
+FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
+LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    "fair": Scenario(fair, "connections", quick=fewest_connections),
+    # 6 s: a default run a learner waits for (10 runs in about 140 s); a longer window does
+    # not repeat better here: the machine's own speed drifts over tens of seconds (LESSON)
+    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=6),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
-    "sweep": Scenario(sweep, "connections", quick=fewest_two),
-    "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=largest_delay),
-    "cpu": Scenario(cpu, "CPU per view (ms)", quick=first_and_last),
+    "sweep": Scenario(sweep, "connections", quick=FIRST_TWO),
+    "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=LAST),
+    "cpu": Scenario(cpu, "CPU per view (ms)", quick=BOTH_ENDS),
     "blocking": Scenario(blocking, "upstream delay (ms)"),
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)"),
-    "c10k": Scenario(c10k, "idle connections held open", quick=fewest_and_most_idle),
-    "waits": Scenario(waits, "requests in flight (offered rate x wait)", quick=fewest_waits),
+    "c10k": Scenario(c10k, "idle connections held open", quick=BOTH_ENDS),
+    "waits": Scenario(waits, "requests in flight (offered rate x wait)", quick=FIRST_TWO),
     "laptop": Scenario(laptop, "requests in flight (offered rate x wait)", quick=shorter_wait),
     "collector": Scenario(collector, "requests in flight (offered rate x wait)",
                           quick=shorter_wait),

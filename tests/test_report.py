@@ -15,8 +15,8 @@ from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
 from bench.cells import summarize
-from bench.flamegraph import flamegraph_svg
-from bench.terminal import COLUMNS, terminal_summary
+from bench.profiles import flamegraph_svg
+from bench.report import COLUMNS, terminal_summary
 
 RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))
 
