@@ -2,9 +2,9 @@
 
     run.py        the flags and the plan (scenarios.py: what each --scenario runs)
     measure.py    one closed-loop run with wrk (offered.py: one run at a fixed offered rate)
-    report.py     the summary, read in plain words by reading.py, its cells written by cells.py
+    report.py     summary.md and what a run prints at the end, at most 100 columns wide; read
+                  in plain words by reading.py, each cell written by cells.py
     page.py       report.html, the page a learner opens (charts.py: its charts, and chart.svg)
-    terminal.py   what a run prints at the end, at most 100 columns wide
     syscalls.py   apart: each server's system calls per request (python -m bench.syscalls)
 
 Importing this package imports nothing else: --help works before .venv exists.

@@ -214,11 +214,10 @@ answered every one of them once ("All answered": how long that took, read from t
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
 as Redis (page views) or Postgres (inserts) counted them.
 Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
-scenario's baseline (1.00x). p50 and p99: a
-probe's, requests of the same kind at a low fixed rate ({probe_rate(results)} a second here) on
-connections of its own, each timed from when it was due; a timeout ranks after every answer,
-and a percentile that falls among them reads
-"> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
+scenario's baseline (1.00x). p50 and p99: a probe's, requests of the same kind at a low
+fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
+when it was due; a timeout ranks after every answer, and a percentile that falls among them
+reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
 included. CPU/req: the server's CPU time over the requests it counted, in the window.
 Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
 opened). Audit: the Redis counter or the new rows match the successful responses wrk and
@@ -317,6 +316,7 @@ def compact_table(results):
 def wrapped(text):
     """Each "- " sentence of the reading wrapped to the terminal, continued under its words."""
     text = re.sub(r"(\d) (ms|s|MB|KiB)\b", "\\1\N{NO-BREAK SPACE}\\2", text)  # 20 s: one word
+    text = re.sub(r"(GET|POST) (/\S*) c=", "\\1\N{NO-BREAK SPACE}\\2\N{NO-BREAK SPACE}c=", text)
     return "\n".join(textwrap.fill(line, COLUMNS, subsequent_indent="  ",
                                    break_on_hyphens=False) for line in text.splitlines()
                       ).replace("\N{NO-BREAK SPACE}", " ")

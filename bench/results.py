@@ -14,7 +14,7 @@ TOP = {
     "scenario": ("str", "the --scenario run (scenarios.SCENARIOS)"),
     "x_axis": ("str", "what a run's x measures, e.g. connections"),
     "baseline": ("str?", "the series Ratio divides by at each point"),
-    "machine": ("dict", "machine.describe_machine(), and limits: limits.read_limits()"),
+    "machine": ("dict", "limits.describe_machine(), and limits: limits.read_limits()"),
     "settings": ("dict", "run.settings(): the flags, and notes on open files and the queue"),
     "runs": ("list", "the runs, in the order they ran"),
 }
