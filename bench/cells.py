@@ -114,6 +114,12 @@ def opening(run):
     return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"
 
 
+def markdown_table(headings, rows):
+    """A Markdown table: its headings, the rule under them, then a line per row of cells."""
+    return "\n".join(["| " + " | ".join(headings) + " |", "|---" * len(headings) + "|"]
+                     + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def groups(runs):
     """{point: {series: [runs]}}, in the order the runs were planned."""
     grouped = {}

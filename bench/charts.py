@@ -1,10 +1,9 @@
 """The charts of a run, as SVG: report.html's, each in a figure with its legend (page.py), and
-chart.svg, the same charts on one sheet. Bars where the points are separate cases (fair,
-article, placement), a whisker spanning the repeats; lines where the points sweep one
-quantity (the scenario's x axis). One chart per figure: req/s, p99, CPU, context switches and
-migrations per request, and what an idle connection costs (c10k).
+chart.svg, the same charts on one sheet. Grouped bars, a group a point of the scenario's x
+axis, a whisker spanning the repeats. One chart per figure: req/s, p99, CPU, context switches
+and migrations per request, and what an idle connection costs (c10k).
 
-Every row of the summary's table has its bar, point or mark in every chart: a percentile
+Every row of the summary's table has its bar or its mark in every chart: a percentile
 past the client's timeout is drawn to the chart's top, dashed, labelled "> 2 s" (never left
 out, which would draw the worst case as the best); a figure not measured reads "-" in place.
 Standard library only.
@@ -31,20 +30,6 @@ def series_colour(name):
     series = name.split(" (")[0].removesuffix(" POST")
     colour = SERIES_COLOURS.get(series, "#2ca02c")
     return colour + "80" if " POST" in name or "(isolated)" in name else colour
-
-
-def is_sweep(results):
-    """Lines when each point has an x of its own and x is a quantity: placement codes its
-    names as 0, 1, 2, which a line between them would misread."""
-    xs = {run["point"]: run["x"] for run in results["runs"]}
-    return (len(set(xs.values())) == len(xs) > 1
-            and not results["x_axis"].startswith("placement"))
-
-
-def line_name(run, several_placements):
-    """The series, POST, and the placement where there are several."""
-    return run["series"] + (" POST" if run["method"] == "POST" else "") + (
-        f" ({run['placement']})" if several_placements else "")
 
 
 def chart_cell(runs, key):
@@ -151,73 +136,28 @@ def range_text(low, high, form):
     return f" (repeats {form.format(low)}–{form.format(high)})" if high > low else ""
 
 
-def lines(results, title, key, form, points=None):
-    """A line a server configuration against the scenario's x; points: {name: [(x, y)]}
-    where the figure is not a run's own (idle connections). A point past the timeout is an
-    open circle at the top, labelled; one not measured, a "-" on the axis."""
-    if points is None:
-        several = len({run.get("placement") for run in results["runs"]}) > 1
-        points = {}
-        for point, by_series in groups(results["runs"]).items():
-            for runs in by_series.values():
-                cell = chart_cell(runs, key)
-                points.setdefault(line_name(runs[0], several), []).append(
-                    (runs[0]["x"], cell[0] if cell and cell[0] != "past" else cell,
-                     f"{runs[0]['series']} at {point}"))
-    else:
-        points = {name: [(x, y, f"{name} at {x:,g}") for x, y in line]
-                  for name, line in points.items()}
-    values = [y for line in points.values() for _, y, _ in line if isinstance(y, float | int)]
-    cells = [y for line in points.values() for _, y, _ in line if isinstance(y, tuple)]
-    if not values and not cells:
-        return None
-    xs = sorted({x for line in points.values() for x, _, _ in line})
-    top, y0 = nice_top(max(values + [past_limit(cells)])), H - BOTTOM
-    span = (xs[-1] - xs[0]) or 1
-    x_of = lambda x: LEFT + 10 + (x - xs[0]) / span * (W - LEFT - 40)  # noqa: E731
-    y_of = lambda y: y0 - y / top * (y0 - 30)  # noqa: E731
-    parts = axis(top, form, title, y0)
-    parts += [f'<text x="{x_of(x):.1f}" y="{y0 + 14}" text-anchor="middle">{x:,g}</text>'
-              for x in xs]
-    parts.append(f'<text x="{W / 2}" y="{y0 + 32}" text-anchor="middle">'
-                 f'{escape(results["x_axis"])}</text>')
-    for name, line in points.items():
-        colour, line = series_colour(name), sorted(line, key=lambda p: p[0])
-        drawn = [(x, y) for x, y, _ in line if isinstance(y, float | int)]
-        parts.append(f'<polyline fill="none" stroke-width="2" stroke="{colour}" points="'
-                     + " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in drawn) + '"/>')
-        for x, y, what in line:
-            if not isinstance(y, float | int):
-                parts.append(mark(y, x_of(x) - 4, 8, colour, what))
-                continue
-            parts.append(f'<circle class="bar" data-cell="{escape(what)}" cx="{x_of(x):.1f}" '
-                         f'cy="{y_of(y):.1f}" r="3.5" fill="{colour}"><title>{escape(what)}: '
-                         f'{form.format(y)}</title></circle>')
-    return parts, [(name, series_colour(name)) for name in points]
-
-
 def idle_cost(results):
-    """{name: [(idle connections, KiB of peak RSS grown per connection)]}, against the same
-    server with none (as bench/idle.py's table computes it)."""
+    """results with only the runs that held idle connections, each given idle_kib: the KiB
+    of peak RSS it grew per idle connection against the same server with none (as
+    bench/idle.py's table computes it)."""
     unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-    points = {}
+    runs = []
     for run in results["runs"]:
         base, idle = unloaded.get(run["series"]), run.get("idle")
         if idle and base and idle["opened"] and None not in (run["peak_rss_mb"],
                                                              base["peak_rss_mb"]):
             grown = (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024 / idle["opened"]
-            points.setdefault(run["series"], []).append((run["x"], grown))
-    return points
+            runs.append({**run, "idle_kib": grown})
+    return {**results, "runs": runs}
 
 
 def drawn(results):
     """Every chart this run's figures allow: [(svg parts, legend)]."""
-    draw = lines if is_sweep(results) else bars
-    found = [draw(results, title, key, form) for title, key, form in FIGURES]
-    memory = idle_cost(results)
-    if memory:
-        found.append(lines(results, "peak RSS grown per idle connection (KiB)", None,
-                           "{:,.1f}", memory))
+    found = [bars(results, title, key, form) for title, key, form in FIGURES]
+    idle = idle_cost(results)
+    if idle["runs"]:
+        found.append(bars(idle, "peak RSS grown per idle connection (KiB)", "idle_kib",
+                          "{:,.1f}"))
     return [chart for chart in found if chart]
 
 

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cells import markdown_table
 from bench.http1 import read_response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,10 +174,10 @@ def idle_table(results):
              "Per idle connection, against the same server with none: its peak RSS grown, "
              "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
              "machine: only the sync server starts threads). Stayed open: none was closed by "
-             "the server. The idle clients' own CPU is one asyncio process's.", "",
-             "| Point | Server | Opened | Stayed open | Peak threads | Peak RSS | RSS per "
-             "connection | Kernel stacks per connection | Idle clients' CPU |",
-             "|---" * 9 + "|"]
+             "the server. The idle clients' own CPU is one asyncio process's.", ""]
+    headings = ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
+                "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"]
+    rows = []
     for run in runs:
         idle, base = run["idle"], unloaded.get(run["series"])
         def per(grown):
@@ -184,11 +185,11 @@ def idle_table(results):
         rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
                else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
         closed = idle["closed_by_server"]
-        lines.append(f"| {run['point']} | {run['series']} | {idle['opened']:,} | "
-                     f"{f'no: {closed:,} closed' if closed else 'yes'} | "
-                     f"{run['peak_threads'] or '-'} | {run['peak_rss_mb'] or '-'} MB | "
-                     f"{per(rss)} | {per(idle['kernel_stack_kb'])} | {idle['cpu_s']:.1f} s |")
-    return "\n".join(lines) + "\n"
+        rows.append([run["point"], run["series"], f"{idle['opened']:,}",
+                     f"no: {closed:,} closed" if closed else "yes",
+                     f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
+                     per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"])
+    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n"
 
 
 if __name__ == "__main__":

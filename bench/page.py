@@ -13,11 +13,10 @@ import re
 from html import escape
 from pathlib import Path
 
-from bench.charts import charts_html, is_sweep
+from bench.charts import charts_html
 
-GLANCE = {False: "A bar is a server's median run at a point; its whisker spans the lowest to "
-                 "the highest of the repeats, where there were several.",
-          True: "A line is a server across the scenario's points, each its median run."}
+GLANCE = ("A bar is a server's median run at a point; its whisker spans the lowest to the "
+          "highest of the repeats, where there were several.")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -110,7 +109,7 @@ def render_page(results, summary, out_dir):
 <body>
 {markdown_html(head)}
 <h2>At a glance</h2>
-<p>{GLANCE[is_sweep(results)]} Hover it for its figure.</p>
+<p>{GLANCE} Hover it for its figure.</p>
 <div class="charts">
 {charts_html(results)}
 </div>

@@ -18,6 +18,8 @@ import tempfile
 from html import escape
 from pathlib import Path
 
+from bench.cells import markdown_table
+
 RATE = 100  # samples a second: py-spy's default
 # The first group with a fragment in a leaf frame's "function (path)" takes the sample: the
 # drivers come first, so redis/_parsers/socket.py is Redis, not the socket module. py-spy sees
@@ -122,16 +124,13 @@ def shares_table(results):
              "included: the shares count them, the flame graphs leave out the imports) and "
              "shared its CPU; compare these runs' req/s only with each other. A sample counts "
              f"where its innermost frame was; groups by path are in bench/profiles.py "
-             f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", "",
-             "| Point | Server | Samples | " + " | ".join(names) + " | Flame graph |",
-             "|---" * (len(names) + 4) + "|"]
-    for run in profiled:
-        profile = run["profile"]
-        cells = [f"{profile['shares'][name]:.1f}%" for name in names]
-        lines.append(f"| {run['point']} | {run['series']} | {profile['samples']:,} | "
-                     + " | ".join(cells) + f" | [{profile['flamegraph']}]"
-                     f"({profile['flamegraph']}) |")
-    return "\n".join(lines) + "\n"
+             f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", ""]
+    rows = [[run["point"], run["series"], f"{run['profile']['samples']:,}",
+             *(f"{run['profile']['shares'][name]:.1f}%" for name in names),
+             f"[{run['profile']['flamegraph']}]({run['profile']['flamegraph']})"]
+            for run in profiled]
+    return "\n".join(lines + [markdown_table(["Point", "Server", "Samples", *names,
+                                               "Flame graph"], rows)]) + "\n"
 
 
 WIDTH, ROW, TOP = 1200, 17, 66  # px: the graph's width, a frame's height, the header's

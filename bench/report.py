@@ -15,9 +15,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, audit_cell, baseline_of, figure, migrations, opening,
-                         percentile_cell, placed, server_cpu, socket_errors, summarize, switches,
-                         unaccepted)
+from bench.cells import (COLUMNS, audit_cell, baseline_of, figure, markdown_table, migrations,
+                         opening, percentile_cell, placed, server_cpu, socket_errors, summarize,
+                         switches, unaccepted)
 from bench.charts import write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -44,7 +44,7 @@ HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered",
 
 def table(results):
     axis = results["x_axis"][0].upper() + results["x_axis"][1:]
-    lines = [f"| {axis} | " + " | ".join(HEADINGS) + " |", "|---" * (len(HEADINGS) + 1) + "|"]
+    rows = []
     for row in summarize(results):
         run = row["run"]
         rps = f"{run['rps']:,.0f}"
@@ -61,29 +61,29 @@ def table(results):
                  figure(run.get("peak_connections"), "{:,}"),
                  figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
                  audit_cell(run)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table([axis] + HEADINGS, rows)
 
 
 
 def inside_the_runs(results):
-    lines = ["| Point | Server | req/s × probe's mean latency | mean in service (sampled) | "
-             "peak in service (/stats) | server CPU (user + system) | CPU per request | "
-             "context switches per request (voluntary + involuntary) | CPU migrations per "
-             "request (CPUs run on) | GC pauses (longest) | Postgres CPU | Redis CPU | wrk CPU "
-             "| other CPU |",
-             "|---" * 14 + "|"]
+    headings = ["Point", "Server", "req/s × probe's mean latency", "mean in service (sampled)",
+                "peak in service (/stats)", "server CPU (user + system)", "CPU per request",
+                "context switches per request (voluntary + involuntary)",
+                "CPU migrations per request (CPUs run on)", "GC pauses (longest)",
+                "Postgres CPU", "Redis CPU", "wrk CPU", "other CPU"]
+    rows = []
     for row in summarize(results):
         run = row["run"]
-        cells = [figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
+        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
                  figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
                  migrations(run), gc_pauses(run),
                  figure(run.get("postgres_cpu_s"), "{:.1f} s"),
                  figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
                  figure(run.get("other_cpu_s"), "{:.1f} s")]
-        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(headings, rows)
 
 
 def offered_table(results):
@@ -98,17 +98,18 @@ def offered_table(results):
              "in the window, as it timed them (no Python code runs meanwhile). Threads and "
              "open files of the server at the end of the window; kernel stacks: the "
              "machine's grown since before the run (Linux). Client CPU: the open-loop "
-             "client's own.", "",
-             "| Point | Server | Offered | Answered req/s | Waiting | p50 | p99 | p99.9 | "
-             "Timeouts | Errors | Threads | Open files | Peak RSS | Kernel stacks | CPU/req | "
-             "GC pauses (longest) in collections (full) | Client CPU | Limit met |",
-             "|---" * 18 + "|"]
+             "client's own.", ""]
+    headings = ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99",
+                "p99.9", "Timeouts", "Errors", "Threads", "Open files", "Peak RSS",
+                "Kernel stacks", "CPU/req", "GC pauses (longest) in collections (full)",
+                "Client CPU", "Limit met"]
+    rows = []
     for row in summarize(results):
         run = row["run"]
         if not run.get("rate"):
             continue
         held = run.get("held") or {}
-        cells = [f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
+        cells = [row["point"], row["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
                  figure(run.get("waiting_upstream_peak"), "{:,}"),
                  percentile_cell(run, "p50_ms"),
                  percentile_cell(run, "p99_ms"),
@@ -118,8 +119,8 @@ def offered_table(results):
                  figure(run.get("kernel_stack_kb"), "{:,} KiB"),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), gc_pauses(run),
                  figure(run.get("wrk_cpu_s"), "{:.1f} s"), run.get("limit_met") or "none"]
-        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n"
+        rows.append(cells)
+    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
 
 
 def limits_table(results):
@@ -139,10 +140,11 @@ def limits_table(results):
              "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
              "late still wait out their wait, though their clients have gone). Thread cap: how "
              "the OS capped the server's threads, and how many it refused (pids.events), where "
-             "set.", "",
-             "| Point | Server | Limit met | Met (in flight) | 2xx | Timed out connecting | "
-             "Timed out | Refused or reset | 5xx | Server's log | Served again | Thread cap |",
-             "|---" * 12 + "|"]
+             "set.", ""]
+    headings = ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
+                "Timed out", "Refused or reset", "5xx", "Server's log", "Served again",
+                "Thread cap"]
+    rows = []
     for row in runs:
         run = row["run"]
         offered, first = run["offered"], run["offered"].get("first_failure")
@@ -155,15 +157,15 @@ def limits_table(results):
         cap = run.get("thread_cap_how") or "-"
         if run.get("threads_refused") is not None:
             cap += f"; {run['threads_refused']:,} refused"
-        cells = [run["limit_met"], met, f"{run['ok']:,}",
+        cells = [row["point"], row["series"], run["limit_met"], met, f"{run['ok']:,}",
                  f"{offered.get('timeouts_connecting', 0):,}",
                  f"{run['timeouts'] - offered.get('timeouts_connecting', 0):,}",
                  f"{errors.get('connect', 0) + errors.get('read', 0) + errors.get('write', 0):,}",
                  f"{run['non_2xx']:,}", said,
                  "no" if run.get("recovered_s") is None
                  else f"{run['recovered_s']:.1f} s", cap]
-        lines.append(f"| {row['point']} | {row['series']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n"
+        rows.append(cells)
+    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
 
 
 def gc_pauses(run):

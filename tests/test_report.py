@@ -27,8 +27,8 @@ def local_files(report):
 
 
 def test_committed_reports_and_a_flame_graph_open_cleanly_in_chromium():
-    """A run with repeats (bars with ranges), a sweep with idle connections (lines, memory
-    per connection) and a profiled run with its flame graphs, in real headless Chromium."""
+    """A run with repeats (bars with ranges), a sweep with idle connections (memory per
+    connection) and a profiled run with its flame graphs, in real headless Chromium."""
     reports = [ROOT / "docs/runs" / name / "report.html"
                for name in ("fair-repeat5", "c10k", "profile-fair")]
     flame = ROOT / "docs/runs/profile-fair" / json.loads(
