@@ -108,8 +108,10 @@ class Stats:
                 "threads": threading.active_count(), "served": self.served, "pid": os.getpid(),
                 "pg_connections_opened": self.pg_connections_opened, "knobs": self.knobs,
                 "collections": self.collections, "full_collections": self.full_collections,
-                "gc_pause_ms": round(self.gc_pause_ms, 1),
-                "longest_gc_pause_ms": round(self.longest_gc_pause_ms, 1)})
+                # to the microsecond: a reader's difference of two totals is then as exact
+                # as the longest pause it sets beside it
+                "gc_pause_ms": round(self.gc_pause_ms, 3),
+                "longest_gc_pause_ms": round(self.longest_gc_pause_ms, 3)})
 
     def reset_peaks(self):
         """Start both peaks again from what is in service now (POST /stats/reset-peaks)."""

@@ -237,7 +237,7 @@ class Sampler:
             return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "collections",
                                   "full_collections"))
         return {"gc_pause_ms": round(after["gc_pause_ms"] - before["gc_pause_ms"], 1),
-                "longest_gc_pause_ms": after["longest_gc_pause_ms"],
+                "longest_gc_pause_ms": round(after["longest_gc_pause_ms"], 1),
                 "collections": after["collections"] - before["collections"],
                 "full_collections": after["full_collections"] - before["full_collections"]}
 

@@ -22,9 +22,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
+from bench.cells import COLUMNS, markdown_table
 from bench.each_run import ROOT, reset_data, start_openloop
 from bench.launch import KINDS, Server
 from scripts.databases import free_port
@@ -118,13 +120,14 @@ def main():
         results[kind] = counted(kind, args, log_dir)
     names = ["all"] + sorted((name for name in CALLS), key=lambda name: -max(
         per.get(name, 0) for per, _ in results.values()))
-    lines = [f"System calls per request: GET / offered at {args.rate:g} a second, each waiting "
-             f"{args.wait_ms} ms; counted over {args.seconds} s, requests served: "
-             + ", ".join(f"{kind} {served:,}" for kind, (_, served) in results.items())
-             + f". Python {platform.python_version()}.", "",
-             "| System call | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{per.get(name, 0):.2f}" for per, _ in results.values())
-              + " |" for name in names]
+    heading = (f"System calls per request: GET / offered at {args.rate:g} a second, each "
+               f"waiting {args.wait_ms} ms; counted over {args.seconds} s, requests served: "
+               + ", ".join(f"{kind} {served:,}" for kind, (_, served) in results.items())
+               + f". Python {platform.python_version()}.")
+    rows = [[name, *(f"{per.get(name, 0):.2f}" for per, _ in results.values())]
+            for name in names]
+    lines = [textwrap.fill(heading, COLUMNS), "",
+             markdown_table(["System call", *KINDS], rows)]
     print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
