@@ -127,6 +127,21 @@ def waiting_on_item_lock(database_url):
                              "wait_event_type = 'Lock' AND query ILIKE '%FROM item%'")
 
 
+def answering(port, process, path, name, seconds=20):
+    """The first answer to GET `path` from a server just started as `process` (its output
+    piped). If it exits or does not answer within `seconds`, stop it and fail with what it
+    printed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call(port, "GET", path, timeout=1)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"{name} did not start: {process.communicate()[0].decode()}")
+            time.sleep(0.1)
+
+
 def wait_until(condition, seconds=10):
     """Poll `condition` until it returns something true; return its last value. The limit
     only keeps a broken server from hanging the check: what is checked is counted."""

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from support import at_once, call, free_port
+from support import answering, at_once, call, free_port
 
 HERE = Path(__file__).resolve().parent
 EDIT = "exercises/01-blocking-call/quote_server.py"
@@ -46,14 +46,7 @@ def test_lookups_wait_together():
     server = subprocess.Popen([sys.executable, str(HERE / "quote_server.py"), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                call(port, "GET", "/peak", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "quote_server.py did not start"
-                time.sleep(0.1)
+        answering(port, server, "/peak", "quote_server.py")
         def ask():
             return call(port, "GET", "/quote?author=Ada", timeout=30).status
         statuses = at_once([ask] * 10)

@@ -6,10 +6,9 @@ load, and compares the counts. Nothing is timed."""
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from support import call, free_port
+from support import answering, call, free_port
 
 HERE = Path(__file__).resolve().parent
 EDIT = "exercises/07-tame-the-collector/waiting_server.py"
@@ -45,15 +44,7 @@ def under_load(*flags):
                                str(port), *flags], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                before = call(port, "GET", "/gc", timeout=1).json()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (
-                    f"waiting_server.py did not start: {server.stdout.read1().decode()}")
-                time.sleep(0.1)
+        before = answering(port, server, "/gc", "waiting_server.py").json()
         statuses = asyncio.run(all_waiting(port))
         after = call(port, "GET", "/gc").json()
     finally:
