@@ -96,7 +96,7 @@ def bars(results, title, key, form):
     cells = [cell for by_series in by_point.values() for cell in by_series.values()]
     values = [cell[2] if cell[2] != math.inf else cell[1] for cell in cells
               if cell and cell[0] != "past"]
-    if not values and not any(cells):
+    if not any(cells):
         return None
     series = list(dict.fromkeys(s for by_series in by_point.values() for s in by_series))
     top = nice_top(max(values + [past_limit(cells)]))
@@ -167,18 +167,18 @@ def svg(parts, width=W, height=H, extra=""):
             f'font-size="11"{extra}>' + "".join(parts) + "</svg>")
 
 
-def charts_html(results):
-    """report.html's charts: each an inline SVG, its legend as the figure's caption."""
+def charts_html(charts):
+    """report.html's charts (drawn's): each an inline SVG, its legend as the caption."""
     return "\n".join(
         "<figure>" + svg(parts) + "<figcaption>" + "".join(
             f'<span class="key"><i style="background:{colour}"></i>{escape(name)}</span>'
             for name, colour in legend) + "</figcaption></figure>"
-        for parts, legend in drawn(results))
+        for parts, legend in charts)
 
 
-def write_chart(results, path):
-    """chart.svg: the same charts two abreast on one white sheet, one legend below."""
-    found, parts, legend = drawn(results), [], {}
+def write_chart(found, path):
+    """chart.svg: the charts (drawn's) two abreast on one white sheet, one legend below."""
+    parts, legend = [], {}
     for n, (chart, keys) in enumerate(found):
         parts.append(f'<g transform="translate({n % 2 * W},{n // 2 * H})">'
                      + "".join(chart) + "</g>")

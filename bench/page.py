@@ -98,8 +98,9 @@ def files_section(results, out_dir):
         items) + "</ul>"
 
 
-def render_page(results, summary, out_dir):
-    """The page's HTML; summary is summary.md's text (report.render_summary)."""
+def render_page(results, summary, out_dir, charts):
+    """The page's HTML; summary is summary.md's text (report.render_summary), charts are
+    charts.drawn's."""
     head, _, rest = summary.strip().partition("\n|")
     title = f"Benchmark: scenario {results['scenario']}"
     return f"""<!DOCTYPE html>
@@ -111,7 +112,7 @@ def render_page(results, summary, out_dir):
 <h2>At a glance</h2>
 <p>{GLANCE} Hover it for its figure.</p>
 <div class="charts">
-{charts_html(results)}
+{charts_html(charts)}
 </div>
 {markdown_html("|" + rest)}
 {files_section(results, Path(out_dir))}
@@ -119,8 +120,8 @@ def render_page(results, summary, out_dir):
 """
 
 
-def write_page(results, summary, out_dir):
+def write_page(results, summary, out_dir, charts):
     """Write report.html into out_dir; returns its path."""
     path = Path(out_dir) / "report.html"
-    path.write_text(render_page(results, summary, out_dir))
+    path.write_text(render_page(results, summary, out_dir, charts))
     return path

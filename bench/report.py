@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.cells import (COLUMNS, audit_cell, baseline_of, figure, markdown_table, migrations,
                          opening, percentile_cell, placed, server_cpu, socket_errors, summarize,
                          switches, unaccepted)
-from bench.charts import write_chart
+from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
 from bench.profiles import redraw_flamegraphs, shares_table
@@ -75,8 +75,8 @@ def inside_the_runs(results):
     rows = []
     for row in summarize(results):
         run = row["run"]
-        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service")), figure(run["mean_in_service"]),
-                 figure(run["peak_in_service"]), server_cpu(run),
+        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service")),
+                 figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
                  migrations(run), gc_pauses(run),
                  figure(run.get("postgres_cpu_s"), "{:.1f} s"),
@@ -269,14 +269,9 @@ def write_report(results, out_dir):
     """summary.md, chart.svg and report.html in out_dir, from results; report.html's path."""
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
-    write_chart(results, out_dir / "chart.svg")
-    return write_page(results, summary, out_dir)
-
-
-if __name__ == "__main__":
-    main()
-
-
+    charts = drawn(results)  # once, for chart.svg and report.html alike
+    write_chart(charts, out_dir / "chart.svg")
+    return write_page(results, summary, out_dir, charts)
 
 
 def audit_word(run):
@@ -341,3 +336,7 @@ def shortest(path):
     """The path as typed from here where that is shorter: results/.../report.html."""
     relative = os.path.relpath(path)
     return relative if len(relative) < len(str(path)) else str(path)
+
+
+if __name__ == "__main__":
+    main()

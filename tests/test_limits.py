@@ -13,7 +13,7 @@ import pytest
 
 from bench.launch import KINDS
 from bench.limits import ThreadCap
-from support import call
+from bench.offered import recovery
 
 FD_LIMIT = 64  # the server's own: its pools, listening socket and log take about 30
 CONNECTIONS = 80  # more than either limit below lets in
@@ -57,17 +57,6 @@ def answered(held, seconds=3.0):
         return got
 
 
-def serves_again(port, seconds=15):
-    """A new connection gets 200 from /health within `seconds`, the load gone."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if call(port, "GET", "/health").status == 200:
-                return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_out_of_open_files_the_server_says_so_in_one_line_and_recovers(kind, start_server):
     with soft_fd_limit(FD_LIMIT):
@@ -80,7 +69,7 @@ def test_out_of_open_files_the_server_says_so_in_one_line_and_recovers(kind, sta
     finally:
         for sock in held:
             sock.close()
-    assert serves_again(server.port)
+    assert recovery(server, 15) is not None  # a new connection gets a 200 from /health
     log = server.log()
     lines = [line for line in log.splitlines() if "cannot accept connections" in line]
     assert lines and "Too many open files" in lines[0]
@@ -110,7 +99,7 @@ def test_under_a_thread_cap_only_the_thread_per_connection_server_runs_out(kind,
         assert got == CONNECTIONS and refused == 0
         return
     assert got < THREAD_CAP and refused > 0  # counted by the kernel, not by our code
-    assert serves_again(server.port)
+    assert recovery(server, 15) is not None  # a new connection gets a 200 from /health
     log = server.log()
     assert "cannot start a thread for a connection: can't start new thread" in log
     assert "Traceback" not in log and " ERROR " not in log
