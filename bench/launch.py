@@ -63,7 +63,8 @@ class Server:
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=self.preexec)
+                                            preexec_fn=self.preexec if self.cpus or
+                                            self.thread_cap else None)
         if self.thread_cap:
             self.thread_cap.hold(self.process.pid)
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -75,11 +75,14 @@ def thread_ceiling(limits):
 
 def task_threads():
     """macOS's cap on one process's threads (sysctl kern.num_taskthreads); None elsewhere."""
-    if sys.platform != "darwin":
-        return None
+    return sysctl_int("kern.num_taskthreads", 5) if sys.platform == "darwin" else None
+
+
+def sysctl_int(name, timeout_s):
+    """`sysctl -n name` as an int (macOS and the BSDs), or None where it cannot be read."""
     try:
-        return int(subprocess.run(["sysctl", "-n", "kern.num_taskthreads"], capture_output=True,
-                                  text=True, timeout=5).stdout)
+        return int(subprocess.run(["sysctl", "-n", name], capture_output=True, text=True,
+                                  timeout=timeout_s).stdout)
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
 
@@ -136,10 +139,7 @@ def finite(limit):
 
 def read_int(path, field=None):
     """The int in a /proc file, or on its line that starts with `field`; None if absent."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
+    text = read_text(path)
     if field is not None:
         text = next((line[len(field):].split()[0] for line in text.splitlines()
                      if line.startswith(field)), "")
@@ -246,12 +246,8 @@ def somaxconn():
     linux = Path("/proc/sys/net/core/somaxconn")
     if linux.exists():
         return int(linux.read_text())
-    try:  # macOS and the BSDs
-        shown = subprocess.run(["sysctl", "-n", "kern.ipc.somaxconn"], capture_output=True,
-                               text=True, timeout=10)
-        return int(shown.stdout)
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
+    return sysctl_int("kern.ipc.somaxconn", 10)  # macOS and the BSDs
+
 
 
 def somaxconn_note(connections, cap):

@@ -23,7 +23,7 @@ from bench.idle import grown, kernel_stack_kb
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
-from bench.sampling import Sampler
+from bench.sampling import Sampler, ask
 from scripts.reset_db import counter_value
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
@@ -59,7 +59,8 @@ def measure_offered(case, server, timing, out_dir, step):
         clients = [start_openloop(server.port, case.rate / len(sources), timing.duration_s,
                                   case.timeout_s, warmup_s, cpus["load"], progress,
                                   source=source) for source in sources]
-        dots(warmup_s + 0.3, each_second=lambda: keep_alive(stats))  # the window opens
+        # a request a second keeps it open past the server's idle timeout; the window opens
+        dots(warmup_s + 0.3, each_second=lambda: ask(stats))
         sampler = Sampler(server, service_processes, light=True, conn=stats)
         dots(timing.duration_s)
         sampler.stop()
@@ -69,6 +70,7 @@ def measure_offered(case, server, timing, out_dir, step):
     recovered_s = recovery(server, case.timeout_s + RECOVERY_GRACE_S)
     server.wait_idle()
     figures = sampler.figures()
+    log = server.log()[log_mark:]  # the run's own lines, read once
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
            "duration_s": timing.duration_s, "threads": None, **client_figures(report),
            **figures, "wrk_cpu_s": report["client_cpu_s"], "placement": where,
@@ -77,8 +79,8 @@ def measure_offered(case, server, timing, out_dir, step):
            "in_flight_peak": report["peak_in_flight"],
            "waiting_upstream_peak": (sampler.last_stats or {}).get("peak_waiting_upstream"),
            "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
-           "limit_met": limit_met(server.log()[log_mark:], report),
-           "limit_lines": limit_lines(server.log()[log_mark:]), "recovered_s": recovered_s,
+           "limit_met": limit_met(log, report),
+           "limit_lines": limit_lines(log), "recovered_s": recovered_s,
            "thread_cap_how": server.thread_cap and server.thread_cap.how,
            "threads_refused": server.thread_cap and server.thread_cap.refused()}
     run["other_cpu_s"] = other_cpu(run)
@@ -140,15 +142,6 @@ def kept_connection(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.connect()
     return conn
-
-
-def keep_alive(conn):
-    """A request a second, so that the server's idle timeout does not close it."""
-    try:
-        conn.request("GET", "/stats")
-        conn.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        conn.close()  # the sampler reconnects, if it still can
 
 
 def recovery(server, within_s):

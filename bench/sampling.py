@@ -100,6 +100,17 @@ def measured(read):
         return None
 
 
+def ask(conn, method="GET", path="/stats"):
+    """A request on a kept-alive connection to the server: its JSON answer, or None, the
+    connection closed (http.client opens it again on the next request)."""
+    try:
+        conn.request(method, path)
+        return json.loads(conn.getresponse().read())
+    except (OSError, ValueError, http.client.HTTPException):
+        conn.close()
+        return None
+
+
 class Sampler:
     """Reads the server's threads, memory and requests in service four times a second, and its
     CPU time and context switches before and after.
@@ -156,12 +167,7 @@ class Sampler:
         return self.last_stats["served"] if self.last_stats else None
 
     def read_stats(self, method="GET", path="/stats"):
-        try:
-            self.conn.request(method, path)
-            return json.loads(self.conn.getresponse().read())
-        except (OSError, ValueError, http.client.HTTPException):
-            self.conn.close()  # reconnects on the next request
-            return None
+        return ask(self.conn, method, path)
 
     def sample(self):
         """Four times a second; connections once a second and per-thread scheduler counts

@@ -118,7 +118,7 @@ def main():
     for kind in KINDS:
         print(f"counting {kind}_server.py's system calls ...", file=sys.stderr, flush=True)
         results[kind] = counted(kind, args, log_dir)
-    names = ["all"] + sorted((name for name in CALLS), key=lambda name: -max(
+    names = ["all"] + sorted(CALLS, key=lambda name: -max(
         per.get(name, 0) for per, _ in results.values()))
     heading = (f"System calls per request: GET / offered at {args.rate:g} a second, each "
                f"waiting {args.wait_ms} ms; counted over {args.seconds} s, requests served: "
