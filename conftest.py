@@ -4,11 +4,15 @@ servers on free ports (bench/launch.py). The helpers they call are in tests/supp
 import os
 import signal
 
+import psutil
 import pytest
 
 from scripts.reset_db import reset
 from bench.launch import KINDS, Server
-from support import released_project
+from support import released_project, wait_until
+
+# Every process the tests start inherits this mark, whatever session or parent it ends up in.
+MARK = "TODO_TESTS_PYTEST_PID"
 
 
 def pytest_configure(config):
@@ -16,10 +20,49 @@ def pytest_configure(config):
     started (each in a session of its own, which a signal to the group misses) runs on.
     run_tests.sh sends it on Ctrl-C and on a SIGTERM of its own."""
     signal.signal(signal.SIGTERM, interrupt)
+    os.environ[MARK] = str(os.getpid())
 
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def started_here():
+    """{pid: command line} of the live processes that carry this pytest's mark, itself apart:
+    what its tests started, a server's forked children and pool workers included, also once
+    their parent is gone and they belong to init."""
+    found = {}
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if (process.pid != os.getpid() and process.info["status"] != psutil.STATUS_ZOMBIE
+                    and process.environ().get(MARK) == str(os.getpid())):
+                found[process.pid] = " ".join(process.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leaves_no_process(request):
+    """A module's tests stop every process they start. One left running (a server, a process
+    pool's worker, a browser's helper) takes CPU, ports and Postgres connections from the
+    tests after it, which then fail by chance, far from the cause: fail here instead, naming
+    it, and stop it."""
+    before = set(started_here())
+
+    def left_over():
+        return {pid: line for pid, line in started_here().items() if pid not in before}
+
+    yield
+    wait_until(lambda: not left_over(), 20)  # a browser's helpers take a moment to follow it
+    left = left_over()
+    for pid in left:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not left, (f"{request.node.nodeid} left processes running (now killed):\n"
+                      + "\n".join(f"  {pid}: {line[:200]}" for pid, line in left.items()))
 
 
 @pytest.fixture(scope="session")
