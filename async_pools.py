@@ -16,12 +16,15 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown
+from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown, ValueRefused
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"  # asyncpg's placeholder
 POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
                    asyncpg.exceptions.OperatorInterventionError,  # OSError: its socket
                    asyncpg.InternalClientError)  # a connection in a state asyncpg refuses
+# A value refused, by Postgres (SQLSTATE class 22) or by asyncpg, which cannot encode 2**31 as
+# int4: asyncpg.DataError. Its namesake under InterfaceError (raised by nothing in 0.32) too.
+REFUSED_VALUES = (asyncpg.DataError, asyncpg.exceptions._base.DataError)
 
 
 def make_postgres(settings, stats):
@@ -69,6 +72,8 @@ class Postgres:
             raise PostgresDown(error) from error
         try:
             yield conn
+        except REFUSED_VALUES as error:  # the request's fault; the connection is fine
+            raise ValueRefused from error
         except POSTGRES_ERRORS as error:
             # asyncpg's pool (0.32, pool.py) takes back by itself a connection whose socket
             # closed, and lends it again only once reconnected; any other it lends again as

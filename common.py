@@ -39,6 +39,7 @@ INTERNAL_ERROR = "Internal error; the server log has the details."
 POSTGRES_DOWN = "Postgres is not answering; try again shortly."
 REDIS_DOWN = "Redis is not answering; try again shortly."
 POOL_BUSY = "Every database connection stayed busy; try again shortly."
+VALUE_REFUSED = "A value in the request is not one the database can store."
 
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)  # the same classes in redis.asyncio
@@ -52,6 +53,15 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+
+
+class ValueRefused(BadRequest):
+    """Postgres or its driver refused a value the request carried (an integer past 2**31 - 1,
+    a NUL in text): the client's mistake, a 400, and no outage: the connection is fine. A
+    handler that looks a row up by such an id answers 404 instead: no row can have it."""
+
+    def __init__(self):
+        super().__init__(VALUE_REFUSED)
 
 
 class PoolBusy(Exception):

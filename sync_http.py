@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 from common import (BODY_STOPPED, JSON, NOT_FOUND, TOO_LARGE, BadRequest, error_bytes,
                     method_not_allowed)
@@ -27,6 +28,18 @@ from common import (BODY_STOPPED, JSON, NOT_FOUND, TOO_LARGE, BadRequest, error_
 STATE = "state"  # request.app[STATE]; aiohttp's is a web.AppKey, a key that knows its type
 CHUNKED_BODY = "Send the body with a Content-Length header; this server cannot read chunked ones."
 UNCLEAR_LENGTH = "Send one Content-Length, a number of bytes."
+NOT_HTTP = "The request line is not one this server can read."
+# The methods aiohttp's parser (llhttp) knows. It refuses any other with a 400, a lower-case
+# one too: RFC 9110 section 9.1 makes methods case-sensitive, so "get" is unknown. RFC 9110
+# would answer an unknown method 501, but the client's mistake is no failure of the server's.
+METHODS = frozenset("ACL BIND CHECKOUT CONNECT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE "
+                    "MKACTIVITY MKCALENDAR MKCOL MOVE NOTIFY OPTIONS PATCH POST PROPFIND "
+                    "PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE "
+                    "UNBIND UNLINK UNLOCK UNSUBSCRIBE".split())
+# Headers that hold one value (RFC 9110 section 5.3): aiohttp's parser refuses a request that
+# sends one twice with a 400, as RFC 9112 section 3.2 requires of two Hosts
+SINGLETONS = ("Content-Location", "Content-Range", "Content-Type", "ETag", "Host",
+              "Max-Forwards", "Server", "Transfer-Encoding", "User-Agent")  # Content-Length: below
 log = logging.getLogger("sync_http")
 # accept() fails with these while a limit lasts; asyncio waits this long before it tries again
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -137,6 +150,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: http.server's HTTP/1.0 default reconnects
     disable_nagle_algorithm = True  # TCP_NODELAY: a response need not wait for an ACK
     wbufsize = 64 * 1024  # headers and body leave in one send, not two
+    # what send() reads, set by parse_request() for each request; these until it has
+    body_read, content_length, headers = False, None, {}
 
     def setup(self):
         self.timeout = self.server.keepalive_timeout  # a silent client gives its thread back
@@ -147,12 +162,16 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.in_flight:
             self.send(self.server.app.handle(self.as_request()))
 
-    # http.server calls do_<METHOD>; every method goes the same way, as in aiohttp's router.
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+    def __getattr__(self, name):
+        """http.server calls do_<METHOD>; every method goes the same way, as in aiohttp's
+        router (parse_request() has refused those aiohttp's parser refuses)."""
+        if name.startswith("do_"):
+            return self.answer
+        raise AttributeError(name)
 
     def as_request(self):
-        return Request(self.server.app, self.command, self.path.partition("?")[0],
-                       self.read_body, self.content_length)
+        return Request(self.server.app, self.command, self.route_path, self.read_body,
+                       self.content_length)
 
     def send(self, response):
         """Status line, headers with Content-Length, body: the connection can stay open."""
@@ -178,10 +197,17 @@ class Handler(BaseHTTPRequestHandler):
         self.body_read, self.content_length, self.expects_100 = False, None, False
         if not super().parse_request():  # it calls handle_expect_100(), below
             return False
+        target = self.requestline.split()[1]  # self.path, but as sent: http.server turns
+        self.route_path = route_path(self.command, target)  # "//health" into "/health"
+        if self.command not in METHODS or self.route_path is None:
+            return self.refuse(BadRequest(NOT_HTTP), f"request line {self.requestline!r}")
         lengths = self.headers.get_all("Content-Length", [])
         if len(lengths) > 1 or not all(re.fullmatch(r"[0-9]+", n.strip()) for n in lengths):
             return self.refuse(BadRequest(UNCLEAR_LENGTH), f"Content-Length: {', '.join(lengths)}")
         self.content_length = int(lengths[0]) if lengths else None
+        for name in SINGLETONS:
+            if len(self.headers.get_all(name, [])) > 1:
+                return self.refuse(BadRequest(f"Send one {name} header."), f"two {name}")
         if self.expects_100:
             request = self.as_request()
             try:
@@ -195,6 +221,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_expect_100(self):
         self.expects_100 = True  # answered in parse_request(), once the headers are checked
         return True
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a request line too long, a header it cannot read...)
+        in the JSON every other answer has, not its HTML page."""
+        error = BadRequest(f"{message or HTTPStatus(code).phrase}.", code)
+        self.refuse(error, f"{code} {message}")
 
     def refuse(self, error, reason):
         """Answer a request the application never sees, close the connection, log one line."""
@@ -279,25 +311,52 @@ def middleware(function):
 
 class Router:
     def __init__(self):
-        self.routes = {}  # path -> (the one method it takes, handler, expect handler)
+        self.routes = {}  # path -> {method: (handler, expect handler)}
 
     def add_route(self, method, path, handler, expect_handler=None):
-        self.routes[path] = (method, handler, expect_handler or continue_any)
+        self.routes.setdefault(path, {})[method] = (handler, expect_handler or continue_any)
 
     def resolve(self, method, path):
         """The handler for this request, or one that refuses it as aiohttp's router does."""
         if path not in self.routes:
             return refusal(BadRequest(NOT_FOUND, HTTPStatus.NOT_FOUND))
-        allowed, handler, _ = self.routes[path]
-        if method != allowed:
+        if method not in self.routes[path]:
+            allowed = ", ".join(sorted(self.routes[path]))
             return refusal(BadRequest(method_not_allowed(method, allowed),
                                       HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": allowed}))
-        return handler
+        return self.routes[path][method][0]
 
     def expect_handler(self, method, path):
         """What decides whether a client that sent Expect: 100-continue may send its body."""
-        route = self.routes.get(path)
-        return route[2] if route and route[0] == method else continue_any
+        return self.routes.get(path, {}).get(method, (None, continue_any))[1]
+
+
+def route_path(method, target):
+    """The path aiohttp's router matches for a request-target (RFC 9112 section 3.2), or None
+    where its parser refuses the target with a 400. Printable ASCII only. Origin-form
+    "/items?x" up to the "?" (or a "#" if none); absolute-form "http://host/items", which a
+    server MUST accept, by its path; authority-form (CONNECT's) and "*" (OPTIONS') by no path
+    of ours. Each segment is percent-decoded, as yarl does for aiohttp: "/%68ealth" is
+    "/health", but "%2F" stays encoded and never splits a segment. Dot segments stay."""
+    if not re.fullmatch(r"[!-~]+", target):
+        return None
+    if method == "CONNECT" or (method, target) == ("OPTIONS", "*"):
+        path = ""
+    elif target.startswith("/"):
+        path = target.partition("?" if "?" in target else "#")[0]
+    elif re.match(r"[A-Za-z]+://", target):
+        try:
+            url = urlsplit(target)
+            url.port  # raises ValueError for a port that is no number from 0 to 65535
+        except ValueError:
+            return None
+        if not url.hostname or not re.fullmatch(r"(\[[^]]*\]|[^[\]]+)(:[0-9]*)?",
+                                                url.netloc.rpartition("@")[2]):
+            return None  # no host, or more after an IPv6 one than a port
+        path = url.path
+    else:
+        return None
+    return "/".join(unquote(segment).replace("/", "%2F") for segment in path.split("/"))
 
 
 def refusal(error):

@@ -16,10 +16,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown
+from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown, ValueRefused
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES (%s) RETURNING id"  # psycopg2's placeholder
 POSTGRES_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# A value refused: by Postgres (SQLSTATE class 22, "data exception": an integer out of range),
+# or by psycopg2 before sending it (ValueError: a NUL in text, a lone surrogate)
+REFUSED_VALUES = (psycopg2.DataError, ValueError)
 
 
 def make_postgres(settings, stats):
@@ -66,6 +69,8 @@ class Postgres:
         try:
             conn = self.take()  # waits on Postgres if it must connect
             yield conn
+        except REFUSED_VALUES as error:  # the request's fault; the connection is fine
+            raise ValueRefused from error
         except POSTGRES_ERRORS as error:
             broken = True
             raise PostgresDown(error) from error
