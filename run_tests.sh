@@ -7,7 +7,7 @@ usage() {
 Usage: ./run_tests.sh [PYTEST_ARGS...]
 
 Creates .venv with the pinned requirements, installs missing system programs
-(redis-server, wrk, PostgreSQL, shellcheck) with apt-get when run as root on Debian/Ubuntu,
+(redis-server, wrk, PostgreSQL, shellcheck, ab) with apt-get when run as root on Debian/Ubuntu,
 starts a throwaway Postgres and Redis on free ports, applies schema.sql, runs
 pytest, and stops everything it started, also on failure or Ctrl-C.
 
@@ -35,7 +35,7 @@ ensure_system_packages wrk  # for the benchmark's smoke test
 if can_apt; then ensure_system_packages chromium; fi
 ensure_venv
 start_services
-offer_system_packages shellcheck  # for tests/test_lint.py
+offer_system_packages shellcheck ab  # for tests/test_lint.py; ApacheBench for test_clients.py
 "$PY" scripts/reset_db.py
 say "running pytest"
 run_in_background "$PY" -m pytest "$@"  # Ctrl-C and SIGTERM stop it (and its servers) at once

@@ -182,6 +182,8 @@ class Handler(BaseHTTPRequestHandler):
         unread = not self.body_read and (self.content_length or "Transfer-Encoding" in self.headers)
         if unread or self.close_connection or self.server.workers or self.server.stopping:
             self.send_header("Connection", "close")  # also as gunicorn's sync workers do
+        elif self.request_version == "HTTP/1.0":  # kept open as it asked: say so (RFC 9112
+            self.send_header("Connection", "keep-alive")  # 9.3), or it waits for a close
         self.end_headers()
         if self.command != "HEAD":  # a HEAD response has headers only
             self.wfile.write(response.body)

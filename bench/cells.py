@@ -144,6 +144,13 @@ def baseline_of(results):
     return results["baseline"]
 
 
+def compared(results):
+    """Whether Ratio compares anything: the baseline and another series ran at one point
+    (not so with --only, which runs one server alone)."""
+    return any(row["ratio"] is not None and row["series"] != baseline_of(results)
+               for row in summarize(results))
+
+
 def summarize(results):
     """One row per point and series: the median run, the spread of req/s over repeats, and
     the ratio of its req/s to the baseline series' at that point (None without a baseline)."""

@@ -1,7 +1,8 @@
 """report.html: the page a learner opens after a run. One self-contained file beside
-summary.md (inline CSS and SVG, nothing fetched): the charts first (bench/charts.py), then
-summary.md's text as HTML, whose tables and plain reading come from report.py and
-reading.py, and links to each run's flame graph and raw wrk output.
+summary.md (inline CSS and SVG, nothing fetched): the plain reading first ("What it says",
+reading.py), then the machine, the charts (bench/charts.py), the tables with their legend
+after them and the rest of summary.md's text as HTML (report.py), and links to each run's
+flame graph and raw wrk output.
 
     python -m bench.report results/latest     # writes it again from results.json
 
@@ -98,23 +99,36 @@ def files_section(results, out_dir):
         items) + "</ul>"
 
 
+def lead_with_reading(summary):
+    """summary.md's text in the page's order: (its title and any note under it, the section
+    "What it says", what the rest has before its first table, the rest from that table on)."""
+    sections = re.split(r"\n(?=## )", summary.strip())
+    said = next(section for section in sections if section.startswith("## What it says"))
+    rest = "\n".join(section for section in sections if section is not said)
+    top, _, rest = rest.partition("\nMachine: ")
+    head, _, rest = ("Machine: " + rest).partition("\n|")
+    return top, said, head, "|" + rest
+
+
 def render_page(results, summary, out_dir, charts):
     """The page's HTML; summary is summary.md's text (report.render_summary), charts are
     charts.drawn's."""
-    head, _, rest = summary.strip().partition("\n|")
+    top, said, head, rest = lead_with_reading(summary)
     title = f"Benchmark: scenario {results['scenario']}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{STYLE}</style></head>
 <body>
+{markdown_html(top)}
+{markdown_html(said)}
 {markdown_html(head)}
 <h2>At a glance</h2>
 <p>{GLANCE} Hover it for its figure.</p>
 <div class="charts">
 {charts_html(charts)}
 </div>
-{markdown_html("|" + rest)}
+{markdown_html(rest)}
 {files_section(results, Path(out_dir))}
 </body></html>
 """

@@ -1,22 +1,50 @@
 """The plain reading of a results.json, a few short lines: the headline (which server served
 more, where, by how much, with the repeats' range), the cause in one sentence with its count,
 then what went wrong (NOISY, PARTIAL, INVALID, errors, audits). The per-case figures are in
-the tables below it, not here.
+the tables below it, not here. A --quick run is a smoke test: its reading says so and gives
+no verdict; a run of one server alone (--only) says there is nothing to compare.
 """
 
 import math
 
-from bench.cells import (NOISY_SHARE, audit_cell, baseline_of, figure, groups, median_run,
-                         percentile_cell, summarize, unaccepted)
+from bench.cells import (NOISY_SHARE, audit_cell, baseline_of, compared, figure, groups,
+                         median_run, percentile_cell, summarize, unaccepted)
 from bench.limits import thread_ceiling
+
+# what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
+SMOKE_TEST = "smoke test: checks that everything runs; its figures are not a measurement"
 
 
 def reading(results):
     """The lines of "What it says", each a "- " item but the limits' sentence."""
+    if results["settings"].get("quick"):
+        return "\n".join(smoke_test(results) + warnings(results))
     closed = [row for row in summarize(results) if not row["run"].get("rate")]
-    lines = offered_headline(results) + closed_headline(results, closed)
-    lines += cause(results, closed) + warnings(results["runs"])
+    lines = offered_headline(results) + closed_headline(results, closed) + alone(results)
+    lines += cause(results, closed) + warnings(results)
     return "\n".join(lines)
+
+
+def smoke_test(results):
+    """--quick's reading: whether everything ran, and how to measure; no ratio, no cause."""
+    runs = results["runs"]
+    passed = sum(run["audit"]["result"] == "ok" and run["valid"] for run in runs)
+    return [f"- --quick is a {SMOKE_TEST}. {passed} of {len(runs)} runs served requests "
+            "that their audit matched. For a measurement, run it again without --quick "
+            "(--repeat 5 shows how far runs vary)."]
+
+
+def alone(results):
+    """Where Ratio compares nothing (--only, or one series): say so, and how to compare."""
+    if compared(results):
+        return []
+    series = list(dict.fromkeys(run["series"] for run in results["runs"]))
+    only = results["settings"].get("only")
+    base = baseline_of(results)
+    why = "nothing else ran beside it" if base in series else f"{base} did not run"
+    return [f"- Only {' and '.join(series)} ran{f' (--only {only})' if only else ''}: no "
+            f"Ratio, as {why}; its figures are in the tables. Run without --only to compare "
+            "the servers."]
 
 
 def closed_headline(results, rows):
@@ -138,21 +166,35 @@ def noisy(run):
     return (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0)
 
 
-def warnings(runs):
-    """A short line for each run that measured less than it should, or was disturbed."""
+def noisy_line(results):
+    """One line for the runs other programs disturbed: the worst of them, and what to do."""
+    runs = [run for run in results["runs"] if noisy(run)]
+    if not runs:
+        return []
+    worst = max(runs, key=lambda run: run["other_cpu_s"] / run["duration_s"])
+    what = f"{worst['series']} at {worst['point']}"
+    where = (f"during {what}" if len(runs) == 1 else
+             f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
+    repeat = ("" if results["settings"].get("repeat", 1) > 1 else
+              "; --repeat 5 shows how far runs vary")
+    return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
+            f"{worst['duration_s']} s, time the servers could not have. Close other programs "
+            f"(browsers, builds, other benchmarks) and run again{repeat}."]
+
+
+def warnings(results):
+    """A short line for each run that measured less than it should, and one for the runs
+    other programs disturbed (NOISY)."""
     lines = []
-    for run in runs:
+    for run in results["runs"]:
         what = f"{run['series']} at {run['point']}"
         if unaccepted(run):
             lines.append(f"- PARTIAL: {what} accepted {run['peak_connections']:,} of "
                          f"{run['connections']:,} connections; the rest waited unserved.")
-        if noisy(run):
-            lines.append(f"- NOISY: during {what}, other processes used "
-                         f"{run['other_cpu_s']:.1f} s of CPU in {run['duration_s']} s.")
         if not run["valid"]:
             lines.append(f"- INVALID: {what} had connect errors: fewer connections than asked.")
         if run["non_2xx"]:
             lines.append(f"- {what}: {run['non_2xx']:,} error answers (see its server log).")
         if run["audit"]["result"] != "ok":
             lines.append(f"- Audit {run['audit']['result']}: {what}: {audit_cell(run)}.")
-    return lines
+    return lines + noisy_line(results)

@@ -15,14 +15,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, audit_cell, baseline_of, figure, markdown_table, migrations,
-                         opening, percentile_cell, placed, server_cpu, socket_errors, summarize,
-                         switches, unaccepted)
+from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, markdown_table,
+                         migrations, opening, percentile_cell, placed, server_cpu, socket_errors,
+                         summarize, switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
 from bench.profiles import redraw_flamegraphs, shares_table
-from bench.reading import reading
+from bench.reading import SMOKE_TEST, reading
 from bench.results import load
 
 ARTICLE_TABLE = """\
@@ -43,7 +43,9 @@ HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered",
 
 
 def table(results):
+    """Every column of every row; no Ratio where it compares nothing (--only)."""
     axis = results["x_axis"][0].upper() + results["x_axis"][1:]
+    ratio = compared(results)
     rows = []
     for row in summarize(results):
         run = row["run"]
@@ -51,7 +53,7 @@ def table(results):
         if row["spread"]:
             rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
         cells = [row["point"], row["series"], rps,
-                 figure(row["ratio"], "{:.2f}x"),
+                 *[figure(row["ratio"], "{:.2f}x")] * ratio,
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
                  percentile_cell(run, "p50_ms"),
@@ -62,7 +64,7 @@ def table(results):
                  figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
                  audit_cell(run)]
         rows.append(cells)
-    return markdown_table([axis] + HEADINGS, rows)
+    return markdown_table([axis] + [h for h in HEADINGS if ratio or h != "Ratio"], rows)
 
 
 
@@ -197,13 +199,32 @@ def probe_rate(results):
     return f"{rates[0]:g}" if rates else "no"
 
 
+def smoke_note(results):
+    """summary.md's first paragraph for a --quick run; nothing for the others."""
+    if not results["settings"].get("quick"):
+        return ""
+    return (f"**--quick is a {SMOKE_TEST}.** Its runs are short and unrepeated: they show "
+            "that both servers, wrk, Postgres and Redis work together here. For a "
+            "measurement, run ./run_bench.sh without --quick.\n\n")
+
+
+def ratio_note(results):
+    """The legend's sentence on Ratio: what it divides by, or why there is none."""
+    if compared(results):
+        return (f"Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same "
+                "point, the\nscenario's baseline (1.00x).")
+    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
+    return f"No Ratio column: only {series} ran, with nothing to\ndivide by."
+
+
 def render_summary(results):
     machine, settings = results["machine"], results["settings"]
     median = " (median, min–max)" if settings["repeat"] > 1 else ""
+    quick = smoke_note(results)
     return f"""
 # Benchmark: scenario `{results['scenario']}`
 
-Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
+{quick}Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
 {machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis run on this one
 machine: compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
@@ -215,8 +236,7 @@ Each wrk run opens its connections at once; the window is measured after the ser
 answered every one of them once ("All answered": how long that took, read from the OS) and
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
 as Redis (page views) or Postgres (inserts) counted them.
-Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same point, the
-scenario's baseline (1.00x). p50 and p99: a probe's, requests of the same kind at a low
+{ratio_note(results)} p50 and p99: a probe's, requests of the same kind at a low
 fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
 when it was due; a timeout ranks after every answer, and a percentile that falls among them
 reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
@@ -281,12 +301,12 @@ def audit_word(run):
 
 
 def compact_table(results):
-    """A block per point: each server's req/s (and the repeats' range), ratio to the baseline,
-    p99, CPU per request and audit, in aligned columns."""
+    """A block per point: each server's req/s (and the repeats' range), ratio to the baseline
+    (where it compares something), p99, CPU per request and audit, in aligned columns."""
     rows, lines = summarize(results), []
-    ranged = any(row["spread"] for row in rows)
-    head = (["Server", "Req/s"] + ["(min–max)"] * ranged
-            + ["Ratio", "p99", "All answered", "CPU/req", "Audit"])
+    ranged, ratio = any(row["spread"] for row in rows), compared(results)
+    head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
+            + ["p99", "All answered", "CPU/req", "Audit"])
     cells = {}
     for row in rows:
         run = row["run"]
@@ -294,7 +314,8 @@ def compact_table(results):
                   else ""] * ranged
         cells.setdefault(row["point"], []).append(
             [row["series"], f"{run['rps']:,.0f}"] + spread
-            + [figure(row["ratio"], "{:.2f}x"), percentile_cell(run, "p99_ms"), opening(run),
+            + [figure(row["ratio"], "{:.2f}x")] * ratio
+            + [percentile_cell(run, "p99_ms"), opening(run),
                figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]
@@ -319,11 +340,22 @@ def wrapped(text):
                       ).replace("\N{NO-BREAK SPACE}", " ")
 
 
+def headline(results):
+    """The summary's first line: what the table shows, and what Ratio divides by."""
+    if compared(results):
+        return (f"Scenario {results['scenario']}: each server's median run at each point "
+                f"(Ratio: to {results.get('baseline') or 'the baseline'}).")
+    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
+    only = f" (--only {results['settings']['only']})" if results["settings"].get("only") else ""
+    return f"Scenario {results['scenario']}: {series} alone{only}, its median run at each point."
+
+
 def terminal_summary(results, report_path):
     """The end of a run's output, no line over COLUMNS wide."""
     return "\n".join([
-        wrapped(f"Scenario {results['scenario']}: each server's median run at each point "
-                f"(Ratio: to {results.get('baseline') or 'the baseline'})."), "",
+        *([wrapped(f"--quick is a {SMOKE_TEST}."), ""] if results["settings"].get("quick")
+          else []),
+        wrapped(headline(results)), "",
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),

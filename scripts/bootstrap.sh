@@ -35,10 +35,15 @@ have() {
   esac
 }
 
-apt_package() { case "$1" in initdb) echo postgresql ;; *) echo "$1" ;; esac; }
+# ab (ApacheBench) comes with Apache's tools: Debian's apache2-utils, Homebrew's httpd.
+apt_package() {
+  case "$1" in initdb) echo postgresql ;; ab) echo apache2-utils ;; *) echo "$1" ;; esac
+}
 # Homebrew's `postgresql` is now postgresql@18 and keg-only; databases.py finds it there.
 brew_package() {
-  case "$1" in initdb) echo postgresql@18 ;; redis-server) echo redis ;; *) echo "$1" ;; esac
+  case "$1" in
+    initdb) echo postgresql@18 ;; redis-server) echo redis ;; ab) echo httpd ;; *) echo "$1" ;;
+  esac
 }
 
 # Debian runs this before starting a service; ours exits 101, "not now", so that programs are

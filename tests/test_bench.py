@@ -14,6 +14,7 @@ from browser import assert_opens_cleanly, open_pages
 from support import ROOT, wait_until
 
 from bench.profiles import START_UP
+from bench.reading import SMOKE_TEST
 from bench.results import problems
 from bench.sampling import tree_cpu_times
 
@@ -25,8 +26,15 @@ def run_bench(tmp_path, *args):
     return result, json.loads((tmp_path / "latest" / "results.json").read_text())
 
 
-def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
-    result, results = run_bench(tmp_path)
+@pytest.fixture(scope="module")
+def quick_fair_run(tmp_path_factory, urls):
+    """./run_bench.sh --quick: (what it printed, results.json, the run's folder)."""
+    folder = tmp_path_factory.mktemp("bench")
+    return (*run_bench(folder), folder / "latest")
+
+
+def test_quick_fair_run_writes_every_run_with_passing_audits(quick_fair_run):
+    result, results, latest = quick_fair_run
     runs = results["runs"]
     assert [(r["placement"], r["series"], r["method"], r["connections"]) for r in runs] == [
         ("shared", "sync", "GET", 500), ("shared", "async", "GET", 500),
@@ -38,19 +46,32 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
     assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
     for name in ["results.json", "summary.md", "chart.svg", "report.html"] + [r["raw"]
                                                                               for r in runs]:
-        assert (tmp_path / "latest" / name).exists()
+        assert (latest / name).exists()
     assert problems(results) == []  # bench/results.py's contract
     for r in runs:  # all answered, and when; or, past --quick's 2 s, how many had been
         opening = r["opening"]
         assert (opening["answered"] == r["connections"]) == (opening["all_answered_s"] is not None)
     assert all(r["probe"]["sent"] > 0 for r in runs)  # the window's latency is the probe's
-    summary = (tmp_path / "latest" / "summary.md").read_text()
+    summary = (latest / "summary.md").read_text()
     assert "| Connections | Server | Req/s | Ratio |" in summary
     assert "The article's figures" in summary
     assert re.search(r"\[8/8\] async at POST /items c=500, isolated", result.stderr)
-    assert re.search(r"^- shared: async / sync req/s: [\d.]+x at GET / c=500", result.stdout,
-                     re.M)  # the plain reading's headline
     assert result.stdout.rstrip().endswith("report.html")  # where the whole report is
+
+
+def test_a_quick_run_says_it_is_a_smoke_test_first_and_last(quick_fair_run):
+    """--quick's first and last printed lines (the shell's, on stderr: its last comes after
+    the summary on stdout), the summary's first, summary.md and report.html say what it is,
+    and its reading gives no ratio."""
+    result, _, folder = quick_fair_run
+    line = f"--quick is a {SMOKE_TEST}"
+    errors = result.stderr.splitlines()
+    assert (errors[0], errors[-1]) == (f"==> {line}", f"==> {line}")
+    assert result.stdout.splitlines()[0] == f"{line}."
+    said = result.stdout.split("What it says:\n")[1].split("\n\n")[0]
+    assert said.startswith(f"- {line}.") and not re.search(r"\d\.\d\dx", said)
+    for name in ("summary.md", "report.html"):
+        assert f"{line}." in (folder / name).read_text()
     printed = (result.stdout + result.stderr).splitlines()  # progress, notes and summary
     assert len(printed) > 30 and all("==> " in line or line.startswith(" ") or not line
                                      for line in result.stderr.splitlines())
@@ -59,10 +80,12 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(tmp_path, urls):
 
 
 def test_results_record_the_sync_servers_threads(tmp_path, urls):
-    _, results = run_bench(tmp_path, "--only", "sync", "--connections", "50",
-                           "--placement", "shared")
+    result, results = run_bench(tmp_path, "--only", "sync", "--connections", "50",
+                                "--placement", "shared")
     runs = results["runs"]
     assert {r["series"] for r in runs} == {"sync"}
+    assert "Scenario fair: sync alone (--only sync)" in result.stdout  # no "Ratio: to sync"
+    assert "Ratio" not in result.stdout.split("What it says:")[0]
     assert all(r["peak_threads"] > 1 for r in runs)  # a thread per connection in service
 
 

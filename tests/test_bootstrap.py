@@ -177,6 +177,13 @@ def test_a_program_only_a_test_needs_is_named_not_required(tmp_path):
     assert "no no-such-linter: the tests that need it will skip" in shown.stderr
 
 
+def test_apachebench_is_offered_by_its_package_names(tmp_path):
+    """ab ships in no package called ab: Debian's apache2-utils, Homebrew's httpd."""
+    shown = run_bootstrap("apt_package ab; brew_package ab", tmp_path)
+    assert shown.stdout.split() == ["apache2-utils", "httpd"], shown.stderr
+    assert "offer_system_packages shellcheck ab " in (ROOT / "run_tests.sh").read_text()
+
+
 OURS = "#!/bin/sh\nexit 101\n"  # Debian's "do not start services now"
 FAKE_APT_GET = """
 case "$*" in *update*) exit 0 ;; esac

@@ -6,7 +6,10 @@
 import gc
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 from http import HTTPStatus
 
@@ -218,3 +221,17 @@ def test_a_success_that_overlapped_a_refusal_does_not_end_the_outage(outages, lo
     request(outages, "/items")
     assert logged()[1].endswith("requests refused meanwhile: 2")
 
+
+
+def test_this_file_runs_without_postgres_or_redis():
+    """As README.md says: with no DATABASE_URL or REDIS_URL (a fixture that needs them would
+    stop the run, conftest.urls), every other test here passes."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("DATABASE_URL", "REDIS_URL")}
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_common.py", "-k", "not without_postgres_or_redis"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and " passed" in ran.stdout, ran.stdout + ran.stderr
+    assert "skipped" not in ran.stdout, ran.stdout
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`.venv/bin/python -m pytest tests/test_common.py`" in readme

@@ -9,6 +9,7 @@ tests/wrong_solutions/ (NN-name.what.diff, made with solutions 1..NN-1 applied) 
 by its exercise's check; each correct one built another way (tests/other_solutions/) passes.
 """
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -116,3 +117,28 @@ def test_solutions_come_out_again_last_first(tmp_path):
     shipped = released_project(tmp_path / "shipped")
     assert subprocess.run(["diff", "-r", str(shipped), str(project)],
                           capture_output=True).returncode == 0
+
+
+def test_exercise_7_says_its_collection_counts_are_per_generation():
+    """/gc's [109, 9, 1] printed in words: a participant reads which count is which."""
+    path = ROOT / "exercises/07-tame-the-collector/check_collector.py"
+    spec = importlib.util.spec_from_file_location("check_collector", path)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.by_generation([109, 9, 1]) == (
+        "collections by generation: 109 young, 9 middle, 1 old (full)")
+
+
+def test_exercise_3_can_be_skipped_as_exercises_readme_says():
+    """Solution 3 edits files that solutions 4 to 6 do not touch, so these apply without it
+    (their checks need nothing of it either: none starts a server with its flag)."""
+    def files(exercise):
+        diff = (SOLUTIONS / f"{exercise}.diff").read_text()
+        return set(re.findall(r"^\+\+\+ b/(\S+)", diff, re.M))
+    later = set().union(*(files(exercise) for exercise in EXERCISES[3:6]))
+    assert files(EXERCISES[2]) and not files(EXERCISES[2]) & later
+    for exercise in EXERCISES[3:6]:
+        check = next((ROOT / "exercises" / exercise).glob("check_*.py")).read_text()
+        assert "connect-per-request" not in check and "connect_per_request" not in check
+    readme = " ".join((ROOT / "exercises/README.md").read_text().split())
+    assert "Exercise 3 can be skipped" in readme

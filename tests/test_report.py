@@ -16,7 +16,8 @@ from support import ROOT
 
 from bench.cells import summarize
 from bench.profiles import flamegraph_svg
-from bench.report import COLUMNS, terminal_summary
+from bench.reading import SMOKE_TEST, reading
+from bench.report import COLUMNS, render_summary, terminal_summary, write_report
 
 RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))
 
@@ -119,3 +120,64 @@ def test_flame_graphs_are_made_from_the_raw_stacks_that_the_shares_count():
             if recorded.get("profile"):
                 assert (run / recorded["profile"]["raw"]).stat().st_size > 0
                 assert (run / recorded["profile"]["flamegraph"]).exists()
+
+
+def committed(name):
+    return json.loads((ROOT / "docs/runs" / name / "results.json").read_text())
+
+
+def as_quick(results):
+    """A committed run's results as if it had been run with --quick."""
+    return {**results, "settings": {**results["settings"], "quick": True}}
+
+
+def test_a_quick_run_says_it_is_a_smoke_test_and_gives_no_verdict(tmp_path):
+    """Terminal, summary.md and report.html each say what --quick is; the reading says
+    whether everything ran, with no ratio and no cause."""
+    results = as_quick(committed("fair"))
+    printed = terminal_summary(results, tmp_path / "report.html")
+    said = reading(results)
+    assert printed.splitlines()[0] == f"--quick is a {SMOKE_TEST}."
+    assert SMOKE_TEST in said and "10 of 10 runs" in said
+    assert not re.search(r"\d\.\d\dx", said) and "Why" not in said  # no ratio, no cause
+    write_report(results, tmp_path)
+    for name in ("summary.md", "report.html"):
+        assert f"--quick is a {SMOKE_TEST}." in (tmp_path / name).read_text()
+    assert SMOKE_TEST not in reading(committed("fair"))  # a measurement is not one
+
+
+def test_report_html_leads_with_the_reading_and_the_legend_follows_the_tables(tmp_path):
+    results = committed("fair")
+    write_report(results, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    order = [page.index(text) for text in ("<h1>", "<h2>What it says</h2>", "Machine: ",
+                                           "<h2>At a glance</h2>", "<table>",
+                                           "Each wrk run opens", "<h2>Inside the runs</h2>")]
+    assert order == sorted(order)
+    assert page.count("<h2>What it says</h2>") == 1
+
+
+def test_noisy_runs_get_one_line_that_says_what_to_do():
+    results = committed("fair")
+    results["runs"] = [{**run, "other_cpu_s": 2.0 + n / 10}
+                       for n, run in enumerate(results["runs"])]
+    noisy = [line for line in reading(results).splitlines() if "NOISY" in line]
+    assert noisy == [
+        "- NOISY: in 10 of 10 runs, the most during async at POST /items c=500, isolated, "
+        "other processes used 2.9 s of CPU in 6 s, time the servers could not have. Close "
+        "other programs (browsers, builds, other benchmarks) and run again; --repeat 5 shows "
+        "how far runs vary."]
+
+
+def test_one_server_alone_has_no_ratio_and_says_why():
+    """--only async: no Ratio column (and no column of "-"), no "Ratio: to sync", and a
+    reading that says there was nothing to compare."""
+    results = committed("python-312-lazy-tasks")
+    assert results["settings"]["only"] == "async"
+    printed = terminal_summary(results, ROOT / "report.html")
+    table = printed.split("What it says:")[0]
+    assert "Ratio" not in table and not re.search(r" - ", table)
+    said = printed.split("What it says:\n")[1].split("\n\n")[0]
+    assert said.startswith("- Only async ran (--only async): no Ratio, as sync did not run")
+    summary = render_summary(results)
+    assert "| Ratio |" not in summary and "No Ratio column: only async ran" in summary
