@@ -115,9 +115,9 @@ def test_a_small_body_announced_with_expect_100_is_invited_and_stored(server):
         assert conn.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         conn.sendall(BODY)
         reply = b""
-        while b"smuggled" not in reply:
-            reply += conn.recv(65536)
-        assert status_of(reply) == 201
+        while b"smuggled" not in reply and (more := conn.recv(65536)):  # until the body, or
+            reply += more  # until the server hangs up; each recv waits at most 10 s
+        assert status_of(reply) == 201, reply
 
 
 def test_malformed_requests_are_logged_one_line_each_never_a_traceback(server):
@@ -128,7 +128,8 @@ def test_malformed_requests_are_logged_one_line_each_never_a_traceback(server):
     announce_too_large(server.port)
     requests = len(UNCLEAR_LENGTHS) + 1
     refused = re.compile(r'"(POST /items|UNKNOWN /) HTTP/1\.[01]" 4\d\d')
-    wait_until(lambda: len(refused.findall(server.log()[earlier:])) == requests)  # access log
+    assert wait_until(lambda: len(refused.findall(server.log()[earlier:])) == requests), (
+        f"not one access-log line per refused request:\n{server.log()[earlier:]}")
     log = server.log()[earlier:]
     assert "Traceback" not in log and "ERROR" not in log, log
     assert len(log.splitlines()) <= 2 * requests, (

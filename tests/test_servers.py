@@ -5,12 +5,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from bench.launch import KINDS, ServerError
 from support import (ROOT, at_once, call, count_rows, counter_on, counter_value, item_ids_on,
-                     post_item, reset_peaks, stored_text)
+                     post_item, reset_peaks, stored_text, wait_until)
 
 
 @pytest.fixture(params=KINDS)
@@ -167,9 +166,8 @@ def test_a_stop_lets_the_requests_in_flight_finish(kind, start_server, fresh_dat
     views = [lambda: call(server.port, "GET", "/", timeout=30).status] * 20
 
     def stop_when_all_wait():
-        while server.stats()["waiting_upstream"] < 20:
-            time.sleep(0.02)
-        return server.stop()
+        waiting = wait_until(lambda: server.stats()["waiting_upstream"] >= 20, 60)
+        return server.stop() if waiting else "the 20 views never all waited upstream"
 
     *statuses, exit_status = at_once(views + [stop_when_all_wait])
     assert sorted(statuses) == [200] * 20 and exit_status == 0
