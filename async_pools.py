@@ -118,3 +118,8 @@ async def open_redis(client):
     lent = [await pool.get_connection() for _ in range(pool.max_connections)]  # waits on Redis
     for conn in lent:
         await pool.release(conn)
+    # A stop asked for meanwhile (SIGTERM, Ctrl-C) reached us as a cancellation, which Python
+    # 3.11's asyncio.wait_for, inside redis-py, loses if its own wait ends at that moment
+    # (gh-86296): the server would start serving, deaf to the one signal it was sent.
+    if getattr(asyncio.current_task(), "cancelling", lambda: 0)():  # 3.11+ counts requests
+        raise asyncio.CancelledError

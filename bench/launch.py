@@ -118,8 +118,10 @@ class Server:
         return False
 
     def stop(self, stop_signal=signal.SIGTERM):
-        """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); a kill if that has not
-        stopped it in 15 s. Returns the exit status; stopping twice is harmless."""
+        """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); if that has not stopped
+        it in 15 s, a kill of its whole process group, so that no process it forked serves on
+        (or holds the port and its pools) once it is gone. Returns the exit status; stopping
+        twice is harmless."""
         if self.process is None:  # never started
             return None
         if self.process.poll() is None:
@@ -127,7 +129,10 @@ class Server:
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its session's group: start()
+            except ProcessLookupError:  # all of it ended meanwhile
+                pass
             return self.process.wait()
         finally:
             if self.thread_cap:
