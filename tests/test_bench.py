@@ -33,6 +33,7 @@ def quick_fair_run(tmp_path_factory, urls):
     return (*run_bench(folder), folder / "latest")
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_quick_fair_run_writes_every_run_with_passing_audits(quick_fair_run):
     result, results, latest = quick_fair_run
     runs = results["runs"]
@@ -59,6 +60,7 @@ def test_quick_fair_run_writes_every_run_with_passing_audits(quick_fair_run):
     assert result.stdout.rstrip().endswith("report.html")  # where the whole report is
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_a_quick_run_says_it_is_a_smoke_test_first_and_last(quick_fair_run):
     """--quick's first and last printed lines (the shell's, on stderr: its last comes after
     the summary on stdout), the summary's first, summary.md and report.html say what it is,
@@ -79,6 +81,7 @@ def test_a_quick_run_says_it_is_a_smoke_test_first_and_last(quick_fair_run):
     assert not wide, "printed lines wider than an ordinary terminal:\n" + "\n".join(wide)
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_results_record_the_sync_servers_threads(tmp_path, urls):
     result, results = run_bench(tmp_path, "--only", "sync", "--connections", "50",
                                 "--placement", "shared")
@@ -96,6 +99,7 @@ def article_few_connections(tmp_path_factory, urls):
                      "--connections", "5", "--threads", "8")
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_wrk_threads_are_capped_at_the_connections(article_few_connections):
     _, results = article_few_connections
     assert results["settings"]["threads"] == 8
@@ -103,6 +107,7 @@ def test_wrk_threads_are_capped_at_the_connections(article_few_connections):
     assert all(r["requests"] > 0 and r["audit"]["result"] == "ok" for r in results["runs"])
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_each_run_records_the_knobs_its_server_reported(article_few_connections,
                                                          start_server):
     _, results = article_few_connections
@@ -112,6 +117,7 @@ def test_each_run_records_the_knobs_its_server_reported(article_few_connections,
     assert results["runs"][0]["knobs"]["workers"] == 2  # the article's sync configuration
 
 
+@pytest.mark.slow  # runs the benchmark
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="what psutil reads on Linux")
 def test_server_figures_are_measured(article_few_connections):
     _, results = article_few_connections
@@ -122,6 +128,7 @@ def test_server_figures_are_measured(article_few_connections):
             run["server_cpu_user_s"] + run["server_cpu_system_s"], abs=0.02)
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_the_baseline_row_has_ratio_one(article_few_connections):
     result, results = article_few_connections
     assert results["baseline"] == "sync --workers 2 --connect-per-request"
@@ -166,6 +173,7 @@ def gone(pid):
         return True
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_sigterm_stops_a_benchmark_at_once_with_everything_it_started(tmp_path, urls):
     """A 10-minute run, SIGTERM-ed once wrk runs: the script ends well before it could have,
     with a shell's code for SIGTERM, and leaves none of the processes it started."""
@@ -195,6 +203,7 @@ def test_bench_help_lists_every_flag():
 
 
 
+@pytest.mark.slow  # runs the benchmark
 def test_a_profiled_run_writes_a_profile_per_server_run(tmp_path, urls):
     """--profile: one py-spy profile and flame graph per run, its groups adding up to 100%."""
     result, results = run_bench(tmp_path, "--profile", "--connections", "20", "--placement",

@@ -223,6 +223,7 @@ def test_a_success_that_overlapped_a_refusal_does_not_end_the_outage(outages, lo
 
 
 
+@pytest.mark.slow  # a nested pytest session
 def test_this_file_runs_without_postgres_or_redis():
     """As README.md says: with no DATABASE_URL or REDIS_URL (a fixture that needs them would
     stop the run, conftest.urls), every other test here passes."""

@@ -2,8 +2,11 @@
 a process pool started the Python 3.14 way (forkserver), and a kernel whose SO_REUSEPORT
 does not spread connections (macOS)."""
 
+import pytest
 from support import released_project
 from test_exercises import EXERCISES, apply, run_check, solutions_up_to
+
+pytestmark = pytest.mark.slow  # nested pytest sessions: exercise checks
 
 
 def with_solution(tmp_path, exercise):

@@ -18,6 +18,8 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from support import ROOT, released_project
 
+pytestmark = pytest.mark.slow  # nested pytest sessions: each exercise's check
+
 EXERCISES = sorted(path.name for path in (ROOT / "exercises").glob("[0-9][0-9]-*"))
 SOLUTIONS = ROOT / "exercises" / "solutions"
 WRONG = sorted((ROOT / "tests" / "wrong_solutions").glob("*.diff"))
@@ -70,6 +72,7 @@ def test_every_check_fails_on_the_project_as_shipped_and_names_the_file(tmp_path
             f"{exercise}'s check fails without naming the file to edit: {messages}")
 
 
+@pytest.mark.timeout(900)  # seven checks, one after another: 96 s here, longer on a laptop
 def test_solutions_stack_each_turning_its_own_check_green(tmp_path, urls):
     project = released_project(tmp_path / "project")
     for number, exercise in enumerate(EXERCISES, 1):

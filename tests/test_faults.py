@@ -33,8 +33,9 @@ def have_binaries():
     return shutil.which("redis-server") is not None
 
 
-pytestmark = pytest.mark.skipif(not have_binaries(),
-                                reason="needs the PostgreSQL server and redis-server programs")
+pytestmark = [pytest.mark.slow,  # stops and starts Postgres and Redis
+              pytest.mark.skipif(not have_binaries(),
+                                 reason="needs the PostgreSQL server and redis-server programs")]
 
 
 @pytest.fixture(scope="module")

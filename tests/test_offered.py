@@ -12,6 +12,7 @@ from bench.scenarios import SCENARIOS, Case
 WAIT_MS, RATE = 400, 50  # 20 requests waiting at once, by Little's law
 
 
+@pytest.mark.slow  # runs the benchmark's open-loop measurement
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_an_offered_run_holds_rate_times_wait_in_flight(start_server, fresh_data, tmp_path,
                                                          kind):

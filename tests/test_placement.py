@@ -40,6 +40,7 @@ def test_placements_divide_the_cores():
     assert cpus_for("isolated", [0]) == {"server": [0], "load": [0]}  # one core: shared
 
 
+@pytest.mark.slow  # runs the benchmark
 @affinity
 def test_a_shared_server_after_an_isolated_one_may_use_every_cpu(tmp_path, urls):
     """The placement scenario runs isolated first, which moves the benchmark itself onto the

@@ -75,6 +75,7 @@ def run_tree_reading_tests(project):
     return ran.stdout
 
 
+@pytest.mark.slow  # nested pytest sessions
 @pytest.mark.parametrize("committed", [False, True], ids=["uncommitted", "committed"])
 def test_a_workshop_leaves_the_tree_reading_tests_green(tmp_path, committed):
     """All six reference solutions, left in the working tree or committed one by one on a

@@ -27,6 +27,7 @@ def local_files(report):
     return re.findall(r'href="([^":#]+)"', report.read_text())
 
 
+@pytest.mark.slow  # Chromium
 def test_committed_reports_and_a_flame_graph_open_cleanly_in_chromium():
     """A run with repeats (bars with ranges), a sweep with idle connections (memory per
     connection) and a profiled run with its flame graphs, in real headless Chromium."""

@@ -12,6 +12,8 @@ import pytest
 from scripts.databases import free_port
 from support import ROOT, call, count_rows
 
+pytestmark = pytest.mark.slow  # ./run_bench.sh --serve, with services of its own
+
 READY = "Press Ctrl-C here"
 
 

@@ -47,6 +47,7 @@ def servers_running_with(flag):
             and "_server.py" in " ".join(process.info["cmdline"])]
 
 
+@pytest.mark.slow  # perf, and both servers under load
 @pytest.mark.skipif(not can_count(), reason="needs perf and its syscall tracepoints")
 def test_a_count_prints_both_servers_and_leaves_neither_running(urls):
     shown = subprocess.run(
