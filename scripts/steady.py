@@ -2,12 +2,12 @@
 
 A test that fails one run in three turns a participant's suite red for nothing, and passes
 the one run a change gets before it lands. This runs ./run_tests.sh (all of its arguments
-after --) in fresh clones of HEAD, some plain and some with the seven reference solutions
+after --) in fresh clones of HEAD as it is when it starts, some plain and some with the seven reference solutions
 applied, as a participant has them after the workshop, one after the other, and prints
 each run's time and counts and every failure or error with the first lines of its message.
 
-    python3 scripts/steady.py --plain 2 --solved 3            # five full runs, about an hour
-    python3 scripts/steady.py --solved 4 -- -k "bench or report"
+    python3 scripts/steady.py --plain 2 --solved 3 -- --all    # five full runs, about an hour
+    python3 scripts/steady.py --solved 4 -- -k "bench or report"  # the fast tier's, filtered
 
 Standard library only. Each clone builds its own .venv, as a new machine would; what is
 not committed is not in the clones. Logs and JUnit files stay in --out.
@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "exercises" / "solutions").glob("*.diff"))
 
 
-def clone(into, solved):
-    """A fresh clone of HEAD at `into`, with the reference solutions applied in order."""
+def clone(into, commit, solved):
+    """A fresh clone at `commit`, with the reference solutions applied in order."""
     subprocess.run(["git", "clone", "-q", str(ROOT), str(into)], check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=into, check=True)
     for solution in SOLUTIONS if solved else []:
         subprocess.run(["git", "apply", str(solution)], cwd=into, check=True)
 
@@ -57,12 +58,12 @@ def counts(junit):
             f"{skipped} skipped")
 
 
-def run_once(number, solved, out, args):
+def run_once(number, commit, solved, out, args):
     """One full run in a fresh clone: (seconds, counts, failures)."""
     junit, log = out / f"run-{number}.xml", out / f"run-{number}.log"
     with tempfile.TemporaryDirectory(prefix="steady-") as folder:
         project = Path(folder) / "project"
-        clone(project, solved)
+        clone(project, commit, solved)
         started = time.monotonic()
         with open(log, "w") as written:
             subprocess.run(["./run_tests.sh", f"--junitxml={junit}", *args], cwd=project,
@@ -88,12 +89,15 @@ def main(argv=None):
     while plain or solved:  # alternate, so a slow hour does not fall on one kind of run
         plan.append(solved >= plain)
         plain, solved = (plain, solved - 1) if plan[-1] else (plain - 1, solved)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()  # every run the same code
+    print(f"==> {len(plan)} runs of {commit[:10]}; logs in {args.out}", flush=True)
     found_any = False
     for number, solved in enumerate(plan, 1):
         kind = "solutions applied" if solved else "as committed"
         print(f"==> run {number}/{len(plan)}, {kind}: ./run_tests.sh {' '.join(rest)}",
               flush=True)
-        seconds, summary, failed = run_once(number, solved, args.out, rest)
+        seconds, summary, failed = run_once(number, commit, solved, args.out, rest)
         print(f"    {seconds / 60:.1f} min: {summary} (log: {args.out}/run-{number}.log)",
               flush=True)
         for test, message in failed:
