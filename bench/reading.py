@@ -123,7 +123,8 @@ def offered_headline(results):
     runs = [run for run in results["runs"] if run.get("rate")]
     if not runs:
         return []
-    lines = [f"Limits: {limits_sentence(results['machine'].get('limits'))}"]
+    cap = max((run.get("thread_cap") or 0 for run in runs), default=0)
+    lines = [f"Limits: {limits_sentence(results['machine'].get('limits'), cap)}"]
     by_series = {}
     for point, series_runs in groups(runs).items():
         for series, runs_of_point in series_runs.items():
@@ -142,12 +143,15 @@ def offered_headline(results):
     return lines
 
 
-def limits_sentence(limits):
+def limits_sentence(limits, thread_cap=0):
     """What stops each model first on this machine (bench/limits.py): threads for a thread
-    per connection, open files for both, as read before the run."""
+    per connection, open files for both, as read before the run. thread_cap: the cap the
+    run itself set on each server's threads (the laptop scenario), which counts as a limit."""
     if not limits:
         return "none could be read on this system."
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
+    if thread_cap and (ceiling is None or thread_cap < ceiling):
+        ceiling, name = thread_cap, "the cap this run set on each server's threads"
     shared = " machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
     threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
                f"{ceiling:,} ({name}{shared and ',' + shared})" if ceiling

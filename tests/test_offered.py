@@ -75,3 +75,13 @@ def test_open_files_come_first_where_they_are_fewer_than_threads():
     limits = {"nofile_soft": 20000, "nofile_hard": 20000, "nproc": None, "nproc_exempt": True,
               "max_map_count": 65530, "pid_max": 32768, "threads_max": 190000}
     assert "the first limit here is open files, for both servers" in limits_sentence(limits)
+
+
+def test_a_thread_cap_the_run_set_is_named_as_the_first_limit():
+    """The laptop scenario caps each server at 4,096 threads: that, not the machine's
+    32,765 or its 20,000 open files, is what a thread per connection meets first."""
+    limits = {"nofile_soft": 20_000, "nproc": None, "nproc_exempt": True,
+              "max_map_count": 65_530, "pid_max": 32_768, "threads_max": 190_000}
+    sentence = limits_sentence(limits, thread_cap=4_096)
+    assert "at about 4,096 (the cap this run set on each server's threads)" in sentence
+    assert "So the first limit here is threads, for the thread-per-connection server." in sentence
