@@ -1,4 +1,4 @@
-"""The wrk-output parser, on outputs captured from real runs on this project's servers."""
+"""bench/wrk.py's parser, on outputs captured from real runs on this project's servers."""
 
 from pathlib import Path
 
@@ -13,8 +13,7 @@ def test_clean_run():
     numbers = parse_wrk((DATA / "wrk-clean.txt").read_text())
     assert numbers["requests"] == 1753
     assert numbers["ok"] == 1753
-    assert numbers["rps"] == pytest.approx(1753 / 2.034362, abs=0.1)
-    assert (numbers["p50_ms"], numbers["p90_ms"], numbers["p99_ms"]) == (61.14, 489.01, 1697.18)
+    assert numbers["seconds"] == 2.034
     assert numbers["timeouts"] == 0
     assert numbers["socket_errors"] == {"connect": 0, "read": 0, "write": 0}
 
@@ -27,13 +26,6 @@ def test_run_with_connect_errors_timeouts_and_error_statuses():
     assert numbers["ok"] == 276 - 241
     assert numbers["timeouts"] == 251
     assert numbers["socket_errors"] == {"connect": 106, "read": 0, "write": 0}
-
-
-def test_every_response_timed_out_means_no_percentiles():
-    output = (DATA / "wrk-errors.txt").read_text().replace('"timeouts": 251', '"timeouts": 276')
-    output = output.replace("timeout 251", "timeout 276")
-    numbers = parse_wrk(output)
-    assert numbers["p99_ms"] is None and numbers["latency_mean_ms"] is None
 
 
 def test_output_without_our_lua_summary_is_refused():
