@@ -40,7 +40,17 @@ def test_every_quoted_figure_is_in_the_run_it_links_to(doc, text, released):
         # a benchmark's results.json, or the counts bench/syscalls.py wrote
         assert any((released / run / data).exists() for data in ("results.json", "counts.json"))
         for number in re.findall(r"\d[\d,]*(?:\.\d+)?", label):
-            assert number in summary, f"{doc}: {label!r} is not in {run}/summary.md"
+            assert stated(number, summary), f"{doc}: {label!r} is not in {run}/summary.md"
+
+
+def stated(number, text):
+    """`number` stands in `text` as a whole figure: 3 is not found in 0.35 or 1,300."""
+    return re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d]|[.,]\d)", text) is not None
+
+
+def test_a_figure_is_found_whole_not_inside_another():
+    assert stated("1,164", "| sync | 1,164 | 1.00x |") and stated("1.76", "1.76x")
+    assert not stated("3", "0.35 ms, 1,300 req/s, 13 s") and not stated("1,16", "1,164")
 
 
 @pytest.mark.parametrize("doc", DOCS)

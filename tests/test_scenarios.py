@@ -12,7 +12,6 @@ from bench.cells import summarize
 from bench.scenarios import SCENARIOS, Case
 from bench.launch import KINDS
 from support import ROOT
-from bench.wrk import threads_for
 
 
 def server_flags(kind):
@@ -79,10 +78,6 @@ def test_results_without_a_baseline_ratio_nothing():
     results = blocking_results()
     results["runs"] = [run for run in results["runs"] if run["series"] != "sync"]
     assert [row["ratio"] for row in summarize(results)] == [None, None]
-
-
-def test_wrk_gets_no_more_threads_than_connections():
-    assert [threads_for(connections, 16) for connections in (10, 16, 500)] == [10, 16, 16]
 
 
 def test_a_note_when_connections_exceed_the_listen_queue():
