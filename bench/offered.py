@@ -14,8 +14,12 @@ import http.client
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
+
+import psutil
 
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
@@ -23,7 +27,7 @@ from bench.idle import grown, kernel_stack_kb
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
-from bench.sampling import Sampler, ask
+from bench.sampling import Sampler, ask, cpu_seconds, measured
 from scripts.reset_db import counter_value
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
@@ -65,8 +69,11 @@ def measure_offered(case, server, timing, out_dir, step):
         dots(timing.duration_s)
         sampler.stop()
         held, kernel_after = measured_held(server.pid), kernel_stack_kb()
+        after = AfterWindow(server.pid, stats)
         report = merged([read_openloop(client, case.timeout_s, out_dir / raw_name)
                          for client in clients])
+        after_window = after.stop(report["start_clock"])
+    stats.close()
     recovered_s = recovery(server, case.timeout_s + RECOVERY_GRACE_S)
     server.wait_idle()
     figures = sampler.figures()
@@ -81,6 +88,8 @@ def measure_offered(case, server, timing, out_dir, step):
            "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
            "limit_met": limit_met(log, report),
            "limit_lines": limit_lines(log), "recovered_s": recovered_s,
+           "after_window": after_window,
+           "stalled": None if recovered_s is not None else thread_states(server.pid),
            "thread_cap_how": server.thread_cap and server.thread_cap.how,
            "threads_refused": server.thread_cap and server.thread_cap.refused()}
     run["other_cpu_s"] = other_cpu(run)
@@ -142,6 +151,49 @@ def kept_connection(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.connect()
     return conn
+
+
+class AfterWindow:
+    """While the clients wait for their last answers: every 2 s, the server's served count
+    (/stats on the connection kept from before the load; None when it does not answer within
+    its timeout), its threads and its CPU seconds. A server that stops answering while it
+    burns CPU shows here; a count costs one request and two small /proc reads."""
+
+    def __init__(self, pid, conn):
+        self.pid, self.conn, self.samples = pid, conn, []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self):
+        process = measured(lambda: psutil.Process(self.pid))
+        while not self.done.wait(2):
+            stats = ask(self.conn)
+            self.samples.append([time.monotonic(), stats and stats["served"],
+                                 measured(process.num_threads) if process else None,
+                                 measured(lambda: round(cpu_seconds(self.pid), 2))])
+
+    def stop(self, start_clock):
+        """[[s since the first request was due, served, threads, CPU s], ...]."""
+        self.done.set()
+        self.thread.join()
+        return [[round(at - start_clock, 1), *rest] for at, *rest in self.samples]
+
+
+def thread_states(pid):
+    """{threads, runnable}: the server's threads, and how many of them the kernel had ready
+    to run (state R in /proc/PID/task/*/stat); None where unreadable (not Linux)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    states = []
+    for task in tasks:
+        try:
+            states.append(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            pass  # ended meanwhile
+    return {"threads": len(states), "runnable": states.count("R")}
 
 
 def recovery(server, within_s):

@@ -140,7 +140,8 @@ def limits_table(results):
              "Server's log: its first line naming the limit, and how many such lines in all. "
              "Served again: seconds from the clients' end until a new connection got a 200 "
              "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
-             "late still wait out their wait, though their clients have gone). Thread cap: how "
+             "late still wait out their wait, though their clients have gone; where counted, "
+             "when it last answered and what it did from then). Thread cap: how "
              "the OS capped the server's threads, and how many it refused (pids.events), where "
              "set.", ""]
     headings = ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
@@ -164,10 +165,27 @@ def limits_table(results):
                  f"{run['timeouts'] - offered.get('timeouts_connecting', 0):,}",
                  f"{errors.get('connect', 0) + errors.get('read', 0) + errors.get('write', 0):,}",
                  f"{run['non_2xx']:,}", said,
-                 "no" if run.get("recovered_s") is None
-                 else f"{run['recovered_s']:.1f} s", cap]
+                 served_again(run), cap]
         rows.append(cells)
     return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
+
+
+def served_again(run):
+    """How soon a new connection got a 200 after the load; where none did, and the run counted
+    it (offered.AfterWindow), when the server last answered and what it did from then."""
+    if run.get("recovered_s") is not None:
+        return f"{run['recovered_s']:.1f} s"
+    stalled, samples = run.get("stalled"), run.get("after_window") or []
+    answered = [sample for sample in samples if sample[1] is not None]
+    if not stalled or not answered:
+        return "no"
+    most = max(sample[1] for sample in answered)
+    last = next(sample for sample in answered if sample[1] == most)  # when it got there
+    later = [sample for sample in samples if sample[0] >= last[0] and sample[3] is not None]
+    busy = ((later[-1][3] - later[0][3]) / (later[-1][0] - later[0][0])
+            if len(later) > 1 and later[-1][0] > later[0][0] else None)
+    return (f"no: answered nothing after {last[0]:.0f} s, then {figure(busy, '{:.2f}')} cores "
+            f"busy, {stalled['runnable']:,} of {stalled['threads']:,} threads runnable")
 
 
 def gc_pauses(run):

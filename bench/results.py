@@ -116,11 +116,17 @@ OPEN_LOOP = {
     "limit_lines": ("dict?", "the server's log lines naming a limit: {first, count}, or None"),
     "recovered_s": ("float?", "seconds from the clients' end to a new connection's 200 from "
                     "/health; None: not within timeout_s + offered.RECOVERY_GRACE_S"),
+    "after_window": ("list", "[[s since the first request was due, served (/stats; None: "
+                     "no answer), threads, CPU s]] every 2 s while the clients waited for their "
+                     "last answers (offered.AfterWindow)"),
+    "stalled": ("dict?", "{threads, runnable}: when the server had not served again, its "
+                "threads and those ready to run (Linux); None if it served again"),
     "thread_cap_how": ("str?", "how the OS capped the server's threads (limits.ThreadCap)"),
     "threads_refused": ("int?", "threads the OS refused the server (pids.events), if known"),
 }
 
-OPTIONAL = {"profile", "profiler_cpu_s"}
+OPTIONAL = {"profile", "profiler_cpu_s",
+            "after_window", "stalled"}  # runs made before the benchmark counted them
 TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
          "list": (list,), "dict": (dict,)}
 

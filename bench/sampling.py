@@ -135,6 +135,7 @@ class Sampler:
         self.port, self.find_services, self.light = server.port, find_services, light
         self.samples = []
         self.done = threading.Event()
+        self.own_conn = conn is None  # one it was given, its owner closes
         self.conn = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
         if self.threads:  # before the window opens: a reading is costly at thousands
@@ -193,7 +194,8 @@ class Sampler:
         self.window_s = round(time.monotonic() - self.opened_at, 3)
         if self.threads:
             self.threads.stop()
-        self.conn.close()
+        if self.own_conn:
+            self.conn.close()
         known = None not in (self.served_before, served_after)
         self.served_in_window = served_after - self.served_before if known else None
 

@@ -1,12 +1,16 @@
 """A run at a fixed offered rate (bench/offered.py): requests in flight counted by the server
 itself, the audit against the Redis counter, and the limits a run meets named."""
 
+import os
+import sys
+import threading
 
 import pytest
 
-from bench.offered import limit_met, measure_offered
+from bench.offered import limit_met, measure_offered, thread_states
 from bench.run import Timing
 from bench.reading import limits_sentence
+from bench.report import served_again
 from bench.scenarios import SCENARIOS, Case
 
 WAIT_MS, RATE = 400, 50  # 20 requests waiting at once, by Little's law
@@ -85,3 +89,21 @@ def test_a_thread_cap_the_run_set_is_named_as_the_first_limit():
     sentence = limits_sentence(limits, thread_cap=4_096)
     assert "at about 4,096 (the cap this run set on each server's threads)" in sentence
     assert "So the first limit here is threads, for the thread-per-connection server." in sentence
+
+
+def test_a_server_that_stopped_answering_is_said_so_with_what_it_did_then():
+    """Served again: 'no' alone hides a server that stalled while it burned CPU; where the
+    run counted the time after the window, the table says when it last answered and how."""
+    run = {"recovered_s": None, "stalled": {"threads": 19_536, "runnable": 1_957},
+           "after_window": [[60.0, 11_000, 19_977, 100.0], [72.0, 13_465, 19_873, 110.0],
+                            [74.0, None, 19_800, 113.0], [80.0, 13_465, 19_700, 121.6]]}
+    assert served_again(run) == ("no: answered nothing after 72 s, then 1.45 cores busy, "
+                                 "1,957 of 19,536 threads runnable")
+    assert served_again({**run, "recovered_s": 0.2}) == "0.2 s"
+    assert served_again({"recovered_s": None}) == "no"  # runs made before it was counted
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_thread_states_count_this_process_threads_and_the_one_running():
+    states = thread_states(os.getpid())
+    assert states["threads"] == threading.active_count() and states["runnable"] >= 1
