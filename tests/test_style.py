@@ -13,7 +13,7 @@ import pytest
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
 LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 250,
                 "stats.py": 200, "config.py": 130, "sync_http.py": 400, "async_http.py": 115,
-                "sync_pools.py": 140, "async_pools.py": 120}
+                "sync_pools.py": 155, "async_pools.py": 145}
 SERVERS = ["sync_server.py", "async_server.py"]
 
 
