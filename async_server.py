@@ -25,23 +25,6 @@ NAME = Path(__file__).stem  # this file's name: in the log, --help and the start
 log = logging.getLogger(NAME)
 
 
-def new_state(settings):
-    """What every handler shares; nothing connects until pools() opens it."""
-    stats = Stats(settings.knobs(), log)
-    return State(settings, stats, load_page_template(), make_postgres(settings, stats),
-                 make_redis(settings))
-
-
-@middleware
-async def dispatch(request, handler):
-    """Run the handler, counted; turn what went wrong into a status and a JSON sentence."""
-    try:
-        with request.app[STATE].stats.serving(request.path):  # in service, outages logged
-            return await handler(request)  # yields while the handler waits
-    except Exception as error:  # common.refusal: a 400, a 503 or a logged 500
-        return respond(*refusal(error, log, request))
-
-
 async def index(request):
     """GET /: every item, and this view's number from Redis."""
     state = request.app[STATE]
@@ -85,6 +68,16 @@ async def reset_peaks(request):
     return respond(HTTPStatus.OK, request.app[STATE].stats.report())
 
 
+@middleware
+async def dispatch(request, handler):
+    """Run the handler, counted; turn what went wrong into a status and a JSON sentence."""
+    try:
+        with request.app[STATE].stats.serving(request.path):  # in service, outages logged
+            return await handler(request)  # yields while the handler waits
+    except Exception as error:  # common.refusal: a 400, a 503 or a logged 500
+        return respond(*refusal(error, log, request))
+
+
 async def pools(app):
     """Open the Postgres and Redis pools before the first request, close them at shutdown."""
     state = app[STATE]
@@ -94,6 +87,13 @@ async def pools(app):
     yield
     await state.redis.aclose()  # yields while it closes each connection
     await state.db.close()  # yields while it closes each connection
+
+
+def new_state(settings):
+    """What every handler shares; nothing connects until pools() opens it."""
+    stats = Stats(settings.knobs(), log)
+    return State(settings, stats, load_page_template(), make_postgres(settings, stats),
+                 make_redis(settings))
 
 
 def make_app(settings):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # Small files: the line budget of each (everything counted). Raise it in review, not quietly.
-LINE_BUDGETS = {"sync_server.py": 170, "async_server.py": 170, "common.py": 250,
+LINE_BUDGETS = {"sync_server.py": 135, "async_server.py": 135, "common.py": 250,
                 "stats.py": 200, "config.py": 130, "sync_http.py": 400, "async_http.py": 115,
                 "sync_pools.py": 155, "async_pools.py": 145}
 SERVERS = ["sync_server.py", "async_server.py"]
@@ -93,6 +93,20 @@ def test_the_classifier_counts_code_not_comment_words():
     assert not is_a_wait("from sync_pools import INSERT_ITEM, make_postgres", async_side)
     assert not is_a_wait('    model = "a thread per connection"  # waits, blocks', async_side)
     assert not is_a_wait("    # waits on Postgres", ["    # yields to the event loop"])
+
+
+FIRST_SCREEN = 40  # lines: where a learner opening a server should meet its first wait
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_the_first_wait_is_on_the_first_screen(name, released):
+    """A server opens with its views, not its plumbing: its first line of code marked as a
+    wait (# waits on Postgres, # yields to the event loop) comes within FIRST_SCREEN lines."""
+    lines = (released / name).read_text().splitlines()
+    first = next(number for number, line in enumerate(lines, 1)
+                 if code(line) and re.search(r"# (waits on Postgres|yields to the event loop)",
+                                             line))
+    assert first <= FIRST_SCREEN, f"{name}: the first wait is on line {first}"
 
 
 @pytest.mark.parametrize("module", ["sync_server", "async_server", "sync_http", "async_http",
