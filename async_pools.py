@@ -16,7 +16,8 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown, ValueRefused
+from common import (CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, REDIS_ERRORS, PoolBusy, PostgresDown,
+                    ValueRefused)
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES ($1) RETURNING id"  # asyncpg's placeholder
 POSTGRES_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
@@ -60,6 +61,13 @@ class Postgres:
         """Run one statement on a lent connection; return its rows."""
         async with self.connection() as conn:  # yields to the event loop
             return await conn.fetch(query, *args)  # yields to the event loop
+
+    async def is_up(self):
+        """GET /health's question: does Postgres answer a query now?"""
+        try:
+            return bool(await self.fetch("SELECT 1"))  # yields to the event loop
+        except (PoolBusy, PostgresDown):
+            return False
 
     @asynccontextmanager
     async def connection(self):
@@ -123,3 +131,11 @@ async def open_redis(client):
     # (gh-86296): the server would start serving, deaf to the one signal it was sent.
     if getattr(asyncio.current_task(), "cancelling", lambda: 0)():  # 3.11+ counts requests
         raise asyncio.CancelledError
+
+
+async def redis_is_up(client):
+    """GET /health's question: does Redis answer a PING now?"""
+    try:
+        return await client.ping()  # yields to the event loop
+    except REDIS_ERRORS:
+        return False

@@ -121,6 +121,24 @@ def error_bytes(message):
     return json_bytes({"error": message})
 
 
+# What a handler's exception becomes, first match first: an outage or a full pool is a 503.
+REFUSALS = [(PoolBusy, HTTPStatus.SERVICE_UNAVAILABLE, POOL_BUSY),
+            (PostgresDown, HTTPStatus.SERVICE_UNAVAILABLE, POSTGRES_DOWN),
+            (REDIS_ERRORS, HTTPStatus.SERVICE_UNAVAILABLE, REDIS_DOWN)]
+
+
+def refusal(error, log, request):
+    """respond()'s arguments for an exception a handler raised: a BadRequest's own status,
+    sentence and headers; a REFUSALS entry's; else a 500, logged with its traceback."""
+    if isinstance(error, BadRequest):
+        return error.status, error_bytes(str(error)), JSON, error.headers
+    for errors, status, message in REFUSALS:
+        if isinstance(error, errors):
+            return status, error_bytes(message), JSON, {}
+    log.error("%s %s failed", request.method, request.path, exc_info=error)
+    return HTTPStatus.INTERNAL_SERVER_ERROR, error_bytes(INTERNAL_ERROR), JSON, {}
+
+
 def method_not_allowed(method, allowed):
     return f"Method {method} is not allowed here; use {allowed}."
 

@@ -61,15 +61,23 @@ class Stats:
         self._collecting_since = None
         gc.callbacks.append(self._collection)  # made once, in new_state(), not at import
 
-    def request_started(self):
-        with self._lock:
-            self.in_service += 1
-            self.peak_in_service = max(self.peak_in_service, self.in_service)
-
-    def request_finished(self):
-        with self._lock:
-            self.in_service -= 1
-            self.served += 1
+    @contextmanager
+    def serving(self, path):
+        """Around one request: in service until it ends, and watched by the outages
+        (Outages.watch). GET /stats and its reset report the counters; they are not counted."""
+        counted = not path.startswith("/stats")
+        if counted:
+            with self._lock:
+                self.in_service += 1
+                self.peak_in_service = max(self.peak_in_service, self.in_service)
+        try:
+            with self.outages.watch(path):  # one log line when a service goes, one back
+                yield
+        finally:
+            if counted:
+                with self._lock:
+                    self.in_service -= 1
+                    self.served += 1
 
     @contextmanager
     def upstream_wait(self):

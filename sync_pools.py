@@ -16,7 +16,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, PoolBusy, PostgresDown, ValueRefused
+from common import (CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, REDIS_ERRORS, PoolBusy, PostgresDown,
+                    ValueRefused)
 
 INSERT_ITEM = "INSERT INTO item (text) VALUES (%s) RETURNING id"  # psycopg2's placeholder
 POSTGRES_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
@@ -59,6 +60,13 @@ class Postgres:
         with self.connection() as conn, conn.cursor() as cursor:
             cursor.execute(query, args or None)  # waits on Postgres
             return cursor.fetchall()
+
+    def is_up(self):
+        """GET /health's question: does Postgres answer a query now?"""
+        try:
+            return bool(self.fetch("SELECT 1"))  # waits on Postgres
+        except (PoolBusy, PostgresDown):
+            return False
 
     @contextmanager
     def connection(self):
@@ -135,3 +143,11 @@ def open_redis(client):
     lent = [pool.get_connection() for _ in range(pool.max_connections)]  # waits on Redis
     for conn in lent:
         pool.release(conn)
+
+
+def redis_is_up(client):
+    """GET /health's question: does Redis answer a PING now?"""
+    try:
+        return client.ping()  # waits on Redis
+    except REDIS_ERRORS:
+        return False

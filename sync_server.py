@@ -12,50 +12,16 @@ from pathlib import Path
 
 import redis
 
-from common import (BACKLOG, COUNTER_KEY, HTML, INTERNAL_ERROR, LOG_FORMAT, MAX_BODY_BYTES,
-                    POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN, REDIS_ERRORS, SELECT_ITEMS, BadRequest,
-                    PoolBusy, PostgresDown, State, announce, burn_cpu, error_bytes,
-                    health_report, json_bytes, load_page_template, parse_new_item, render_page)
+from common import (BACKLOG, COUNTER_KEY, HTML, LOG_FORMAT, MAX_BODY_BYTES, SELECT_ITEMS,
+                    PostgresDown, State, announce, burn_cpu, health_report, json_bytes,
+                    load_page_template, parse_new_item, refusal, render_page)
 from config import make_parser, settings_from
 from stats import Stats, tune_collector
 from sync_http import STATE, Application, middleware, refuse_too_large, respond, run_app
-from sync_pools import INSERT_ITEM, make_postgres, make_redis, open_redis
+from sync_pools import INSERT_ITEM, make_postgres, make_redis, open_redis, redis_is_up
 
 NAME = Path(__file__).stem  # this file's name: in the log, --help and the start-up line
 log = logging.getLogger(NAME)
-
-
-def new_state(settings):
-    """What every handler shares; nothing connects until pools() opens it."""
-    stats = Stats(settings.knobs(), log)
-    return State(settings, stats, load_page_template(), make_postgres(settings, stats),
-                 make_redis(settings))
-
-
-@middleware
-def dispatch(request, handler):
-    """Run the handler; turn what went wrong into a status and a JSON sentence."""
-    stats = request.app[STATE].stats
-    in_stats = not request.path.startswith("/stats")  # /stats reports; it is not reported
-    if in_stats:
-        stats.request_started()
-    try:
-        with stats.outages.watch(request.path):  # one log line when a service goes, one back
-            return handler(request)  # waits while the handler waits
-    except BadRequest as error:
-        return respond(error.status, error_bytes(str(error)), headers=error.headers)
-    except PoolBusy:
-        return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POOL_BUSY))
-    except PostgresDown:
-        return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(POSTGRES_DOWN))
-    except REDIS_ERRORS:
-        return respond(HTTPStatus.SERVICE_UNAVAILABLE, error_bytes(REDIS_DOWN))
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return respond(HTTPStatus.INTERNAL_SERVER_ERROR, error_bytes(INTERNAL_ERROR))
-    finally:
-        if in_stats:
-            stats.request_finished()
 
 
 def index(request):
@@ -82,15 +48,8 @@ def create_item(request):
 def health(request):
     """GET /health: does each service answer right now?"""
     state = request.app[STATE]
-    try:
-        state.db.fetch("SELECT 1")  # waits on Postgres
-        postgres_ok = True
-    except (PoolBusy, PostgresDown):
-        postgres_ok = False
-    try:
-        redis_ok = state.redis.ping()  # waits on Redis
-    except REDIS_ERRORS:
-        redis_ok = False
+    postgres_ok = state.db.is_up()  # waits on Postgres
+    redis_ok = redis_is_up(state.redis)  # waits on Redis
     return respond(*health_report(postgres_ok, redis_ok))
 
 
@@ -105,6 +64,16 @@ def reset_peaks(request):
     return respond(HTTPStatus.OK, request.app[STATE].stats.report())
 
 
+@middleware
+def dispatch(request, handler):
+    """Run the handler, counted; turn what went wrong into a status and a JSON sentence."""
+    try:
+        with request.app[STATE].stats.serving(request.path):  # in service, outages logged
+            return handler(request)  # waits while the handler waits
+    except Exception as error:  # common.refusal: a 400, a 503 or a logged 500
+        return respond(*refusal(error, log, request))
+
+
 def pools(app):
     """Open the Postgres and Redis pools before the first request, close them at shutdown."""
     state = app[STATE]
@@ -114,6 +83,13 @@ def pools(app):
     yield
     state.redis.close()  # blocks while it closes each connection
     state.db.close()  # blocks while it closes each connection
+
+
+def new_state(settings):
+    """What every handler shares; nothing connects until pools() opens it."""
+    stats = Stats(settings.knobs(), log)
+    return State(settings, stats, load_page_template(), make_postgres(settings, stats),
+                 make_redis(settings))
 
 
 def make_app(settings):
@@ -137,7 +113,8 @@ def main(argv=None):
     try:
         run_app(make_app(settings), host=settings.host, port=settings.port, backlog=BACKLOG,
                 print=lambda message: announce(NAME, message, model, settings),
-                workers=settings.workers, access_log=settings.access_log,
+                workers=settings.workers,
+                access_log=settings.access_log,
                 keepalive_timeout=settings.idle_timeout_s, shutdown_timeout=5)
     except (OSError, PostgresDown, redis.RedisError) as error:
         sys.exit(f"{NAME}: cannot start: {error}".strip())

@@ -17,8 +17,10 @@ from http import HTTPStatus
 import pytest
 import redis
 
-from common import (MAX_TEXT_CHARS, REDIS_ERRORS, BadRequest, PostgresDown, burn_cpu,
-                    health_report, load_page_template, parse_new_item, render_page)
+from common import (INTERNAL_ERROR, JSON, MAX_TEXT_CHARS, POOL_BUSY, POSTGRES_DOWN, REDIS_DOWN,
+                    REDIS_ERRORS, BadRequest, PoolBusy, PostgresDown, burn_cpu, health_report,
+                    load_page_template, parse_new_item, render_page)
+from common import refusal as refusal_of
 from config import make_parser, settings_from
 from stats import Outages, Stats
 from support import ROOT
@@ -69,6 +71,29 @@ def test_health_is_503_unless_both_services_answer():
                                           {"postgres": "ok", "redis": "down"})
 
 
+def test_what_went_wrong_becomes_a_status_and_a_sentence(caplog):
+    """dispatch() answers a handler's exception with refusal(): the client's mistake in its
+    own words, an outage or a full pool a 503 that names it, anything else a logged 500."""
+    request, log = Request(None, "GET", "/x", None), logging.getLogger("refusal-under-test")
+    too_large = BadRequest("big", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"Connection": "close"})
+    expected = [(too_large, 413, {"error": "big"}, {"Connection": "close"}),
+                (PoolBusy(), 503, {"error": POOL_BUSY}, {}),
+                (PostgresDown("gone"), 503, {"error": POSTGRES_DOWN}, {}),
+                (redis.ConnectionError("gone"), 503, {"error": REDIS_DOWN}, {}),
+                (redis.TimeoutError("slow"), 503, {"error": REDIS_DOWN}, {})]
+    for error, status, body, headers in expected:
+        answer = refusal_of(error, log, request)
+        assert (answer[0], json.loads(answer[1]), answer[2:]) == (status, body, (JSON, headers))
+    assert not caplog.records
+    try:
+        raise KeyError("surprise")
+    except KeyError as error:
+        status, body, *_ = refusal_of(error, log, request)
+    assert (status, json.loads(body)) == (500, {"error": INTERNAL_ERROR})
+    [record] = caplog.records
+    assert record.getMessage() == "GET /x failed" and record.exc_info[1].args == ("surprise",)
+
+
 def test_the_page_escapes_text_and_keeps_row_order():
     page = render_page(load_page_template(), [(2, "<b>two</b>", "2026-11-27 10:00"),
                                               (1, "one", "2026-11-26 09:00")], 7).decode()
@@ -81,10 +106,9 @@ def test_stats_count_requests_in_service_across_threads():
     stats, inside, release = Stats(), threading.Barrier(9), threading.Event()
 
     def request():
-        stats.request_started()
-        inside.wait()
-        release.wait()
-        stats.request_finished()
+        with stats.serving("/"):
+            inside.wait()
+            release.wait()
 
     threads = [threading.Thread(target=request) for _ in range(8)]
     for thread in threads:
@@ -95,6 +119,9 @@ def test_stats_count_requests_in_service_across_threads():
         thread.join()
     report = json.loads(stats.report())
     assert (report["in_service"], report["peak_in_service"], report["served"]) == (0, 8, 8)
+    with stats.serving("/stats"), stats.serving("/stats/reset-peaks"):  # they report, uncounted
+        assert json.loads(stats.report())["in_service"] == 0
+    assert json.loads(stats.report())["served"] == 8
     assert json.loads(stats.report())["peak_in_service"] == 8  # reading changes nothing
     stats.reset_peaks()
     assert json.loads(stats.report())["peak_in_service"] == 0  # the peak starts afresh
@@ -157,7 +184,7 @@ def test_stats_time_the_garbage_collectors_pauses():
 
 
 def request(outages, path, error=None):
-    """One request through outages.watch(), as dispatch() makes it: it fails with `error`,
+    """One request through outages.watch(), as Stats.serving() makes it: it fails with `error`,
     or succeeds if there is none."""
     try:
         with outages.watch(path):
