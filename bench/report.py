@@ -42,6 +42,14 @@ HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered",
            "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
 
 
+def rps_cell(row):
+    """The median run's req/s, and the repeats' range where there were repeats."""
+    rps = f"{row['run']['rps']:,.0f}"
+    if row["spread"]:
+        rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
+    return rps
+
+
 def table(results):
     """Every column of every row; no Ratio where it compares nothing (--only)."""
     axis = results["x_axis"][0].upper() + results["x_axis"][1:]
@@ -49,10 +57,7 @@ def table(results):
     rows = []
     for row in summarize(results):
         run = row["run"]
-        rps = f"{run['rps']:,.0f}"
-        if row["spread"]:
-            rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
-        cells = [row["point"], row["series"], rps,
+        cells = [row["point"], row["series"], rps_cell(row),
                  *[figure(row["ratio"], "{:.2f}x")] * ratio,
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
@@ -65,6 +70,23 @@ def table(results):
                  audit_cell(run)]
         rows.append(cells)
     return markdown_table([axis] + [h for h in HEADINGS if ratio or h != "Ratio"], rows)
+
+
+def short_table(results):
+    """summary.md's first table: each row's req/s (and the repeats' range), ratio, CPU per
+    request, p99 and audit, within COLUMNS for the committed runs (README.md copies rows of
+    docs/runs/fair's); table() after it has every column."""
+    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
+    ratio = compared(results)
+    rows = []
+    for row in summarize(results):
+        run = row["run"]
+        rows.append([row["point"], row["series"], rps_cell(row),
+                     *[figure(row["ratio"], "{:.2f}x")] * ratio,
+                     figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
+                     percentile_cell(run, "p99_ms"), audit_word(run)])
+    headings = [axis, "Server", "Req/s"] + ["Ratio"] * ratio + ["CPU/req", "p99", "Audit"]
+    return markdown_table(headings, rows)
 
 
 
@@ -247,6 +269,10 @@ def render_summary(results):
 machine: compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
 {threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(results)}
+
+{short_table(results)}
+
+The same runs with every column; what each means follows the table.
 
 {table(results)}
 

@@ -139,10 +139,10 @@ def test_each_server_parses_its_own_knobs_and_defaults_the_rest(monkeypatch):
         make_parser("async_server", "the event loop").parse_args(["--workers", "2"])
 
 
-def readme_defaults():
-    """{knob: default} as README.md's settings table states them: | `--cpu-ms X` | 0 | ..."""
-    rows = re.findall(r"^\| `--([a-z-]+)[^|]*\| ([^|]+?) \|", (ROOT / "README.md").read_text(),
-                      re.M)
+def documented_defaults():
+    """{knob: default} as docs/setup.md's settings table states them: | `--cpu-ms X` | 0 | ..."""
+    rows = re.findall(r"^\| `--([a-z-]+)[^|]*\| ([^|]+?) \|",
+                      (ROOT / "docs" / "setup.md").read_text(), re.M)
     return {flag.replace("-", "_"): False if shown == "off" else number_or_word(shown)
             for flag, shown in rows if flag not in ("host", "port")}
 
@@ -155,11 +155,11 @@ def number_or_word(shown):
 
 
 @pytest.mark.parametrize("name", ["sync_server", "async_server"])
-def test_each_knobs_default_is_the_one_readme_documents(name):
+def test_each_knobs_default_is_the_one_the_settings_table_documents(name):
     """What a server runs with when given no flags (a knob it has no flag for included) is
-    what README.md tells a learner: one default per knob (CONTRIBUTING.md, rule 5)."""
+    what docs/setup.md tells a learner: one default per knob (CONTRIBUTING.md, rule 5)."""
     defaults = settings_from(make_parser(name, "a server").parse_args([])).knobs()
-    assert defaults == readme_defaults()
+    assert defaults == documented_defaults()
 
 
 def test_sync_router_refuses_as_aiohttp_does():

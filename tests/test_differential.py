@@ -11,7 +11,7 @@ itself). Not compared: Date and Server (each framework's own), header order, and
 (each server decides when to close: http.server closes where a body was left unread, aiohttp
 reads it away). Neither server may answer a 5xx, nor an HTML page but GET /'s.
 
-README.md's exceptions hold here too: a request aiohttp's parser refuses gets aiohttp's own
+docs/servers.md's exceptions hold here too: a request aiohttp's parser refuses gets aiohttp's own
 plain-text 400, and the same status with a JSON sentence from the sync server; no chunked body
 is generated (tests/test_hostile.py has it).
 
@@ -232,7 +232,7 @@ def test_both_servers_answer_any_request_alike(servers, sent):
         assert answer.status < 500, f"{kind} answered {answer}"
         assert answer.status == 200 or "html" not in (answer.content_type or ""), \
             f"{kind} answered an HTML error page: {answer}"
-    if refused_by_aiohttps_parser(async_):  # README's exception: aiohttp's own plain text
+    if refused_by_aiohttps_parser(async_):  # docs/servers.md's exception: aiohttp's own text
         assert (sync.status, sync.content_type) == (400, "application/json"), (sync, async_)
         assert sent.method == "HEAD" or set(sync.body) == {"error"}
     else:

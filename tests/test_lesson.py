@@ -1,13 +1,16 @@
-"""LESSON.md and README.md quote only what runs produced and code that still exists.
+"""LESSON.md, README.md and the pages under docs/ quote only what runs produced and code
+that still exists.
 
 They are read as released (the `released` fixture): the exercises edit the servers, and a
 participant's edits, committed or not, must not turn these red.
 
 Figures from a benchmark are written as links to the run they came from, e.g.
-[1,146 req/s](docs/runs/fair/summary.md); the number must appear in that file. Every
-`./run_bench.sh` command shown must be one the benchmark accepts.
+[1,146 req/s](docs/runs/fair/summary.md), or [1,146 req/s](runs/fair/summary.md) from a page
+under docs/; the number must appear in that file. Every `./run_bench.sh` command shown must be
+one the benchmark accepts.
 """
 
+import os
 import re
 import shlex
 import subprocess
@@ -15,14 +18,17 @@ from pathlib import Path
 
 import aiohttp.web_protocol
 import pytest
+from support import ROOT
 
 from bench.run import parse_args
 
-DOCS = ["LESSON.md", "README.md"]
+DOCS = ["LESSON.md", "README.md"] + sorted(f"docs/{page.name}"
+                                           for page in (ROOT / "docs").glob("*.md"))
+CITING = ["LESSON.md", "README.md"]  # each cites runs and shows ./run_bench.sh; a page may not
 SOURCES = ["sync_server.py", "async_server.py", "common.py", "config.py", "sync_http.py",
            "async_http.py", "sync_pools.py", "async_pools.py", "templates/index.html"]
 AIOHTTP_SOURCE = Path(aiohttp.web_protocol.__file__)  # LESSON.md quotes its task per connection
-RUN_LINK = re.compile(r"\[([^\]]+)\]\((docs/runs/[\w-]+)/summary\.md\)")
+RUN_LINK = re.compile(r"\[([^\]]+)\]\(((?:\.\./)*(?:docs/)?runs/[\w-]+)/summary\.md\)")
 
 
 @pytest.fixture
@@ -34,8 +40,10 @@ def text(released):
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_quoted_figure_is_in_the_run_it_links_to(doc, text, released):
     links = RUN_LINK.findall(text(doc))
-    assert links, f"{doc} cites no run"
-    for label, run in links:
+    assert links or doc not in CITING, f"{doc} cites no run"
+    for label, link in links:
+        run = os.path.normpath(os.path.join(os.path.dirname(doc), link))  # as the link resolves
+        assert run.startswith("docs/runs/"), f"{doc}: {link} is not a run under docs/runs/"
         summary = (released / run / "summary.md").read_text()
         # a benchmark's results.json, or the counts bench/syscalls.py wrote
         assert any((released / run / data).exists() for data in ("results.json", "counts.json"))
@@ -97,6 +105,6 @@ def test_diff_excerpts_are_cut_from_the_real_diff(text, released):
 @pytest.mark.parametrize("doc", DOCS)
 def test_bench_commands_shown_are_accepted(doc, text):
     commands = re.findall(r"^\s*(?:\$ )?\./run_bench\.sh(.*)$", text(doc), re.M)
-    assert commands
+    assert commands or doc not in CITING
     for arguments in commands:
         parse_args(shlex.split(arguments.split("#")[0]))  # exits on a bad flag

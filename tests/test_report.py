@@ -100,6 +100,18 @@ def test_terminal_summary_fits_an_ordinary_terminal(run):
     assert "report.html" in printed.splitlines()[-1]
 
 
+@pytest.mark.parametrize("run", RUNS, ids=lambda path: path.name)
+def test_summarys_first_table_fits_an_ordinary_terminal(run):
+    """summary.md opens with a short table, within COLUMNS, that README.md copies rows from;
+    the table after it has every column."""
+    summary = (run / "summary.md").read_text()
+    first = summary[summary.index("\n|") + 1:].split("\n\n")[0].splitlines()
+    assert first[0].split(" | ")[1:3] == ["Server", "Req/s"]
+    assert len(first) == 2 + len(summarize(json.loads((run / "results.json").read_text())))
+    wide = [line for line in first if len(line) > COLUMNS]
+    assert not wide, f"{run.name}: {len(wide)} lines over {COLUMNS} columns:\n" + "\n".join(wide)
+
+
 def test_flame_graph_draws_request_handling_root_at_the_top():
     """Start-up stacks (imports) are counted, not drawn; the root is the first row."""
     module = "<module> (/srv/async_server.py)"
