@@ -30,7 +30,6 @@ def test_readme_fits_a_terminal_and_is_a_front_door():
     assert lines <= MOST_README_LINES, f"README.md has {lines} lines: move some under docs/"
 
 
-@pytest.mark.xfail(strict=False, reason="LESSON.md is being reflowed")
 def test_lesson_fits_a_terminal():
     assert wide_lines("LESSON.md") == []
 
