@@ -2,9 +2,9 @@
 
 A test that fails one run in three turns a participant's suite red for nothing, and passes
 the one run a change gets before it lands. This runs ./run_tests.sh (all of its arguments
-after --) in fresh clones of HEAD as it is when it starts, some plain and some with the seven reference solutions
-applied, as a participant has them after the workshop, one after the other, and prints
-each run's time and counts and every failure or error with the first lines of its message.
+after --) in fresh clones of HEAD as it was when it started, some plain and some with the
+seven reference solutions applied, as a participant has them after the workshop, one after
+the other, and prints each run's time and counts and every failure with its first lines.
 
     python3 scripts/steady.py --plain 2 --solved 3 -- --all    # five full runs, about an hour
     python3 scripts/steady.py --solved 4 -- -k "bench or report"  # the fast tier's, filtered
