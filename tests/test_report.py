@@ -16,7 +16,7 @@ from support import ROOT
 
 from bench.cells import summarize
 from bench.profiles import flamegraph_svg
-from bench.reading import SMOKE_TEST, reading
+from bench.reading import SMOKE_TEST, cause, reading
 from bench.report import COLUMNS, render_summary, terminal_summary, write_report
 
 RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))
@@ -194,3 +194,14 @@ def test_one_server_alone_has_no_ratio_and_says_why():
     assert said.startswith("- Only async ran (--only async): no Ratio, as sync did not run")
     summary = render_summary(results)
     assert "| Ratio |" not in summary and "No Ratio column: only async ran" in summary
+
+
+def test_the_why_line_sets_placements_side_by_side_not_the_next_point():
+    """'Why' gives the baseline's cost in the other placements of the same request; in a
+    scenario that varies a knob (cpu 0, 2, 10 ms), the next point is not one of them."""
+    def why(name):
+        results = json.loads((ROOT / "docs/runs" / name / "results.json").read_text())
+        [line] = cause(results, summarize(results))
+        return line
+    assert "; sync on " not in why("cpu")
+    assert "; sync on isolated, " in why("fair")
