@@ -2,6 +2,7 @@
 
     run.py        the flags and the plan (scenarios.py: what each --scenario runs)
     measure.py    one closed-loop run with wrk (offered.py: one run at a fixed offered rate)
+    intervals.py  the 95% interval of a ratio over rounds and of a latency percentile
     report.py     summary.md and what a run prints at the end, at most 100 columns wide; read
                   in plain words by reading.py, each cell written by cells.py
     page.py       report.html, the page a learner opens (charts.py: its charts, and chart.svg)
