@@ -5,6 +5,8 @@ for a percentile past the client's timeout, PARTIAL and INVALID for runs that me
 clients than asked. The summary, its reading, the charts and the terminal read through here.
 """
 
+from bench.intervals import ratio_interval
+
 COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
 
@@ -50,9 +52,19 @@ def unaccepted(run):
 def percentile_cell(run, key):
     """A percentile from the open-loop client or the probe, which rank a timeout or an error
     after every answer: None is one that fell among them, past the timeout."""
-    if run[key] is None:
-        return f"> {run['timeout_s']} s"
+    if run[key] is None:  # interleaved: a paused wrk's requests age, so none is timed
+        return "-" if "slices" in run else f"> {run['timeout_s']} s"
     return cell_ms(run[key])
+
+
+def latency_heading(results):
+    """The short tables' latency: the probe's p99, or for interleaved runs the closed loop's
+    mean (connections / req/s, Little's law)."""
+    return "Mean latency" if any("slices" in run for run in results["runs"]) else "p99"
+
+
+def latency_cell(run):
+    return cell_ms(run["latency_mean_ms"]) if "slices" in run else percentile_cell(run, "p99_ms")
 
 
 def server_cpu(run):
@@ -153,7 +165,8 @@ def compared(results):
 
 def summarize(results):
     """One row per point and series: the median run, the spread of req/s over repeats, and
-    the ratio of its req/s to the baseline series' at that point (None without a baseline)."""
+    the ratio of its req/s to the baseline series' at that point (None without a baseline);
+    for interleaved runs, the ratio within rounds with its 95% interval (interleaved)."""
     rows = []
     for point, by_series in groups(results["runs"]).items():
         baseline = by_series.get(baseline_of(results))
@@ -162,9 +175,32 @@ def summarize(results):
             run = median_run(runs)
             rps = [r["rps"] for r in runs]
             cpu = [r.get("server_cpu_ms_per_request") for r in runs]
+            within = (interleaved(runs, baseline) if baseline and "slices" in run
+                      and series != baseline_of(results) else None)
             rows.append({"point": point, "series": series, "run": run,
                          "spread": (min(rps), max(rps)) if len(rps) > 1 else None,
                          "cpu_spread": (min(cpu), max(cpu)) if len(cpu) > 1
                          and None not in cpu else None,
-                         "ratio": run["rps"] / baseline_rps if baseline_rps else None})
+                         "ratio": within[0] if within else
+                         run["rps"] / baseline_rps if baseline_rps else None,
+                         "interval": within[1:] if within else None})
     return rows
+
+
+def interleaved(runs, baseline):
+    """(ratio, low, high, rounds): the geometric mean of the rounds' req/s ratios to the
+    baseline's in the same round (and repeat), with its 95% interval (bench/intervals.py)."""
+    base = {run["repeat"]: run["slices"] for run in baseline}
+    ratios = [(served / seconds) / (base_served / base_seconds)
+              for run in runs for (served, seconds), (base_served, base_seconds)
+              in zip(run["slices"], base.get(run["repeat"], []))
+              if served and base_served]
+    return (*ratio_interval(ratios), len(ratios)) if ratios else None
+
+
+def ratio_cell(row):
+    """The ratio, and its 95% interval where it was measured within rounds."""
+    text = figure(row["ratio"], "{:.2f}x")
+    if row["interval"] and row["interval"][0] is not None:
+        text += " ({:.2f}–{:.2f})".format(*row["interval"][:2])
+    return text

@@ -144,7 +144,7 @@ class Server:
 
 class Servers:
     """One running process per server configuration, started on first use; when profiling,
-    one per run, under py-spy, so that each run's profile is its own."""
+    one per run, under py-spy, so that each run's profile is its own (profile_of stops it)."""
 
     def __init__(self, out_dir, profiling=False):
         self.out_dir, self.profiling = out_dir, profiling
@@ -163,7 +163,7 @@ class Servers:
         def key(c):
             return (c.kind, c.flags, c.placement or placement, c.thread_cap)
         for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if self.profiling or other != key(case) and all(key(c) != other for c in keep):
+            if other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()
         if key(case) not in self.running:
             cpus = cpus_for(case.placement or placement)

@@ -58,11 +58,21 @@ def closed_headline(results, rows):
             continue
         where = row["run"].get("placement") if several else None
         point = row["point"].removesuffix(f", {where}")
-        ratios = repeat_ratios(results, row)
-        said = f"{row['ratio']:.2f}x at {point}" + (f" ({spread(ratios)})" if ratios else "")
+        ratios = [] if row["interval"] else repeat_ratios(results, row)
+        said = (f"{row['ratio']:.2f}x{within(row['interval'])} at {point}"
+                + (f" ({spread(ratios)})" if ratios else ""))
         lines.setdefault((where, row["series"]), []).append(said)
     return [f"- {where + ': ' if where else ''}{series} / {base} req/s: {', '.join(said)}."
             for (where, series), said in lines.items()]
+
+
+def within(interval):
+    """A ratio's 95% interval over interleaved rounds, and whether it tells the two apart."""
+    if not interval or interval[0] is None:
+        return ""
+    low, high, rounds = interval
+    apart = "cannot tell them apart" if low <= 1 <= high else "apart"
+    return f" ({low:.2f}–{high:.2f}, {rounds} rounds: {apart})"
 
 
 def repeat_ratios(results, row):
@@ -171,7 +181,12 @@ def limits_sentence(limits, thread_cap=0):
 
 
 def noisy(run):
-    return (run.get("other_cpu_s") or 0) > NOISY_SHARE * run.get("duration_s", 0)
+    return (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)
+
+
+def sampled(run):
+    """How long the machine's CPU was read for the run: its window, or its rounds."""
+    return run.get("sampled_s", run.get("duration_s", 0))
 
 
 def noisy_line(results):
@@ -179,14 +194,14 @@ def noisy_line(results):
     runs = [run for run in results["runs"] if noisy(run)]
     if not runs:
         return []
-    worst = max(runs, key=lambda run: run["other_cpu_s"] / run["duration_s"])
+    worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
     what = f"{worst['series']} at {worst['point']}"
     where = (f"during {what}" if len(runs) == 1 else
              f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
     repeat = ("" if results["settings"].get("repeat", 1) > 1 else
               "; --repeat 5 shows how far runs vary")
     return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
-            f"{worst['duration_s']} s, time the servers could not have. Close other programs "
+            f"{sampled(worst):g} s, time the servers could not have. Close other programs "
             f"(browsers, builds, other benchmarks) and run again{repeat}."]
 
 

@@ -15,9 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, markdown_table,
-                         migrations, opening, percentile_cell, placed, server_cpu, socket_errors,
-                         summarize, switches, unaccepted)
+from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, latency_cell,
+                         latency_heading, markdown_table,
+                         migrations, opening, percentile_cell, placed, ratio_cell, server_cpu,
+                         socket_errors, summarize, switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -58,12 +59,12 @@ def table(results):
     for row in summarize(results):
         run = row["run"]
         cells = [row["point"], row["series"], rps_cell(row),
-                 *[figure(row["ratio"], "{:.2f}x")] * ratio,
+                 *[ratio_cell(row)] * ratio,
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
                  percentile_cell(run, "p50_ms"),
                  percentile_cell(run, "p99_ms"), opening(run),
-                 f"{run['timeouts']:,}",
+                 "-" if "slices" in run else f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
                  figure(run.get("peak_connections"), "{:,}"),
                  figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
@@ -82,10 +83,11 @@ def short_table(results):
     for row in summarize(results):
         run = row["run"]
         rows.append([row["point"], row["series"], rps_cell(row),
-                     *[figure(row["ratio"], "{:.2f}x")] * ratio,
+                     *[ratio_cell(row)] * ratio,
                      figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
-                     percentile_cell(run, "p99_ms"), audit_word(run)])
-    headings = [axis, "Server", "Req/s"] + ["Ratio"] * ratio + ["CPU/req", "p99", "Audit"]
+                     latency_cell(run), audit_word(run)])
+    headings = ([axis, "Server", "Req/s"] + ["Ratio"] * ratio
+                + ["CPU/req", latency_heading(results), "Audit"])
     return markdown_table(headings, rows)
 
 
@@ -232,6 +234,55 @@ def threads_used(results):
             "wrk needs a connection per thread)")
 
 
+def runs_line(results):
+    settings = results["settings"]
+    if not any("slices" in run for run in results["runs"]):
+        return (f"Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s "
+                f"warm-up, wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
+    rounds = max(len(run["slices"]) for run in results["runs"])
+    return (f"Runs: at each point both servers, interleaved: {rounds} rounds, each giving "
+            f"each server one slice of load in a random order (seed {settings['seed']}), "
+            f"after a {settings['warmup_s']} s warm-up each; wrk with {threads_used(results)}, "
+            f"{settings['repeat']} repeat(s)")
+
+
+def how_measured(results):
+    """The legend of the tables: how the window was measured, and what each column means."""
+    if any("slices" in run for run in results["runs"]):
+        return INTERLEAVED_LEGEND.format(slice_s=results["settings"]["slice_s"])
+    return f"""Each wrk run opens its connections at once; the window is measured after the server has
+answered every one of them once ("All answered": how long that took, read from the OS) and
+a warm-up, on the same connections. Req/s: the requests served in the window, per second,
+as Redis (page views) or Postgres (inserts) counted them.
+{ratio_note(results)} p50 and p99: a probe's, requests of the same kind at a low
+fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
+when it was due; a timeout ranks after every answer, and a percentile that falls among them
+reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
+included. CPU/req: the server's CPU time over the requests it counted, in the window.
+Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
+opened). Audit: the Redis counter or the new rows match the successful responses wrk and
+the probe saw, plus at most one request per connection still in flight when they stopped."""
+
+
+INTERLEAVED_LEGEND = """\
+Each server has its own wrk, which opens its connections at once ("All answered": how long
+until the server had answered every one, read from the OS) and is then paused (SIGSTOP)
+while the other server is measured. A slice resumes one wrk for {slice_s} s, pauses it, and ends
+when that server has answered every request it was sent: no request of one server is served
+in the other's slice. Req/s: the requests the slices served, per second, as Redis (page
+views) or Postgres (inserts) counted them. Ratio: the geometric mean, over the rounds, of
+req/s over the baseline's in the same round, with its 95% interval (a t interval on the
+logarithms, bench/intervals.py): where it holds 1.00x, the two cannot be told apart on this
+machine. Mean latency: connections / req/s, Little's law for a closed loop in which every
+connection always has a request out; percentiles, timeouts and wrk's latency are not
+measured here (a paused wrk's requests age while it is stopped: "-"); the capacity scenario
+times every request at fixed offered rates. Socket errors and non-2xx: wrk's, opening
+included. CPU/req: the server's CPU time over the requests it counted in the rounds.
+Accepted: the most connections the server held open at once. Audit: the Redis counter or
+the new rows match both wrks' successful responses, plus at most one request per connection
+still in flight when they stopped."""
+
+
 def probe_rate(results):
     rates = sorted({run["probe"]["offered_rate"] for run in results["runs"] if run.get("probe")})
     if len(rates) > 1:
@@ -267,8 +318,7 @@ def render_summary(results):
 {quick}Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
 {machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis run on this one
 machine: compare the servers within this run, not with runs on other machines.
-Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
-{threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(results)}
+{runs_line(results)}{median}. {placed(results)}
 
 {short_table(results)}
 
@@ -276,18 +326,7 @@ The same runs with every column; what each means follows the table.
 
 {table(results)}
 
-Each wrk run opens its connections at once; the window is measured after the server has
-answered every one of them once ("All answered": how long that took, read from the OS) and
-a warm-up, on the same connections. Req/s: the requests served in the window, per second,
-as Redis (page views) or Postgres (inserts) counted them.
-{ratio_note(results)} p50 and p99: a probe's, requests of the same kind at a low
-fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
-when it was due; a timeout ranks after every answer, and a percentile that falls among them
-reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
-included. CPU/req: the server's CPU time over the requests it counted, in the window.
-Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
-opened). Audit: the Redis counter or the new rows match the successful responses wrk and
-the probe saw, plus at most one request per connection still in flight when they stopped.
+{how_measured(results)}
 A "-" is a figure this machine could not measure.
 
 ## What it says
@@ -350,7 +389,7 @@ def compact_table(results):
     rows, lines = summarize(results), []
     ranged, ratio = any(row["spread"] for row in rows), compared(results)
     head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
-            + ["p99", "All answered", "CPU/req", "Audit"])
+            + [latency_heading(results), "All answered", "CPU/req", "Audit"])
     cells = {}
     for row in rows:
         run = row["run"]
@@ -358,8 +397,8 @@ def compact_table(results):
                   else ""] * ranged
         cells.setdefault(row["point"], []).append(
             [row["series"], f"{run['rps']:,.0f}"] + spread
-            + [figure(row["ratio"], "{:.2f}x")] * ratio
-            + [percentile_cell(run, "p99_ms"), opening(run),
+            + [ratio_cell(row)] * ratio
+            + [latency_cell(run), opening(run),
                figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]

@@ -103,6 +103,16 @@ CLOSED_LOOP = {
     "littles_law_in_service": ("float?", "rps x latency_mean_ms: requests in service"),
 }
 
+# interleaved runs (a scenario's points measured in slices): bench/interleave.py.
+INTERLEAVED = {
+    "window_s": ("float", "the slices' total length"),
+    "slices": ("list", "[[served, seconds]] of each round, in order: the server's slices"),
+    "sampled_s": ("float", "how long the server was sampled: every round, both servers' slices"),
+    "wrk_requests": ("int", "wrk's requests over its whole run, opening included"),
+    "wrk_seconds": ("float", "wrk's whole run, paused time included"),
+    "opening": ("dict", "as CLOSED_LOOP's"),
+}
+
 # open-loop runs (rate > 0): bench/offered.py.
 OPEN_LOOP = {
     "p999_ms": ("float?", "see p50_ms"),
@@ -133,7 +143,8 @@ TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
 
 def fields_of(run):
     """The fields a run of this kind holds: every run's and its client's."""
-    return {**EVERY_RUN, **(OPEN_LOOP if run.get("rate") else CLOSED_LOOP)}
+    return {**EVERY_RUN, **(OPEN_LOOP if run.get("rate") else
+                            INTERLEAVED if "slices" in run else CLOSED_LOOP)}
 
 
 def problems(results):

@@ -12,6 +12,7 @@ the parsing of the flags, so --help works before .venv exists.
 import argparse
 import json
 import os
+import random
 import signal
 import sys
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from bench.cells import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS, SLICE_S
 from bench.launch import KINDS, ServerError, Servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,7 @@ def parse_args(argv=None):
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     args.duration = getattr(args, "duration", SCENARIOS[args.scenario].duration_s)
+    args.seed = random.randrange(2**32)
     if args.quick:
         args.duration, args.warmup, args.repeat = 1, 0.2, 1
     return args
@@ -111,7 +113,7 @@ def main(argv=None):
     notes = prepare(args, cases, machine, out_dir)
     machine["limits"] = read_limits()  # after prepare() raised the open-files limit
     try:
-        runs = run_plan(args, cases, out_dir)
+        runs = run_plan(args, cases, out_dir, scenario.interleaved)
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
@@ -163,29 +165,41 @@ def prepare(args, cases, machine, out_dir):
     return notes
 
 
-def run_plan(args, cases, out_dir):
+def run_plan(args, cases, out_dir, interleaved=False):
     """Every run of the plan, each server started once for the runs it serves; the runs as
-    results.json keeps them. Stops every server, and gives Postgres and Redis back every
-    CPU, however it ends."""
-    from bench.measure import measure  # psycopg2, redis and psutil: from .venv, after --help
+    results.json keeps them. An interleaved scenario measures each point's servers together
+    (bench/interleave.py), the others one run at a time. Stops every server, and gives
+    Postgres and Redis back every CPU, however it ends."""
+    from bench.interleave import measure_interleaved  # psycopg2, redis and psutil: from .venv
+    from bench.measure import measure
     from bench.offered import measure_offered
     timing = Timing(args.warmup, args.duration, args.threads, args.placement,
                     opening_limit_s=2 if args.quick else 30)
     runs, servers = [], Servers(out_dir, args.profile)
+    order = random.Random(args.seed)  # the rounds' order: results.json keeps the seed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        plan = ordered(cases, args.repeat)
-        for step, (repeat, case) in enumerate(plan, 1):
-            server = servers.get(case, args.placement or DEFAULT,
-                                 [c for _, c in plan[step:]], step)
-            say(f"[{step}/{len(plan)}] {case.series} at {case.point}, {args.duration} s", end=" ")
-            run = (measure_offered if case.rate else measure)(case, server, timing, out_dir,
-                                                              f"{step:02d}")
-            if args.profile:
-                run["profile"] = servers.profile_of(server, f"{case.series} at {case.point}")
-            run["repeat"] = repeat
-            runs.append(run)
-            said_after(progress(run))
+        steps = grouped(ordered(cases, args.repeat), interleaved)
+        for step, group in enumerate(steps, 1):
+            later = [case for _, case in group] + [case for g in steps[step:] for _, case in g]
+            running = [servers.get(case, args.placement or DEFAULT, later, step)
+                       for _, case in group]
+            repeat, case = group[0]
+            say(f"[{step}/{len(steps)}] {' and '.join(c.series for _, c in group)} at "
+                f"{case.point}, {args.duration} s", end=" ")
+            if interleaved:
+                done = measure_interleaved([c for _, c in group], running, timing, out_dir,
+                                           f"{step:02d}", order)
+            else:
+                done = [(measure_offered if case.rate else measure)(case, running[0], timing,
+                                                                    out_dir, f"{step:02d}")]
+            for run, server in zip(done, running):
+                if args.profile:
+                    run["profile"] = servers.profile_of(server, f"{run['series']} at {case.point}")
+                run["repeat"] = repeat
+                runs.append(run)
+            said_after("; ".join((f"{run['series']}: " if interleaved else "") + progress(run)
+                                 for run in done))
     except ServerError as error:
         raise SystemExit(f"bench: {error}") from None
     finally:
@@ -196,11 +210,25 @@ def run_plan(args, cases, out_dir):
     return runs
 
 
+def grouped(plan, interleaved):
+    """The plan's steps: each (repeat, case) alone, or, interleaved, a point's cases together."""
+    if not interleaved:
+        return [[item] for item in plan]
+    steps = []
+    for repeat, case in plan:
+        if steps and steps[-1][0][0] == repeat and steps[-1][0][1].point == case.point:
+            steps[-1].append((repeat, case))
+        else:
+            steps.append([(repeat, case)])
+    return steps
+
+
 def settings(args, cases, notes):
     placements = placements_of(args, cases)
     return {"duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
             "threads": args.threads, "connections": args.connections, "only": args.only,
-            "quick": args.quick, "placement": args.placement,
+            "quick": args.quick, "placement": args.placement, "seed": args.seed,
+            "slice_s": SLICE_S,
             "placements": {p: cpus_for(p) for p in placements}, "profiled": args.profile,
             "fd_limit": notes["fd_limit"] or "enough",
             "listen_queue": notes["listen_queue"] or "enough"}

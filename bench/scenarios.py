@@ -74,6 +74,7 @@ class Scenario:
     baseline: str = "sync"
     quick: Callable = None  # quick(cases) -> the cases --quick runs; None: all of them
     duration_s: int = 10  # --duration's default: seconds per measured window
+    interleaved: bool = False  # a point's servers compared in slices (bench/interleave.py)
 
     @property
     def about(self):
@@ -86,6 +87,7 @@ def timeout_for(connections):
 
 
 FAIR_PLACEMENTS = ("shared", "isolated")
+SLICE_S = 0.5  # interleaved: each server's load in a round, before it drains
 
 
 def fair(connections, placement=None):
@@ -275,9 +277,8 @@ def at_points(pick):
 FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
 LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    # 6 s: a default run a learner waits for (10 runs in about 140 s); a longer window does
-    # not repeat better here: the machine's own speed drifts over tens of seconds (LESSON)
-    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=6),
+    # 6 s of slices a server at each point: 12 rounds, the default run in about 150 s
+    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=6, interleaved=True),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
     "sweep": Scenario(sweep, "connections", quick=FIRST_TWO),
     "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=LAST),
