@@ -37,7 +37,7 @@ import redis
 from bench.each_run import dot, other_cpu, place_load, ran_with, reset_data, where_it_ran
 from bench.measure import watch_opening, whole_run
 from bench.placement import DEFAULT, service_processes
-from bench.scenarios import SLICE_S
+from bench.scenarios import MIN_ROUNDS, SLICE_S
 from bench.sampling import Sampler, ask, cpu_seconds, measured
 from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
 from scripts.reset_db import count_rows, counter_value
@@ -125,7 +125,7 @@ class Side:
 
 def measure_interleaved(cases, servers, timing, out_dir, step, order):
     """Run the cases of one point (one per server: the same request and connections)
-    interleaved, --duration s of slices each; return one run per case as results.json keeps
+    interleaved, in rounds for --duration s (at least MIN_ROUNDS; --quick: 1); return one run per case as results.json keeps
     it (bench/results.py: INTERLEAVED). `order` (a random.Random) shuffles each round."""
     where = cases[0].placement or timing.placement or DEFAULT
     cpus, services = place_load(where)
@@ -139,7 +139,9 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
             side.slice(timing.warmup_s, count)
         samplers = [Sampler(side.server, service_processes) for side in sides]
         wrk_before = [side.wrk_cpu() for side in sides]
-        for _ in range(max(1, round(timing.duration_s / SLICE_S))):
+        started = time.monotonic()
+        while (len(sides[0].slices) < (1 if timing.duration_s <= 1 else MIN_ROUNDS)
+               or time.monotonic() - started < timing.duration_s):
             for side in order.sample(sides, len(sides)):
                 side.slices.append(side.slice(SLICE_S, count))
             dot()

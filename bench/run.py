@@ -23,7 +23,7 @@ from bench.cells import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
-from bench.scenarios import SCENARIOS, SLICE_S
+from bench.scenarios import MIN_ROUNDS, SCENARIOS, SLICE_S
 from bench.launch import KINDS, ServerError, Servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="fair",
                         help="what to run; see below")
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
-                        "measured window (default: 6 for fair, 10 for the other scenarios)")
+                        "measured window; for fair, of interleaved rounds at each point, at "
+                        f"least {MIN_ROUNDS} (default: 16 for fair, 10 for the others)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=1,
@@ -49,9 +50,10 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
                         help="wrk threads; the default is this machine's core count. A run "
                         "with fewer connections gets one thread per connection")
-    parser.add_argument("--warmup", type=int, default=2,
+    parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
                         help="seconds of unmeasured load before each window: for wrk runs, "
-                        "after the server has answered every connection once")
+                        "after the server has answered every connection once (default: 1 "
+                        "for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="which CPUs the server and the load (wrk, Postgres, Redis) may "
                         "use: shared lets the OS place every process on every CPU, as on a "
@@ -84,6 +86,7 @@ def parse_args(argv=None):
     except ValueError:
         parser.error("--serve-ports takes two ports, sync's then async's, e.g. 8090,8091")
     args.duration = getattr(args, "duration", SCENARIOS[args.scenario].duration_s)
+    args.warmup = getattr(args, "warmup", SCENARIOS[args.scenario].warmup_s)
     args.seed = random.randrange(2**32)
     if args.quick:
         args.duration, args.warmup, args.repeat = 1, 0.2, 1

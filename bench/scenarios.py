@@ -74,6 +74,7 @@ class Scenario:
     baseline: str = "sync"
     quick: Callable = None  # quick(cases) -> the cases --quick runs; None: all of them
     duration_s: int = 10  # --duration's default: seconds per measured window
+    warmup_s: float = 2  # --warmup's default: seconds of unmeasured load first
     interleaved: bool = False  # a point's servers compared in slices (bench/interleave.py)
 
     @property
@@ -88,6 +89,7 @@ def timeout_for(connections):
 
 FAIR_PLACEMENTS = ("shared", "isolated")
 SLICE_S = 0.5  # interleaved: each server's load in a round, before it drains
+MIN_ROUNDS = 5  # interleaved: rounds at a point however long they take: a t interval needs a few
 
 
 def fair(connections, placement=None):
@@ -277,8 +279,10 @@ def at_points(pick):
 FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
 LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    # 6 s of slices a server at each point: 12 rounds, the default run in about 150 s
-    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=6, interleaved=True),
+    # 16 s of rounds at each point (about 11 at 500 connections, the fewest at 1,500, where
+    # each slice waits for 1,500 answers) and a 1 s warm-up: the default run in about 150 s
+    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=16, warmup_s=1,
+                     interleaved=True),
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
     "sweep": Scenario(sweep, "connections", quick=FIRST_TWO),
     "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=LAST),
