@@ -115,8 +115,9 @@ SUMMED = ("offered_rate", "sent", "answered", "ok", "ok_all", "non_2xx", "timeou
 
 def merged(reports):
     """Several clients' reports (openloop.py's, with --raw) as one: counts added up,
-    percentiles over every client's answers, the earliest failure with what all clients
-    had in flight then (each client's last sample before it, 0.1 s apart)."""
+    percentiles over every client's answers (ranked again: their count and intervals too),
+    the earliest failure with what all clients had in flight then (each client's last
+    sample before it, 0.1 s apart)."""
     if len(reports) == 1:
         return reports[0]
     first, latencies = reports[0], [ms / 1000 for r in reports for ms in r.pop("latencies_ms")]
