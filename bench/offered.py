@@ -216,8 +216,10 @@ def client_figures(report):
     return {"requests": report["sent"],
             "rps": report["achieved_rate"], "ok": report["ok"], "non_2xx": report["non_2xx"],
             "timeouts": report["timeouts"], "socket_errors": report["errors"],
-            "latency_mean_ms": None,
-            **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")}}
+            "latency_mean_ms": None, "latency_samples": report["samples"],
+            **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+                                            "p50_interval_ms", "p90_interval_ms",
+                                            "p99_interval_ms", "p999_interval_ms")}}
 
 
 def audit(case, report, warmup_s):
