@@ -1,12 +1,16 @@
 """results.json read for the tables: the runs grouped per point and series, the median run
 of each, its spread over repeats and its ratio to the scenario's baseline (summarize); and
 how one figure is written in a cell: "-" for what could not be measured (never 0), "> 2 s"
-for a percentile past the client's timeout, PARTIAL and INVALID for runs that measured fewer
-clients than asked. The summary, its reading, the charts and the terminal read through here.
+for a percentile past the client's timeout, with its sample count and its mark (few), PARTIAL and INVALID for runs that measured fewer clients than asked. The
+summary, its reading, the charts and the terminal read through here.
 """
 
 COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
+# A percentile with fewer requests slower than it is one of the few slowest, which another
+# run would draw differently, not a figure to read exactly: a p99 of under 1,000 samples.
+FEW_ABOVE, FEW = 10, "†"
+PER_MILLE = {"p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999}
 
 
 def figure(value, form="{}"):
@@ -47,12 +51,26 @@ def unaccepted(run):
     return run["connections"] - accepted
 
 
-def percentile_cell(run, key):
+def percentile_cell(run, key, detail="n"):
     """A percentile from the open-loop client or the probe, which rank a timeout or an error
-    after every answer: None is one that fell among them, past the timeout."""
-    if run[key] is None:
-        return f"> {run['timeout_s']} s"
-    return cell_ms(run[key])
+    after every answer: None is one that fell among them, past the timeout. Then the requests
+    it ranked, its 95% interval where recorded if `detail` is "interval", and its mark (FEW);
+    "short", for tables within COLUMNS: "1,720 (300)", the heading "p99 (n)"."""
+    samples, short = run.get("latency_samples"), detail == "short"
+    text = (f"> {run['timeout_s']} s" if run[key] is None else cell_ms(run[key])
+            if not short or samples is None else figure(run[key], "{:,.0f}"))
+    if samples is None:
+        return text
+    low, high = (detail == "interval" and run.get(key[:-3] + "_interval_ms")) or [None] * 2
+    bounds = ("" if low is None else f", 95%: {low:,.1f}–{high:,.1f} ms" if high is not None
+              else f", 95%: from {low:,.1f} ms")
+    return f"{text} ({'' if short else 'n='}{samples:,}{bounds})" + FEW * few(run, key)
+
+
+def few(run, key):
+    """Fewer than FEW_ABOVE of the requests ranked were slower than this percentile."""
+    samples = run.get("latency_samples")
+    return samples is not None and samples * (1000 - PER_MILLE[key]) < FEW_ABOVE * 1000
 
 
 def server_cpu(run):

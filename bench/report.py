@@ -15,9 +15,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, markdown_table,
-                         migrations, opening, percentile_cell, placed, server_cpu, socket_errors,
-                         summarize, switches, unaccepted)
+from bench.cells import (COLUMNS, FEW, FEW_ABOVE, audit_cell, baseline_of, compared, few, figure,
+                         markdown_table, migrations, opening, percentile_cell, placed, server_cpu,
+                         socket_errors, summarize, switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -61,8 +61,8 @@ def table(results):
                  *[figure(row["ratio"], "{:.2f}x")] * ratio,
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
-                 percentile_cell(run, "p50_ms"),
-                 percentile_cell(run, "p99_ms"), opening(run),
+                 percentile_cell(run, "p50_ms", "interval"),
+                 percentile_cell(run, "p99_ms", "interval"), opening(run),
                  f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
                  figure(run.get("peak_connections"), "{:,}"),
@@ -84,10 +84,25 @@ def short_table(results):
         rows.append([row["point"], row["series"], rps_cell(row),
                      *[figure(row["ratio"], "{:.2f}x")] * ratio,
                      figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
-                     percentile_cell(run, "p99_ms"), audit_word(run)])
-    headings = [axis, "Server", "Req/s"] + ["Ratio"] * ratio + ["CPU/req", "p99", "Audit"]
+                     percentile_cell(run, "p99_ms", "short"), audit_word(run)])
+    headings = [axis, "Server", "Req/s"] + ["Ratio"] * ratio + ["CPU/req", "p99 (n)", "Audit"]
     return markdown_table(headings, rows)
 
+
+def footnotes(results):
+    """Under the first table: what n and the marks in every table's percentiles mean."""
+    runs = [row["run"] for row in summarize(results)]
+    if all(run.get("latency_samples") is None for run in runs):
+        return ""
+    recorded = any(run.get("p99_interval_ms") is not None for run in runs)
+    notes = ["p99 (n): in ms, over n requests, answered or not; "
+             + ("the table after this one gives each percentile's 95% interval." if recorded
+                else "interval not recorded (results.json before version 2 kept none).")]
+    if any(few(run, key) for run in runs for key in ("p99_ms", "p999_ms") if key in run):
+        notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
+                     "1,000): one of the few slowest, which another run would draw "
+                     "differently, not an exact figure.")
+    return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
 
 
 def inside_the_runs(results):
@@ -135,9 +150,9 @@ def offered_table(results):
         held = run.get("held") or {}
         cells = [row["point"], row["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
                  figure(run.get("waiting_upstream_peak"), "{:,}"),
-                 percentile_cell(run, "p50_ms"),
-                 percentile_cell(run, "p99_ms"),
-                 percentile_cell(run, "p999_ms"), f"{run['timeouts']:,}",
+                 percentile_cell(run, "p50_ms", "interval"),
+                 percentile_cell(run, "p99_ms", "interval"),
+                 percentile_cell(run, "p999_ms", "interval"), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
                  figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
                  figure(run.get("kernel_stack_kb"), "{:,} KiB"),
@@ -272,7 +287,7 @@ Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, 
 
 {short_table(results)}
 
-The same runs with every column; what each means follows the table.
+{footnotes(results)}The same runs with every column; what each means follows the table.
 
 {table(results)}
 
@@ -350,7 +365,7 @@ def compact_table(results):
     rows, lines = summarize(results), []
     ranged, ratio = any(row["spread"] for row in rows), compared(results)
     head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
-            + ["p99", "All answered", "CPU/req", "Audit"])
+            + ["p99 (n)", "All answered", "CPU/req", "Audit"])
     cells = {}
     for row in rows:
         run = row["run"]
@@ -359,7 +374,7 @@ def compact_table(results):
         cells.setdefault(row["point"], []).append(
             [row["series"], f"{run['rps']:,.0f}"] + spread
             + [figure(row["ratio"], "{:.2f}x")] * ratio
-            + [percentile_cell(run, "p99_ms"), opening(run),
+            + [percentile_cell(run, "p99_ms", "short"), opening(run),
                figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]
@@ -403,7 +418,8 @@ def terminal_summary(results, report_path):
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),
-        compact_table(results), "What it says:", wrapped(reading(results)), "",
+        compact_table(results), *[note[:-1] for note in [footnotes(results)] if note],
+        "What it says:", wrapped(reading(results)), "",
         "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
         shortest(report_path)])
 
