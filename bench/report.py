@@ -15,9 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, FEW, FEW_ABOVE, audit_cell, baseline_of, compared, few, figure,
-                         markdown_table, migrations, opening, percentile_cell, placed, server_cpu,
-                         socket_errors, summarize, switches, unaccepted)
+from bench.cells import (COLUMNS, FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
+                         compared, few, figure, littles_law_off, markdown_table, migrations,
+                         opening, percentile_cell, placed, server_cpu, socket_errors, summarize,
+                         switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -102,6 +103,13 @@ def footnotes(results):
         notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
                      "1,000): one of the few slowest, which another run would draw "
                      "differently, not an exact figure.")
+    off = [f"{run['series']} at {run['point']}, {littles_law_off(run):+d}%" for run in runs
+           if littles_law_off(run) is not None]
+    if off:
+        notes.append(f"{LITTLE} Little's law does not hold for the probe: req/s × its mean "
+                     f"latency is more than {LITTLE_OFF}% off the requests the server had in "
+                     f"service ({'; '.join(off)}): its requests may not have waited as wrk's "
+                     "did, nor its percentiles be theirs.")
     return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
 
 
@@ -114,7 +122,9 @@ def inside_the_runs(results):
     rows = []
     for row in summarize(results):
         run = row["run"]
-        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service")),
+        off = littles_law_off(run)
+        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service"))
+                 + ("" if off is None else f" ({off:+d}%){LITTLE}"),
                  figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
                  migrations(run), gc_pauses(run),
@@ -314,7 +324,9 @@ A "-" is a figure this machine could not measure.
 Little's law: requests in service = throughput × time each spends in the system. The first
 column computes it from the server's req/s and the probe's mean latency (it should come
 close to wrk's connections, plus the probe's few); the next two are what the server
-counted. CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
+counted. {LITTLE}: the first is more than {LITTLE_OFF}% off the second, so the probe's latency
+is flagged (not checked for --workers: its count leaves out connections waiting for a
+worker). CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
 window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
 × that time; what wrk uses, the servers, Postgres and Redis cannot.
 Context switches and CPU migrations are summed over all the server's threads, from the

@@ -14,7 +14,7 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
-from bench.cells import percentile_cell, summarize
+from bench.cells import littles_law_off, percentile_cell, summarize
 from bench.charts import drawn
 from bench.profiles import flamegraph_svg
 from bench.reading import SMOKE_TEST, cause, reading
@@ -238,3 +238,30 @@ def test_a_p99_from_too_few_requests_is_drawn_as_an_outline_not_a_filled_bar():
     many = {**results, "runs": [{**run, "latency_samples": 1000} for run in results["runs"]]}
     assert not any('fill="none"' in bar for bar in p99_bars(many))
 
+
+def off_by(run, percent):
+    """The run with req/s x the probe's mean latency `percent` off its mean in service."""
+    return {**run, "littles_law_in_service": round(run["mean_in_service"] * (1 + percent / 100),
+                                                   1)}
+
+
+def test_a_run_whose_probe_is_20_percent_off_littles_law_is_flagged_and_10_percent_is_not():
+    results = committed("fair")
+    for percent, flagged in ((20, True), (-20, True), (10, False), (-10, False)):
+        run = off_by(results["runs"][1], percent)  # async, GET / c=500, shared
+        assert littles_law_off(run) == (percent if flagged else None)
+        one = {**results, "runs": [run]}
+        summary, said = render_summary(one), reading(one)
+        assert (f"({percent:+d}%)‡ |" in summary) is flagged  # Inside the runs
+        assert ("(300)†‡ |" in summary) is flagged and ("(n=300)‡ |" in summary) is flagged
+        assert (f"async at GET / c=500, shared, {percent:+d}%" in said) is flagged
+    run = off_by(results["runs"][1], 20)
+    assert littles_law_off({**run, "rate": 100}) is None  # open loop: no probe to check
+    assert littles_law_off({**run, "knobs": {"workers": 2}}) is None  # in service: a worker's
+
+
+def test_committed_runs_that_break_littles_law_say_by_how_much():
+    fair = (ROOT / "docs/runs/fair/summary.md").read_text().replace("\n", " ")
+    assert "sync at GET / c=1500, shared, -28%" in fair and "| 4,727 (216)†‡ |" in fair
+    assert "async at GET / c=500, isolated, +64%" in reading(committed("python-312-lazy-tasks"))
+    assert "LATENCY" not in reading(committed("cpu"))  # every run within 15%: none flagged
