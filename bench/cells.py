@@ -1,14 +1,22 @@
 """results.json read for the tables: the runs grouped per point and series, the median run
 of each, its spread over repeats and its ratio to the scenario's baseline (summarize); and
 how one figure is written in a cell: "-" for what could not be measured (never 0), "> 2 s"
-for a percentile past the client's timeout, PARTIAL and INVALID for runs that measured fewer
-clients than asked. The summary, its reading, the charts and the terminal read through here.
+for a percentile past the client's timeout, with its sample count and its marks (few,
+littles_law_off), PARTIAL and INVALID for runs that measured fewer clients than asked. The
+summary, its reading, the charts and the terminal read through here.
 """
 
 from bench.intervals import ratio_interval
 
 COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
+# A percentile with fewer requests slower than it is one of the few slowest, which another
+# run would draw differently, not a figure to read exactly: a p99 of under 1,000 samples.
+FEW_ABOVE, FEW = 10, "†"
+PER_MILLE = {"p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999}
+# req/s x the probe's mean latency further than this (%) from the requests the server had in
+# service: the probe's requests may not have waited as wrk's did, nor its percentiles be theirs
+LITTLE_OFF, LITTLE = 15, "‡"
 
 
 def figure(value, form="{}"):
@@ -49,22 +57,53 @@ def unaccepted(run):
     return run["connections"] - accepted
 
 
-def percentile_cell(run, key):
+def percentile_cell(run, key, detail="n"):
     """A percentile from the open-loop client or the probe, which rank a timeout or an error
-    after every answer: None is one that fell among them, past the timeout."""
-    if run[key] is None:  # interleaved: a paused wrk's requests age, so none is timed
-        return "-" if "slices" in run else f"> {run['timeout_s']} s"
-    return cell_ms(run[key])
+    after every answer: None is one that fell among them, past the timeout. Then the requests
+    it ranked, its 95% interval where recorded if `detail` is "interval", and its marks (FEW,
+    LITTLE); "short", for tables within COLUMNS: "1,720 (300)", the heading "p99 (n)"."""
+    samples, short = run.get("latency_samples"), detail == "short"
+    if run[key] is None and "slices" in run:  # interleaved: a paused wrk's requests age
+        return "-"
+    text = (f"> {run['timeout_s']} s" if run[key] is None else cell_ms(run[key])
+            if not short or samples is None else figure(run[key], "{:,.0f}"))
+    if samples is None:
+        return text
+    low, high = (detail == "interval" and run.get(key[:-3] + "_interval_ms")) or [None] * 2
+    bounds = ("" if low is None else f", 95%: {low:,.1f}–{high:,.1f} ms" if high is not None
+              else f", 95%: from {low:,.1f} ms")
+    return (f"{text} ({'' if short else 'n='}{samples:,}{bounds})" + FEW * few(run, key)
+            + LITTLE * (littles_law_off(run) is not None))
+
+
+def few(run, key):
+    """Fewer than FEW_ABOVE of the requests ranked were slower than this percentile."""
+    samples = run.get("latency_samples")
+    return samples is not None and samples * (1000 - PER_MILLE[key]) < FEW_ABOVE * 1000
+
+
+def littles_law_off(run):
+    """How far (%) req/s x the probe's mean latency is from the mean the server counted in
+    service, where further than LITTLE_OFF; else None. Only a closed-loop run has a probe to
+    check, and a --workers server counts in service none of the connections queued for a
+    worker, which the probe's latency includes: it is not checked."""
+    estimate, counted = run.get("littles_law_in_service"), run.get("mean_in_service")
+    if run.get("rate") or (run.get("knobs") or {}).get("workers") or not counted:
+        return None
+    off = None if estimate is None else round(100 * (estimate / counted - 1))
+    return off if off is not None and abs(off) > LITTLE_OFF else None
 
 
 def latency_heading(results):
     """The short tables' latency: the probe's p99, or for interleaved runs the closed loop's
     mean (connections / req/s, Little's law)."""
-    return "Mean latency" if any("slices" in run for run in results["runs"]) else "p99"
+    return "Mean latency" if any("slices" in run for run in results["runs"]) else "p99 (n)"
 
 
 def latency_cell(run):
-    return cell_ms(run["latency_mean_ms"]) if "slices" in run else percentile_cell(run, "p99_ms")
+    if "slices" in run:
+        return cell_ms(run["latency_mean_ms"])
+    return percentile_cell(run, "p99_ms", "short")
 
 
 def server_cpu(run):

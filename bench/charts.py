@@ -6,13 +6,15 @@ and migrations per request, and what an idle connection costs (c10k).
 Every row of the summary's table has its bar or its mark in every chart: a percentile
 past the client's timeout is drawn to the chart's top, dashed, labelled "> 2 s" (never left
 out, which would draw the worst case as the best); a figure not measured reads "-" in place.
+A percentile from too few requests to be exact (cells.few, "†" in the tables) is an outline:
+it is shown, where it stands, but not filled in as if it were a measured height.
 Standard library only.
 """
 
 import math
 from html import escape
 
-from bench.cells import groups, median_run, percentile_cell
+from bench.cells import FEW, groups, few, median_run
 
 W, H, LEFT, BOTTOM = 560, 300, 64, 64  # px: a chart, and the room for its axes' labels
 FIGURES = [("requests per second", "rps", "{:,.0f}"), ("p99 latency (ms)", "p99_ms", "{:,.1f}"),
@@ -40,7 +42,7 @@ def chart_cell(runs, key):
     if middle.get(key) is None:
         if key not in PERCENTILES:
             return None
-        return "past", percentile_cell(middle, key), middle["timeout_s"] * 1000
+        return "past", f"> {middle['timeout_s']} s", middle["timeout_s"] * 1000
     known = [value for value in values if value is not None]
     if len(known) < len(values) and key not in PERCENTILES:
         return None
@@ -91,8 +93,9 @@ def mark(cell, x, width, colour, what):
 
 def bars(results, title, key, form):
     """Grouped bars, a group a point; (svg parts, legend) or None where nothing was measured."""
+    runs_at = groups(results["runs"])
     by_point = {point: {series: chart_cell(runs, key) for series, runs in by_series.items()}
-                for point, by_series in groups(results["runs"]).items()}
+                for point, by_series in runs_at.items()}
     cells = [cell for by_series in by_point.values() for cell in by_series.values()]
     values = [cell[2] if cell[2] != math.inf else cell[1] for cell in cells
               if cell and cell[0] != "past"]
@@ -117,11 +120,14 @@ def bars(results, title, key, form):
                 parts.append(mark(cell, left, bar - 2, series_colour(name), what))
                 continue
             value, low, high = cell
+            hollow = key in PERCENTILES and few(median_run(runs_at[point][name]), key)
+            fill = f'fill="none" stroke="{series_colour(name)}" stroke-width="2"' if hollow \
+                else f'fill="{series_colour(name)}"'
             parts.append(f'<rect class="bar" data-cell="{escape(what)}" x="{left:.1f}" '
                          f'y="{y_of(value):.1f}" width="{bar - 2:.1f}" '
-                         f'height="{y0 - y_of(value):.1f}" fill="{series_colour(name)}">'
+                         f'height="{y0 - y_of(value):.1f}" {fill}>'
                          f'<title>{escape(what)}: {form.format(value)}'
-                         f'{range_text(low, high, form)}</title></rect>')
+                         f'{range_text(low, high, form)}{FEW * hollow}</title></rect>')
             if high > low:
                 mid = left + bar / 2 - 1
                 parts.append(f'<path d="M{mid:.1f},{y_of(low):.1f}V{y_of(high):.1f}'

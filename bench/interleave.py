@@ -173,7 +173,9 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
                "rps": rps, "requests": served, "slices": side.slices,
                "sampled_s": sampler.window_s,
                "latency_mean_ms": round(1000 * case.connections / rps, 1) if rps else None,
-               "p50_ms": None, "p90_ms": None, "p99_ms": None, "opening": side.opening,
+               "p50_ms": None, "p90_ms": None, "p99_ms": None, "latency_samples": 0,
+               **dict.fromkeys(("p50_interval_ms", "p90_interval_ms", "p99_interval_ms")),
+               "opening": side.opening,
                "wrk_cpu_s": None if None in (before, after) else round(after - before, 2),
                "placement": where, "cpus": where_it_ran(side.server, cpus, services, figures),
                "idle": None, "raw": raw_name}

@@ -149,14 +149,17 @@ def steady(served, window_s, probed):
     return {"rps": rps, "requests": served,
             "latency_mean_ms": mean,
             **{key: probed[key] for key in ("p50_ms", "p90_ms", "p99_ms")},
+            "latency_samples": probed["samples"],
+            **{f"{p}_interval_ms": probed[f"{p}_interval_ms"] for p in ("p50", "p90", "p99")},
             "littles_law_in_service": (round(rps * mean / 1000, 1)
                                        if rps is not None and mean is not None else None)}
 
 
 def probe_figures(probed):
     """What results.json keeps of the probe's report (openloop.py's docstring)."""
-    keys = ("offered_rate", "sent", "ok", "non_2xx", "timeouts", "errors", "p999_ms",
-            "max_ms", "mean_answered_ms", "connections_opened", "client_behind")
+    keys = ("offered_rate", "sent", "ok", "non_2xx", "timeouts", "errors", "samples",
+            "p999_ms", "p999_interval_ms", "max_ms", "mean_answered_ms", "connections_opened",
+            "client_behind")
     return {key: probed[key] for key in keys}
 
 

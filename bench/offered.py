@@ -115,8 +115,9 @@ SUMMED = ("offered_rate", "sent", "answered", "ok", "ok_all", "non_2xx", "timeou
 
 def merged(reports):
     """Several clients' reports (openloop.py's, with --raw) as one: counts added up,
-    percentiles over every client's answers, the earliest failure with what all clients
-    had in flight then (each client's last sample before it, 0.1 s apart)."""
+    percentiles over every client's answers (ranked again: their count and intervals too),
+    the earliest failure with what all clients had in flight then (each client's last
+    sample before it, 0.1 s apart)."""
     if len(reports) == 1:
         return reports[0]
     first, latencies = reports[0], [ms / 1000 for r in reports for ms in r.pop("latencies_ms")]
@@ -215,8 +216,10 @@ def client_figures(report):
     return {"requests": report["sent"],
             "rps": report["achieved_rate"], "ok": report["ok"], "non_2xx": report["non_2xx"],
             "timeouts": report["timeouts"], "socket_errors": report["errors"],
-            "latency_mean_ms": None,
-            **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")}}
+            "latency_mean_ms": None, "latency_samples": report["samples"],
+            **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+                                            "p50_interval_ms", "p90_interval_ms",
+                                            "p99_interval_ms", "p999_interval_ms")}}
 
 
 def audit(case, report, warmup_s):

@@ -28,6 +28,9 @@ Prints a progress line a second on stderr, then one JSON object on stdout:
   p50_ms, p90_ms, p99_ms, p999_ms, max_ms: from due to the answer's last byte, over every
     request sent, timeouts and errors ranked after every answer (latency.ranked): a figure
     that falls among them is null and its p99_past_timeout (etc.) true. Never flattering.
+  samples: the requests those rank (sent); p50_interval_ms (.. p999_interval_ms): [low,
+    high], each one's 95% interval (bench/intervals.py), a bound among the failures or past
+    the last sample null: a p99 of 300 samples is their 4th slowest, and could be another.
   peak_in_flight, mean_in_flight (sampled every 0.1 s): requests sent and not yet finished
     during the window, warm-up ones included.
   connections_opened in the window, connections_opened_in_warmup.
@@ -59,6 +62,7 @@ import time
 from collections import Counter
 
 from bench.http1 import ERROR_KINDS, Connections, Failed
+from bench.intervals import quantile_interval
 from bench.limits import raise_fd_limit
 
 SAMPLE_EVERY_S = 0.1
@@ -256,8 +260,10 @@ PERCENTILES = (("p50", 500), ("p90", 900), ("p99", 990), ("p999", 999), ("max", 
 
 
 def ranked(values_s, failures=0):
-    """{"p50_ms": .., "p50_past_timeout": .., ...} for each of PERCENTILES, over the values
-    (seconds) and `failures` more requests ranked after all of them.
+    """{"samples": .., "p50_ms": .., "p50_past_timeout": .., "p50_interval_ms": .., ...} for
+    each of PERCENTILES, over the values (seconds) and `failures` more requests ranked after
+    all of them: samples counts both, and each interval is the order statistics' 95% one
+    (intervals.quantile_interval; none for max, which is measured, not estimated).
 
     Nearest rank: pXX is the smallest value that at least XX% of requests took no longer
     than. Where that rank falls among the failures, pXX_ms is None and pXX_past_timeout
@@ -265,12 +271,16 @@ def ranked(values_s, failures=0):
     None and no flag is set."""
     values = sorted(values_s)
     total = len(values) + failures
-    figures = {}
+    figures = {"samples": total}
     for name, per_mille in PERCENTILES:
         rank = -(-per_mille * total // 1000)  # ceil(per_mille * total / 1000), in integers
         past = rank > len(values)
         figures[f"{name}_ms"] = None if past or rank == 0 else round(values[rank - 1] * 1e3, 2)
         figures[f"{name}_past_timeout"] = past
+        if per_mille < 1000:
+            figures[f"{name}_interval_ms"] = [
+                None if bound is None else round(bound * 1e3, 2)
+                for bound in quantile_interval(values, per_mille, failures)]
     return figures
 
 

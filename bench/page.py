@@ -17,7 +17,8 @@ from pathlib import Path
 from bench.charts import charts_html
 
 GLANCE = ("A bar is a server's median run at a point; its whisker spans the lowest to the "
-          "highest of the repeats, where there were several.")
+          "highest of the repeats, where there were several. An outlined bar is a percentile "
+          "from too few requests to be exact (marked † in the tables).")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;

@@ -7,8 +7,9 @@ no verdict; a run of one server alone (--only) says there is nothing to compare.
 
 import math
 
-from bench.cells import (NOISY_SHARE, audit_cell, baseline_of, compared, figure, groups,
-                         median_run, percentile_cell, summarize, unaccepted)
+from bench.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of, compared,
+                         figure, groups, littles_law_off, median_run, percentile_cell, summarize,
+                         unaccepted)
 from bench.limits import thread_ceiling
 
 # what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
@@ -220,4 +221,19 @@ def warnings(results):
             lines.append(f"- {what}: {run['non_2xx']:,} error answers (see its server log).")
         if run["audit"]["result"] != "ok":
             lines.append(f"- Audit {run['audit']['result']}: {what}: {audit_cell(run)}.")
-    return lines + noisy_line(results)
+    return lines + littles_law_line(results) + noisy_line(results)
+
+
+def littles_law_line(results):
+    """One line for the runs whose probe breaks Little's law (cells.littles_law_off): the
+    three furthest off, each with how far."""
+    off = sorted(((run, littles_law_off(run)) for run in results["runs"]
+                  if littles_law_off(run) is not None), key=lambda pair: -abs(pair[1]))
+    if not off:
+        return []
+    named = "; ".join(f"{run['series']} at {run['point']}, {by:+d}%" for run, by in off[:3])
+    more = f"; and {len(off) - 3} more" if len(off) > 3 else ""
+    return [f"- LATENCY {LITTLE}: in {len(off)} of {len(results['runs'])} runs, req/s × the "
+            f"probe's mean latency is more than {LITTLE_OFF}% off the requests the server had "
+            f"in service ({named}{more}): the probe's requests may not have waited as wrk's "
+            "did; read their p50 and p99 with care."]

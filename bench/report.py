@@ -15,10 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, latency_cell,
-                         latency_heading, markdown_table,
-                         migrations, opening, percentile_cell, placed, ratio_cell, server_cpu,
-                         socket_errors, summarize, switches, unaccepted)
+from bench.cells import (COLUMNS, FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
+                         compared, few, figure, latency_cell, latency_heading, littles_law_off,
+                         markdown_table, migrations, opening, percentile_cell, placed, ratio_cell,
+                         server_cpu, socket_errors, summarize, switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
@@ -62,8 +62,8 @@ def table(results):
                  *[ratio_cell(row)] * ratio,
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
                      " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
-                 percentile_cell(run, "p50_ms"),
-                 percentile_cell(run, "p99_ms"), opening(run),
+                 percentile_cell(run, "p50_ms", "interval"),
+                 percentile_cell(run, "p99_ms", "interval"), opening(run),
                  "-" if "slices" in run else f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
                  figure(run.get("peak_connections"), "{:,}"),
@@ -91,6 +91,28 @@ def short_table(results):
     return markdown_table(headings, rows)
 
 
+def footnotes(results):
+    """Under the first table: what n and the marks in every table's percentiles mean."""
+    runs = [row["run"] for row in summarize(results)]
+    if all(run.get("latency_samples") is None for run in runs):
+        return ""
+    recorded = any(run.get("p99_interval_ms") is not None for run in runs)
+    notes = ["p99 (n): in ms, over n requests, answered or not; "
+             + ("the table after this one gives each percentile's 95% interval." if recorded
+                else "interval not recorded (results.json before version 2 kept none).")]
+    if any(few(run, key) for run in runs for key in ("p99_ms", "p999_ms") if key in run):
+        notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
+                     "1,000): one of the few slowest, which another run would draw "
+                     "differently, not an exact figure.")
+    off = [f"{run['series']} at {run['point']}, {littles_law_off(run):+d}%" for run in runs
+           if littles_law_off(run) is not None]
+    if off:
+        notes.append(f"{LITTLE} Little's law does not hold for the probe: req/s × its mean "
+                     f"latency is more than {LITTLE_OFF}% off the requests the server had in "
+                     f"service ({'; '.join(off)}): its requests may not have waited as wrk's "
+                     "did, nor its percentiles be theirs.")
+    return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
+
 
 def inside_the_runs(results):
     headings = ["Point", "Server", "req/s × probe's mean latency", "mean in service (sampled)",
@@ -101,7 +123,9 @@ def inside_the_runs(results):
     rows = []
     for row in summarize(results):
         run = row["run"]
-        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service")),
+        off = littles_law_off(run)
+        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service"))
+                 + ("" if off is None else f" ({off:+d}%){LITTLE}"),
                  figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
                  figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
                  migrations(run), gc_pauses(run),
@@ -137,9 +161,9 @@ def offered_table(results):
         held = run.get("held") or {}
         cells = [row["point"], row["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
                  figure(run.get("waiting_upstream_peak"), "{:,}"),
-                 percentile_cell(run, "p50_ms"),
-                 percentile_cell(run, "p99_ms"),
-                 percentile_cell(run, "p999_ms"), f"{run['timeouts']:,}",
+                 percentile_cell(run, "p50_ms", "interval"),
+                 percentile_cell(run, "p99_ms", "interval"),
+                 percentile_cell(run, "p999_ms", "interval"), f"{run['timeouts']:,}",
                  socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
                  figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
                  figure(run.get("kernel_stack_kb"), "{:,} KiB"),
@@ -322,7 +346,7 @@ machine: compare the servers within this run, not with runs on other machines.
 
 {short_table(results)}
 
-The same runs with every column; what each means follows the table.
+{footnotes(results)}The same runs with every column; what each means follows the table.
 
 {table(results)}
 
@@ -338,7 +362,9 @@ A "-" is a figure this machine could not measure.
 Little's law: requests in service = throughput × time each spends in the system. The first
 column computes it from the server's req/s and the probe's mean latency (it should come
 close to wrk's connections, plus the probe's few); the next two are what the server
-counted. CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
+counted. {LITTLE}: the first is more than {LITTLE_OFF}% off the second, so the probe's latency
+is flagged (not checked for --workers: its count leaves out connections waiting for a
+worker). CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
 window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
 × that time; what wrk uses, the servers, Postgres and Redis cannot.
 Context switches and CPU migrations are summed over all the server's threads, from the
@@ -442,7 +468,8 @@ def terminal_summary(results, report_path):
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),
-        compact_table(results), "What it says:", wrapped(reading(results)), "",
+        compact_table(results), *[note[:-1] for note in [footnotes(results)] if note],
+        "What it says:", wrapped(reading(results)), "",
         "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
         shortest(report_path)])
 

@@ -1,16 +1,22 @@
 """The shape of results.json, written once: what every field of a run means and holds.
 
-measure.py (wrk runs) and offered.py (open-loop runs) write runs of this shape; report.py,
-reading.py, charts.py and the HTML report read them through load(); tests/test_results.py
-checks every committed run against it. A figure a platform cannot measure is None, never 0.
+measure.py (wrk runs), interleave.py (wrk runs in interleaved slices) and offered.py
+(open-loop runs) write runs of this shape; report.py, reading.py, charts.py and the HTML
+report read them through load(); tests/test_results.py checks every committed run against it. A figure a platform cannot measure is None, never 0.
 
 Types: int, float (an int is a float too), str, bool, list, dict; "?" after a type: or None.
+VERSION changes when a field's meaning does; a results.json of another version breaks the
+contract. Version 2 added latency_samples, the percentiles' intervals and interleaved runs
+(INTERLEAVED); the committed runs of version 1 were upgraded once, their intervals None: not
+recorded, never made up.
 """
 
 import json
 from pathlib import Path
 
+VERSION = 2
 TOP = {
+    "version": ("int", "of this contract: VERSION"),
     "scenario": ("str", "the --scenario run (scenarios.SCENARIOS)"),
     "x_axis": ("str", "what a run's x measures, e.g. connections"),
     "baseline": ("str?", "the series Ratio divides by at each point"),
@@ -53,6 +59,13 @@ EVERY_RUN = {
                "None: the percentile falls among the timeouts"),
     "p90_ms": ("float?", "see p50_ms"),
     "p99_ms": ("float?", "see p50_ms"),
+    "latency_samples": ("int", "the requests the percentiles rank, answered or not: what the "
+                        "probe or the open-loop client sent in the window"),
+    "p50_interval_ms": ("list?", "[low, high]: p50's 95% interval (intervals.quantile_interval), "
+                        "a bound among the failures or past the last sample None; None: not "
+                        "recorded (version 1)"),
+    "p90_interval_ms": ("list?", "see p50_interval_ms"),
+    "p99_interval_ms": ("list?", "see p50_interval_ms"),
     # the server, sampled (sampling.Sampler.figures)
     "served_in_window": ("int?", "requests the server counted in the window (/stats)"),
     "peak_threads": ("int?", "most threads the server had"),
@@ -117,6 +130,7 @@ INTERLEAVED = {
 OPEN_LOOP = {
     "p999_ms": ("float?", "see p50_ms"),
     "max_ms": ("float?", "see p50_ms"),
+    "p999_interval_ms": ("list?", "see p50_interval_ms"),
     "offered": ("dict", "the open-loop client's whole report (openloop.py's docstring)"),
     "in_flight_peak": ("int", "most requests the client had in flight"),
     "waiting_upstream_peak": ("int?", "most requests the server counted in the upstream wait"),
@@ -150,6 +164,8 @@ def fields_of(run):
 def problems(results):
     """What in `results` (results.json, parsed) breaks the contract: [] if nothing."""
     found = check(results, TOP, "results")
+    if results.get("version", VERSION) != VERSION:
+        found.append(f"results: version {results['version']!r}, not {VERSION}")
     for n, run in enumerate(results.get("runs") or []):
         found += check(run, fields_of(run), f"run {n}", OPTIONAL)
     return found

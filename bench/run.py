@@ -23,6 +23,7 @@ from bench.cells import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
+from bench.results import VERSION
 from bench.scenarios import MIN_ROUNDS, SCENARIOS, SLICE_S
 from bench.launch import KINDS, ServerError, Servers
 
@@ -120,7 +121,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
-    results = {"scenario": args.scenario, "x_axis": scenario.x_axis,
+    results = {"version": VERSION, "scenario": args.scenario, "x_axis": scenario.x_axis,
                "baseline": scenario.baseline, "machine": machine,
                "settings": settings(args, cases, notes), "runs": runs}
     write_results(results, out_dir)

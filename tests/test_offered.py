@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from bench.offered import limit_met, measure_offered, thread_states
+from bench.offered import limit_met, measure_offered, merged, thread_states
+from bench.openloop import ranked
 from bench.run import Timing
 from bench.reading import limits_sentence
 from bench.report import served_again
@@ -36,6 +37,30 @@ def test_an_offered_run_holds_rate_times_wait_in_flight(start_server, fresh_data
     assert run["limit_met"] is None
     assert run["gc_pause_ms"] >= run["longest_gc_pause_ms"] >= 0  # timed by the server itself
     assert run["p50_ms"] >= WAIT_MS  # timed from when each request was due
+
+
+def client_report(latencies_ms, sent):
+    """What one open-loop client prints with --raw, with what merged() reads."""
+    counts = {key: 0 for key in ("offered_rate", "ok", "ok_all", "non_2xx", "timeouts",
+                                 "timeouts_connecting", "answered_in_window", "achieved_rate",
+                                 "connections_opened", "connections_opened_in_warmup",
+                                 "client_cpu_s", "mean_in_flight")}
+    return {**counts, "sent": sent, "answered": len(latencies_ms), "errors": {"connect": 0},
+            "latencies_ms": latencies_ms, "in_flight_history": [[0.0, 1]],
+            "send_lag_ms_p99": 0, "send_lag_ms_max": 0, "client_behind": False,
+            "start_clock": 0.0, "first_failure": None,
+            **ranked([ms / 1000 for ms in latencies_ms], sent - len(latencies_ms))}
+
+
+def test_several_clients_percentiles_are_ranked_again_with_their_count_and_interval():
+    """Two clients' answers are ranked together: 400 samples, the one unanswered last."""
+    first = [float(ms) for ms in range(1, 201)]
+    second = [float(ms) for ms in range(201, 400)]
+    report = merged([client_report(first, 200), client_report(second, 200)])
+    assert report["samples"] == 400 and report["p99_ms"] == 396.0
+    assert report["p99_interval_ms"] == [392.0, None]  # 396 -/+ 3.9: to the 400th, failed
+    assert report["p50_interval_ms"] == [180.0, 220.0]  # 200 -/+ 19.6
+    assert report == {**report, **ranked([ms / 1000 for ms in first + second], 1)}
 
 
 def test_a_limit_in_the_log_is_named():

@@ -172,6 +172,21 @@ def test_percentiles_rank_failures_last():
     assert ranked([], failures=0)["p50_ms"] is None
 
 
+def test_each_percentile_comes_with_its_sample_count_and_95_percent_interval():
+    """300 answers of 1 to 300 ms: p99 is the 297th, and its interval runs from the 293rd to
+    the 301st, past the last sample: no upper bound was measured. A failure ranks last."""
+    answers = [i / 1000 for i in range(1, 301)]
+    figures = ranked(answers)
+    assert figures["samples"] == 300 and figures["p99_ms"] == 297.0
+    assert figures["p99_interval_ms"] == [293.0, None]
+    assert figures["p50_interval_ms"] == [133.0, 167.0]  # 150 -/+ 1.96 * sqrt(75)
+    assert "max_interval_ms" not in figures  # the slowest is measured, not estimated
+    failed = ranked(answers[:-5], failures=5)  # the 296th to 300th never answered
+    assert failed["samples"] == 300 and failed["p99_ms"] is None
+    assert failed["p99_interval_ms"] == [293.0, None]
+    assert ranked([])["samples"] == 0 and ranked([])["p50_interval_ms"] == [None, None]
+
+
 def test_an_unreachable_port_is_a_connect_error_not_a_crash():
     report = openloop(free_port(), "--rate", "20", "--duration", "0.5", "--timeout", "1")
     assert report["sent"] == report["errors"]["connect"] == 10

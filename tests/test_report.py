@@ -14,7 +14,8 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
-from bench.cells import summarize
+from bench.cells import littles_law_off, percentile_cell, summarize
+from bench.charts import drawn
 from bench.profiles import flamegraph_svg
 from bench.reading import SMOKE_TEST, cause, reading
 from bench.report import COLUMNS, render_summary, terminal_summary, write_report
@@ -205,3 +206,62 @@ def test_the_why_line_sets_placements_side_by_side_not_the_next_point():
         return line
     assert "; sync on " not in why("cpu")
     assert "; sync on isolated, " in why("fair")
+
+
+def test_a_percentile_reads_with_its_sample_count_its_interval_and_a_mark_when_few():
+    """p99 of 300 requests has 3 slower than it: marked, as p99 of 1,000 (10 slower) is not.
+    An interval's upper bound past the last sample was not measured: "from" its lower."""
+    run = {"timeout_s": 2, "p50_ms": 90.0, "p99_ms": 905.3, "latency_samples": 300,
+           "p50_interval_ms": [80.0, 101.5], "p99_interval_ms": [700.0, None]}
+    assert percentile_cell(run, "p50_ms") == "90.0 ms (n=300)"
+    assert percentile_cell(run, "p50_ms", "interval") == "90.0 ms (n=300, 95%: 80.0–101.5 ms)"
+    assert percentile_cell(run, "p99_ms", "interval") == "905.3 ms (n=300, 95%: from 700.0 ms)†"
+    assert percentile_cell(run, "p99_ms", "short") == "905 (300)†"
+    assert percentile_cell({**run, "p99_ms": None}, "p99_ms") == "> 2 s (n=300)†"
+    assert percentile_cell({**run, "latency_samples": 1000}, "p99_ms") == "905.3 ms (n=1,000)"
+    assert percentile_cell({**run, "p50_interval_ms": None}, "p50_ms", "interval") == (
+        "90.0 ms (n=300)")  # not recorded: nothing made up
+
+
+def test_committed_runs_give_each_percentiles_count_and_say_no_interval_was_recorded():
+    summary = (ROOT / "docs/runs/fair/summary.md").read_text()
+    assert "| 905 (300)† |" in summary and "| 905.3 ms (n=300)† |" in summary
+    assert "interval not recorded" in summary.replace("\n", " ")
+
+
+def test_a_p99_from_too_few_requests_is_drawn_as_an_outline_not_a_filled_bar():
+    def p99_bars(results):
+        [chart] = [parts for parts, _ in drawn(results) if "p99 latency" in "".join(parts)]
+        return [part for part in chart if 'class="bar"' in part]
+    results = committed("fair")
+    assert p99_bars(results) and all('fill="none"' in bar for bar in p99_bars(results))
+    many = {**results, "runs": [{**run, "latency_samples": 1000} for run in results["runs"]]}
+    assert not any('fill="none"' in bar for bar in p99_bars(many))
+
+
+def off_by(run, percent):
+    """The run with req/s x the probe's mean latency `percent` off its mean in service."""
+    return {**run, "littles_law_in_service": round(run["mean_in_service"] * (1 + percent / 100),
+                                                   1)}
+
+
+def test_a_run_whose_probe_is_20_percent_off_littles_law_is_flagged_and_10_percent_is_not():
+    results = committed("fair")
+    for percent, flagged in ((20, True), (-20, True), (10, False), (-10, False)):
+        run = off_by(results["runs"][1], percent)  # async, GET / c=500, shared
+        assert littles_law_off(run) == (percent if flagged else None)
+        one = {**results, "runs": [run]}
+        summary, said = render_summary(one), reading(one)
+        assert (f"({percent:+d}%)‡ |" in summary) is flagged  # Inside the runs
+        assert ("(300)†‡ |" in summary) is flagged and ("(n=300)‡ |" in summary) is flagged
+        assert (f"async at GET / c=500, shared, {percent:+d}%" in said) is flagged
+    run = off_by(results["runs"][1], 20)
+    assert littles_law_off({**run, "rate": 100}) is None  # open loop: no probe to check
+    assert littles_law_off({**run, "knobs": {"workers": 2}}) is None  # in service: a worker's
+
+
+def test_committed_runs_that_break_littles_law_say_by_how_much():
+    fair = (ROOT / "docs/runs/fair/summary.md").read_text().replace("\n", " ")
+    assert "sync at GET / c=1500, shared, -28%" in fair and "| 4,727 (216)†‡ |" in fair
+    assert "async at GET / c=500, isolated, +64%" in reading(committed("python-312-lazy-tasks"))
+    assert "LATENCY" not in reading(committed("cpu"))  # every run within 15%: none flagged

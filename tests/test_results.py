@@ -36,3 +36,17 @@ def test_a_figure_that_could_not_be_measured_is_none_not_a_wrong_type():
     results["runs"][0]["peak_threads"] = None  # allowed: "int?"
     results["runs"][0]["valid"] = None  # not allowed: "bool"
     assert problems(results) == ["run 0: valid = None is not bool"]
+
+
+def test_a_results_json_of_another_version_does_not_load(tmp_path):
+    """Version 2 added the percentiles' sample counts and intervals: a version-1 file would
+    be read as if its intervals were not recorded when its fields are simply missing."""
+    results = json.loads((ROOT / "docs" / "runs" / "fair" / "results.json").read_text())
+    assert problems({**results, "version": 1}) == ["results: version 1, not 2"]
+    old = {key: value for key, value in results.items() if key != "version"}
+    old["runs"] = [{k: v for k, v in run.items() if k != "latency_samples"}
+                   for run in old["runs"]]
+    assert problems(old)[:2] == ["results: no version", "run 0: no latency_samples"]
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="no version"):
+        load(tmp_path)
