@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from bench.capacity_report import capacity_section, terminal_view
 from bench.cells import (COLUMNS, audit_cell, baseline_of, compared, figure, markdown_table,
                          migrations, opening, percentile_cell, placed, server_cpu, socket_errors,
                          summarize, switches, unaccepted)
@@ -270,7 +271,7 @@ machine: compare the servers within this run, not with runs on other machines.
 Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s warm-up, wrk with \
 {threads_used(results)}, {settings['repeat']} repeat(s){median}. {placed(results)}
 
-{short_table(results)}
+{capacity_section(results)}{short_table(results)}
 
 The same runs with every column; what each means follows the table.
 
@@ -403,7 +404,7 @@ def terminal_summary(results, report_path):
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),
-        compact_table(results), "What it says:", wrapped(reading(results)), "",
+        compact_table(terminal_view(results)), "What it says:", wrapped(reading(results)), "",
         "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
         shortest(report_path)])
 
