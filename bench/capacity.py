@@ -84,8 +84,8 @@ def ratio_of(other, base):
 
 
 def pooled_report(reports):
-    """The open-loop reports of a point's slices (with --raw's latencies_ms) as one: counts added up,
-    percentiles over every request, p50's and p99's 95% intervals and their sample count."""
+    """The open-loop reports of a point's slices (with --raw's latencies_ms) as one: counts
+    added up, percentiles over every request, p50's and p99's 95% intervals, sample count."""
     from bench.openloop import ranked
     latencies = sorted(ms for report in reports for ms in report["latencies_ms"])
     sent = sum(report["sent"] for report in reports)
@@ -271,7 +271,8 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
                         dot()
                 said_after(f"p99 at {rates[-1]:,}/s: " + ", ".join(
                     f"{case.kind} {pooled[-1]['p99_ms']} ms" for case, (_, pooled)
-                    in slices.items() if (case.method, case.rate) == (method, rates[-1])) + " (None: past the timeout)")
+                    in slices.items() if (case.method, case.rate) == (method, rates[-1]))
+                    + " (None: past the timeout)")
         ordered = sorted(slices, key=lambda c: (c.method != "GET", c.rate, kinds.index(c.kind)))
         return [pooled_run(case, servers[case.kind], *slices[case][::-1], where, cpus, services)
                 for case in ordered]
