@@ -13,6 +13,7 @@ from bench.capacity import label_of
 from bench.cells import figure, markdown_table
 from bench.charts import BOTTOM, H, LEFT, W, nice_top, series_colour
 
+BUSY_CORES = 0.8  # a Python process using this much of a core has nearly all it can use
 GLANCE = ("A point is a server's percentile over every request of its rounds at that offered "
           "rate, its whisker the 95% interval.")
 
@@ -41,12 +42,12 @@ def few(run, results):
 def sustained(kind, capacity, rates):
     """"sync 480/s (between 320 and 640/s)", or where no rate or every rate was under."""
     if capacity["rate"] is None:
-        said = f"{kind} none (not even {rates[0]:,}/s)"
+        said = f"{kind} sustains no rate offered (not {rates[0]:,}/s)"
     else:
-        said = f"{kind} {capacity['rate']:,}/s" + (" (the top rate)" * (capacity['rate']
-                                                                         == rates[-1]))
+        said = f"{kind} sustains {capacity['rate']:,}/s" + (" (the top rate)" * (
+            capacity["rate"] == rates[-1]))
     high = (f"past {rates[-1]:,}" if capacity["high"] is None else f"{capacity['high']:,}")
-    return f"{said}, capacity between {capacity['low'] or 0:,} and {high}/s"
+    return f"{said}, its capacity between {capacity['low'] or 0:,} and {high}/s"
 
 
 def ratio_text(kind, ratio):
@@ -90,15 +91,16 @@ def client_sentence(results):
         rate = summary["client_behind_from"]
         if rate is not None:
             used = max(cores(run) for run in grid_runs(results, method) if run["rate"] == rate)
-            behind.append(f"{label_of(method)} from {rate:,}/s (using {used:.2f} of a core)")
+            why = ("near all of the one core a Python process can use" if used >= BUSY_CORES
+                   else "waiting for CPUs the servers, Postgres, Redis or other programs held")
+            behind.append(f"{label_of(method)} from {rate:,}/s ({used:.2f} of a core: {why})")
     if not behind:
         most = max(cores(run) for run in results["runs"] if run.get("rate"))
         return (f"- The open-loop client kept its schedule at every rate, using at most "
                 f"{most:.2f} of a core.")
-    return (f"- The open-loop client fell behind its schedule at {' and '.join(behind)}: "
-            "its send lag's p99 passed 10 ms, so there it, one Python process sharing "
-            f"{results['machine']['cores']} cores with both servers, Postgres and Redis, set "
-            "part of the pace, and its lateness is in the latency of both servers alike.")
+    return ("- The open-loop client fell behind its schedule (its send lag's p99 past 10 ms) "
+            f"at {' and '.join(behind)}: from there it set part of the pace, and its lateness "
+            "is in both servers' latency alike.")
 
 
 def capacity_section(results):

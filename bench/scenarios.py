@@ -314,7 +314,7 @@ SCENARIOS = {
     "laptop": Scenario(laptop, "requests in flight (offered rate x wait)", quick=shorter_wait),
     "collector": Scenario(collector, "requests in flight (offered rate x wait)",
                           quick=shorter_wait),
-    # 2 s slices in 3 rounds: a default run of about 6 minutes on 2 cores (bench/capacity.py)
+    # 2 s slices in 3 rounds: a default run of about 6 minutes on 2 cores (capacity.GRID)
     "capacity": Scenario(capacity, "offered rate (req/s), or wrk's connections", duration_s=2,
                          repeat=3, runner=run_capacity),
 }

@@ -93,6 +93,29 @@ def test_sampled_figures_pool_peaks_as_the_highest_and_per_request_over_all_requ
     assert pooled["server_migrations"] is None and pooled["server_migrations_per_request"] is None
 
 
+def test_the_reading_names_each_capacity_its_interval_the_ratio_and_where_the_client_fell_behind():
+    def run(kind, rate, samples, client_cpu_s):
+        return {"rate": rate, "method": "GET", "kind": kind, "series": kind, "duration_s": 6,
+                "offered": {"samples": samples, "client_cpu_s": client_cpu_s}}
+    results = {"capacity": {"target_ms": 100, "min_samples": 1000, "methods": {"GET": {
+        "rates": [100, 200, 300], "client_behind_from": 300,
+        "capacity": {"sync": {"rate": None, "low": None, "high": 100},
+                     "async": {"rate": 300, "low": 200, "high": None}},
+        "ratio": {"async": ratio_of({"rate": 300, "low": 200, "high": None},
+                                    {"rate": None, "low": None, "high": 100})}}}},
+        "runs": [run("sync", 300, 1800, 1.2), run("async", 300, 900, 5.4),
+                 run("async", 200, 600, 0.6)]}
+    assert capacity_reading(results) == [
+        "- GET /, p99 under 100 ms: sync sustains no rate offered (not 100/s), its capacity "
+        "between 0 and 100/s; async sustains 300/s (the top rate), its capacity between 200 "
+        "and past 300/s (its p99 there from only 900 samples); no ratio async/sync: one of "
+        "them kept no rate under the target.",
+        "- The open-loop client fell behind its schedule (its send lag's p99 past 10 ms) at "
+        "GET / from 300/s (0.90 of a core: near all of the one core a Python process can use):"
+        " from there it set part of the pace, and its lateness is in both servers' latency "
+        "alike."]
+
+
 @pytest.fixture(scope="module")
 def quick_capacity_run(tmp_path_factory, urls):
     """./run_bench.sh --scenario capacity --quick: (what it printed, results.json, its folder)."""
@@ -137,6 +160,7 @@ def test_a_quick_capacity_run_offers_both_servers_the_same_rates_and_writes_ever
     assert len(re.findall(r"^\| (GET /|POST /items) \| \d", summary, re.M)) == len(offered)
     assert capacity_section(results) in summary
     said = capacity_reading(results)  # "What it says" for a run that is not --quick
-    assert said[0].startswith("- GET /, p99 under 100 ms: sync ") and "async/sync" in said[0]
+    assert said[0].startswith("- GET /, p99 under 100 ms: sync sustains ")
+    assert "its capacity between " in said[0] and "async/sync" in said[0]
     assert said[-1].startswith("- The open-loop client ")
     assert "round 1/1: POST /items at 2 rates" in result.stderr
