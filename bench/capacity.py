@@ -2,24 +2,19 @@
 rate it sustains with its p99 under --p99-target-ms.
 
 Saturation first: a short wrk closed-loop run per server and method (the plan's cases, run by
-run.run_plan as any scenario's: audit and probe included), what each serves flat out. wrk
-and not a search with the open-loop client: one short run finds it, and wrk costs the machine
-little CPU. The open-loop client is Python and costs more, so under it a server's knee can
-come before wrk's figure; a grid that reaches 110% of it shows the knee either way.
+run.run_plan with their audit and probe). wrk, not a search with the open-loop client: one
+short run finds it, and wrk costs little CPU. The open-loop client is Python and costs more,
+so under it a knee can come before wrk's figure; a grid to 110% of it shows the knee anyway.
 
-Then one grid of rates per method for both servers (GRID: shares of the higher saturation,
-so each knee is in view), offered open loop by bench/openloop.py: each request timed from when
-it was due, so the latency is that of the very requests that carry the load. The servers are
-started once for the grid and kept running. In each of --repeat rounds, every rate is offered
-to each server in a slice of its own, the two servers' slices at a rate in an order drawn by
-random.Random(seed) (the seed is recorded): the machine's drift falls on both alike. A slice
-is one open-loop client: a warm-up, --duration s measured, nothing sent after, each request
-still in flight given until its own deadline; then the server goes idle before the next slice.
-
-A (server, method, rate)'s slices pool into one run of results.json (results.py's OPEN_LOOP
-fields): percentiles over every request of every round, timeouts and errors ranked after
-every answer (openloop.ranked), and in run["offered"] the 95% intervals of p50 and p99
-(intervals.quantile_interval), their sample count and each slice's client figures.
+Then the same rates for both servers (GRID: shares of the higher saturation), offered by
+bench/openloop.py: each request timed from when it was due, so the latency is that of the
+requests that carry the load. Both servers run throughout. In each of --repeat rounds, each
+server gets a slice at every rate, the two in an order drawn by random.Random(seed) (seed
+recorded), so the machine's drift falls on both alike. A slice: one client, a warm-up,
+--duration s measured, nothing sent after, each request in flight given until its own
+deadline; then the server goes idle. A (server, method, rate)'s slices pool into one run:
+percentiles over every request of every round, timeouts and errors ranked after every answer,
+and in run["offered"] p50's and p99's 95% intervals and their sample count (pooled_report).
 """
 
 import random

@@ -166,7 +166,9 @@ def panel(results, method, cap):
     to the timeout (a figure past it, or a bound not measured, at the top edge), the target
     dashed across."""
     runs, y0 = grid_runs(results, method), H - BOTTOM
-    x_top, top = nice_top(max(run["rate"] for run in runs)), cap["timeout_s"] * 1000
+    highest, top = max(run["rate"] for run in runs), cap["timeout_s"] * 1000
+    step = nice_top(highest) / 10  # the axis ends on a round figure just past the top rate
+    x_top = math.ceil(highest * 1.05 / step) * step
     known = [v for run in runs for v in run["offered"]["p50_interval_ms"][:1] if v]
     bottom = 10 ** math.floor(math.log10(max(0.1, min(known, default=1))))
 
@@ -184,7 +186,8 @@ def panel(results, method, cap):
     for tick in ticks:
         parts.append(f'<line x1="{LEFT}" y1="{y_of(tick):.1f}" x2="{W - 8}" '
                      f'y2="{y_of(tick):.1f}" stroke="#eee"/><text x="{LEFT - 4}" '
-                     f'y="{y_of(tick) + 4:.1f}" text-anchor="end">{tick:,g}</text>')
+                     f'y="{y_of(tick) + 4:.1f}" text-anchor="end">'
+                     f'{f"{tick / 1000:g} s" if tick == top else f"{tick:,g}"}</text>')
     for rate, anchor in ((0, "start"), (x_top / 2, "middle"), (x_top, "end")):
         parts.append(f'<text x="{x_of(rate):.1f}" y="{y0 + 14}" text-anchor="{anchor}">'
                      f'{rate:,.0f}</text>')
