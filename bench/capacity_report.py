@@ -1,6 +1,6 @@
 """--scenario capacity's results read (bench/capacity.py): the sentences naming each server's
 highest rate under the target, with its interval, and their ratio (for "What it says"),
-summary.md's section with its table, the terminal's lines, and report.html's charts: p50
+summary.md's section with its table, the terminal's view, and report.html's charts: p50
 and p99 against the offered rate, a panel a method, each figure's 95% interval a whisker, a
 p99 from under min_samples samples drawn hollow. Each is empty for another scenario's results.
 Standard library only.
@@ -40,7 +40,8 @@ def few(run, results):
 
 
 def sustained(kind, capacity, rates):
-    """"sync 480/s (between 320 and 640/s)", or where no rate or every rate was under."""
+    """"sync sustains 480/s, its capacity between 320 and 640/s", also where no rate or every
+    rate offered was under the target."""
     if capacity["rate"] is None:
         said = f"{kind} sustains no rate offered (not {rates[0]:,}/s)"
     else:
