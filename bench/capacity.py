@@ -15,6 +15,8 @@ recorded), so the machine's drift falls on both alike. A slice: one client, a wa
 deadline; then the server goes idle. A (server, method, rate)'s slices pool into one run:
 percentiles over every request of every round, timeouts and errors ranked after every answer,
 and in run["offered"] p50's and p99's 95% intervals and their sample count (pooled_report).
+Those intervals take requests as independent; near a knee latencies come in bursts, so there
+they are narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows it.
 """
 
 import random

@@ -129,8 +129,10 @@ Offered open loop to both servers, each request timed from when it was due: rate
 {cap['slice_duration_s']:g} s slice per server after {cap['slice_warmup_s']:g} s of warm-up, in
 an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds,
 a timeout (past {timeout:g} s) or error ranked after every answer; in brackets their 95%
-intervals (bench/intervals.py; "-": past the samples or the timeout). *: a p99 from under
-{cap['min_samples']:,} samples, its upper bound among its last values (hollow in the chart).
+intervals (bench/intervals.py; "-": past the samples or the timeout; they take requests as
+independent, so near a knee, where latencies come in bursts, they are too narrow). *: a p99
+from under {cap['min_samples']:,} samples, its upper bound among its last values (hollow in
+the chart).
 Capacity: the highest rate whose p99, and every lower rate's, is under the target, within
 the highest rate surely under (upper bound too) and the first surely over (lower bound too).
 Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
