@@ -159,6 +159,9 @@ def idle_cost(results):
 
 def drawn(results):
     """Every chart this run's figures allow: [(svg parts, legend)]."""
+    if results.get("capacity"):  # latency against offered rate instead (bench/capacity.py)
+        from bench.capacity_report import capacity_charts
+        return capacity_charts(results)
     found = [bars(results, title, key, form) for title, key, form in FIGURES]
     idle = idle_cost(results)
     if idle["runs"]:

@@ -90,11 +90,13 @@ def other_cpu(run):
 
 
 def start_openloop(port, rate, seconds, timeout_s, warmup_s, cpus, stderr, post=None,
-                   source=None):
+                   source=None, raw=False):
     """bench/openloop.py in a subprocess on `cpus`; read its report with read_openloop.
-    source: connect from this loopback address, and report raw figures for merging."""
+    source: connect from this loopback address, and report raw figures for merging (as
+    raw does, for pooling: bench/capacity.py)."""
     body = ["--path", "/items", "--post", post] if post else []
-    body += ["--source", source, "--raw"] if source else []
+    body += ["--source", source] if source else []
+    body += ["--raw"] if source or raw else []
     return subprocess.Popen(
         [sys.executable, "-m", "bench.openloop", "--port", str(port), "--rate", f"{rate:g}",
          "--duration", f"{seconds:g}", "--timeout", f"{timeout_s:g}", "--warmup",

@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 
 from bench.charts import charts_html
+from bench.capacity_report import GLANCE as CAPACITY_GLANCE
 
 GLANCE = ("A bar is a server's median run at a point; its whisker spans the lowest to the "
           "highest of the repeats, where there were several. An outlined bar is a percentile "
@@ -125,7 +126,7 @@ def render_page(results, summary, out_dir, charts):
 {markdown_html(said)}
 {markdown_html(head)}
 <h2>At a glance</h2>
-<p>{GLANCE} Hover it for its figure.</p>
+<p>{CAPACITY_GLANCE if results.get('capacity') else GLANCE} Hover it for its figure.</p>
 <div class="charts">
 {charts_html(charts)}
 </div>

@@ -7,6 +7,7 @@ no verdict; a run of one server alone (--only) says there is nothing to compare.
 
 import math
 
+from bench.capacity_report import capacity_reading
 from bench.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of, compared,
                          figure, groups, littles_law_off, median_run, percentile_cell, summarize,
                          unaccepted)
@@ -21,7 +22,8 @@ def reading(results):
     if results["settings"].get("quick"):
         return "\n".join(smoke_test(results) + warnings(results))
     closed = [row for row in summarize(results) if not row["run"].get("rate")]
-    lines = offered_headline(results) + closed_headline(results, closed) + alone(results)
+    lines = (capacity_reading(results) if results.get("capacity") else offered_headline(results)
+             ) + closed_headline(results, closed) + alone(results)
     lines += cause(results, closed) + warnings(results)
     return "\n".join(lines)
 

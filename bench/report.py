@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from bench.capacity_report import capacity_section, terminal_view
 from bench.cells import (COLUMNS, FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
                          compared, few, figure, latency_cell, latency_heading, littles_law_off,
                          markdown_table, migrations, opening, percentile_cell, placed, ratio_cell,
@@ -344,7 +345,7 @@ def render_summary(results):
 machine: compare the servers within this run, not with runs on other machines.
 {runs_line(results)}{median}. {placed(results)}
 
-{short_table(results)}
+{capacity_section(results)}{short_table(results)}
 
 {footnotes(results)}The same runs with every column; what each means follows the table.
 
@@ -468,7 +469,7 @@ def terminal_summary(results, report_path):
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),
-        compact_table(results), *[note[:-1] for note in [footnotes(results)] if note],
+        compact_table(terminal_view(results)), *[note[:-1] for note in [footnotes(results)] if note],
         "What it says:", wrapped(reading(results)), "",
         "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
         shortest(report_path)])

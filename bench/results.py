@@ -23,6 +23,12 @@ TOP = {
     "machine": ("dict", "limits.describe_machine(), and limits: limits.read_limits()"),
     "settings": ("dict", "run.settings(): the flags, and notes on open files and the queue"),
     "runs": ("list", "the runs, in the order they ran"),
+    # --scenario capacity only (bench/capacity.py)
+    "capacity": ("dict", "{target_ms, seed, rounds, slice_warmup_s, slice_duration_s, "
+                 "timeout_s, min_samples, methods: {GET, POST: {saturation: {server: wrk's "
+                 "req/s}, rates, capacity: {server: capacity.capacity_at's {rate, low, high}}, "
+                 "ratio: {server: capacity.ratio_of's {value, low, high} to sync}, "
+                 "client_behind_from: the lowest rate the client fell behind at, or None}}}"),
 }
 
 # Every run, whichever client drove it.
@@ -131,7 +137,9 @@ OPEN_LOOP = {
     "p999_ms": ("float?", "see p50_ms"),
     "max_ms": ("float?", "see p50_ms"),
     "p999_interval_ms": ("list?", "see p50_interval_ms"),
-    "offered": ("dict", "the open-loop client's whole report (openloop.py's docstring)"),
+    "offered": ("dict", "the open-loop client's whole report (openloop.py's docstring); "
+                "capacity's pooled over its slices, with samples, p50_interval_ms, "
+                "p99_interval_ms and slices (capacity.pooled_report)"),
     "in_flight_peak": ("int", "most requests the client had in flight"),
     "waiting_upstream_peak": ("int?", "most requests the server counted in the upstream wait"),
     "held": ("dict?", "{threads, fds, maps} of the server at the window's end"),
@@ -163,7 +171,7 @@ def fields_of(run):
 
 def problems(results):
     """What in `results` (results.json, parsed) breaks the contract: [] if nothing."""
-    found = check(results, TOP, "results")
+    found = check(results, TOP, "results", {"capacity"})
     if results.get("version", VERSION) != VERSION:
         found.append(f"results: version {results['version']!r}, not {VERSION}")
     for n, run in enumerate(results.get("runs") or []):

@@ -45,8 +45,9 @@ def parse_args(argv=None):
                         f"least {MIN_ROUNDS} (default: 16 for fair, 10 for the others)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run everything N times; report the median and the min-max")
+    parser.add_argument("--repeat", type=int, default=argparse.SUPPRESS,
+                        help="run everything N times; report the median and the min-max "
+                        "(default: 3 rounds for capacity, 1 for the other scenarios)")
     parser.add_argument("--only", choices=KINDS, help="benchmark one server only")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
                         help="wrk threads; the default is this machine's core count. A run "
@@ -74,6 +75,8 @@ def parse_args(argv=None):
                         "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
     parser.add_argument("--serve-ports", default="8080,8081",
                         help="with --serve: the sync and the async server's ports")
+    parser.add_argument("--p99-target-ms", type=float, default=100,
+                        help="capacity: the p99 latency a rate must stay under to count")
     parser.add_argument("--results", default=str(ROOT / "results"),
                         help="folder for results/<UTC time>/")
     args = parser.parse_args(argv)
@@ -89,6 +92,7 @@ def parse_args(argv=None):
     args.duration = getattr(args, "duration", SCENARIOS[args.scenario].duration_s)
     args.warmup = getattr(args, "warmup", SCENARIOS[args.scenario].warmup_s)
     args.seed = random.randrange(2**32)
+    args.repeat = getattr(args, "repeat", SCENARIOS[args.scenario].repeat)
     if args.quick:
         args.duration, args.warmup, args.repeat = 1, 0.2, 1
     return args
@@ -116,14 +120,14 @@ def main(argv=None):
     machine = describe_machine()
     notes = prepare(args, cases, machine, out_dir)
     machine["limits"] = read_limits()  # after prepare() raised the open-files limit
-    try:
-        runs = run_plan(args, cases, out_dir, scenario.interleaved)
+    try:  # a runner of its own (capacity) adds top-level fields to results.json
+        runs, more = (scenario.runner or plain)(args, cases, out_dir)
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
     results = {"version": VERSION, "scenario": args.scenario, "x_axis": scenario.x_axis,
                "baseline": scenario.baseline, "machine": machine,
-               "settings": settings(args, cases, notes), "runs": runs}
+               "settings": settings(args, cases, notes), "runs": runs, **more}
     write_results(results, out_dir)
     failed = [run for run in runs if run["audit"]["result"] == "FAILED"]
     if failed:
@@ -167,6 +171,10 @@ def prepare(args, cases, machine, out_dir):
         if note:
             say(note)
     return notes
+
+
+def plain(args, cases, out_dir):
+    return run_plan(args, cases, out_dir, SCENARIOS[args.scenario].interleaved), {}
 
 
 def run_plan(args, cases, out_dir, interleaved=False):

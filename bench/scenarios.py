@@ -76,6 +76,10 @@ class Scenario:
     duration_s: int = 10  # --duration's default: seconds per measured window
     warmup_s: float = 2  # --warmup's default: seconds of unmeasured load first
     interleaved: bool = False  # a point's servers compared in slices (bench/interleave.py)
+    repeat: int = 1  # --repeat's default
+    # runner(args, cases, out_dir) -> (runs, more top-level fields of results.json): for a
+    # scenario that plans as it measures (capacity); None: run.run_plan runs the cases
+    runner: Callable = None
 
     @property
     def about(self):
@@ -259,6 +263,24 @@ def collector(_connections, _placement=None):
              rate=rate) for mode in GC_MODES]
 
 
+SATURATION_CONNECTIONS = 100  # more than either server's pools: each serves flat out
+
+
+def capacity(_connections, _placement=None):
+    """GET / and POST /items offered open loop from 10% to 110% of the higher server's
+    saturation (found first by wrk), the servers interleaved in rounds: each one's latency
+    at each rate, its knee, and the highest rate whose p99 stays under --p99-target-ms."""
+    return [Case(f"{'GET /' if method == 'GET' else 'POST /items'} c={SATURATION_CONNECTIONS}",
+                 SATURATION_CONNECTIONS, kind, kind, method=method,
+                 connections=SATURATION_CONNECTIONS) for method in ("GET", "POST")
+            for kind in KINDS]
+
+
+def run_capacity(args, cases, out_dir):
+    from bench.capacity import measure_capacity  # after --help: it needs .venv
+    return measure_capacity(args, cases, out_dir)
+
+
 def shorter_wait(cases):
     """--quick: the same cases with a 2 s wait, 1,000 in flight: a smoke test."""
     return [replace(case, knobs={**case.knobs, "io_delay_ms": 2000}, timeout_s=7,
@@ -301,4 +323,7 @@ SCENARIOS = {
     "laptop": Scenario(laptop, "requests in flight (offered rate x wait)", quick=shorter_wait),
     "collector": Scenario(collector, "requests in flight (offered rate x wait)",
                           quick=shorter_wait),
+    # 2 s slices in 3 rounds: a default run of about 6 minutes on 2 cores (capacity.GRID)
+    "capacity": Scenario(capacity, "offered rate (req/s), or wrk's connections", duration_s=2,
+                         repeat=3, runner=run_capacity),
 }

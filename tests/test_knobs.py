@@ -82,11 +82,12 @@ def test_cpu_ms_burns_that_much_cpu_per_view(start_server, fresh_data, kind):
 # quick run opens 20,000 connections (about 40 s), so the suite checks bench/idle.py with 300
 # in test_idle.py instead; waits runs in test_offered.py, placement in test_placement.py, and
 # blocking's one knob in test_blocking_call_in_the_loop_lets_one_view_wait_at_a_time, and
-# article end to end in test_bench.py (article_few_connections).
+# article end to end in test_bench.py (article_few_connections), and capacity, which plans its
+# rates from what it measures first, in test_capacity.py.
 @pytest.mark.slow  # runs the benchmark
 @pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"fair", "sweep", "c10k", "waits",
                                                               "placement", "blocking",
-                                                              "article"}))
+                                                              "article", "capacity"}))
 def test_every_scenario_runs_quick_and_records_its_knobs(tmp_path, urls, scenario):
     result = subprocess.run([str(ROOT / "run_bench.sh"), "--quick", "--scenario", scenario,
                              "--connections", "50", "--results", str(tmp_path)],

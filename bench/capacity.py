@@ -1,0 +1,282 @@
+"""--scenario capacity: each server's latency at each offered rate, its knee, and the highest
+rate it sustains with its p99 under --p99-target-ms.
+
+Saturation first: a short wrk closed-loop run per server and method (the plan's cases, run by
+run.run_plan with their audit and probe). wrk, not a search with the open-loop client: one
+short run finds it, and wrk costs little CPU. The open-loop client is Python and costs more,
+so under it a knee can come before wrk's figure; a grid to 110% of it shows the knee anyway.
+
+Then the same rates for both servers (GRID: shares of the higher saturation), offered by
+bench/openloop.py: each request timed from when it was due, so the latency is that of the
+requests that carry the load. Both servers run throughout. In each of --repeat rounds, each
+server gets a slice at every rate, the two in an order drawn by random.Random(seed) (seed
+recorded), so the machine's drift falls on both alike. A slice: one client, a warm-up,
+--duration s measured, nothing sent after, each request in flight given until its own
+deadline; then the server goes idle. A (server, method, rate)'s slices pool into one run:
+percentiles over every request of every round, timeouts and errors ranked after every answer,
+and in run["offered"] p50's and p99's 95% intervals and their sample count (pooled_report).
+Those intervals take requests as independent; near a knee latencies come in bursts, so there
+they are narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows it.
+"""
+
+import random
+import statistics
+import time
+from dataclasses import asdict, replace
+
+from bench.intervals import quantile_interval
+
+# of the higher saturation: 7 rates, finer where knees come, in a default run of about 6
+# minutes here (3 rounds of 2 s slices, each about 3.7 s with its warm-up, drain and reset)
+GRID = (0.1, 0.3, 0.5, 0.65, 0.8, 0.95, 1.1)
+QUICK_GRID = (0.25, 1.0)
+SLICE_WARMUP_S = 0.5  # at most: --quick's --warmup is shorter
+MIN_SAMPLES = 1000  # a p99 from fewer has its upper bound among its last few values: marked
+BODY = '{"text": "capacity"}'
+# the open-loop client's figures kept for each slice (openloop.py's docstring)
+SLICE_KEYS = ("sent", "ok", "timeouts", "achieved_rate", "p99_ms", "client_cpu_s",
+              "send_lag_ms_p99", "client_behind", "peak_in_flight")
+
+
+def timeout_for(target_ms):
+    """A request's deadline: far past the target (a timeout ranks after every answer, so
+    only the percentiles past it are lost), short enough that an overloaded slice drains
+    soon: 1 s for the default 100 ms."""
+    return max(1.0, 5 * target_ms / 1000)
+
+
+def grid_rates(saturation, shares):
+    """The rates offered: shares of the saturation, to 10 requests a second, rising."""
+    return sorted({max(10, int(round(share * saturation, -1))) for share in shares})
+
+
+def capacity_at(points, target_ms):
+    """points: [(rate, p99_ms, its 95% low, high)] in rising rate, None for a figure past
+    the timeout or not measured (as high as can be). Returns {rate, low, high}:
+    rate: the highest rate whose p99 is under the target, as is every lower rate's (None:
+    not even the lowest rate's); the true capacity lies between low, the highest rate whose
+    p99's upper bound (and every lower rate's) is under the target (None: none is surely),
+    and high, the first rate whose p99's lower bound is not (None: none offered is surely
+    over). The grid's step and the quantile's uncertainty both widen it."""
+    def over(value):
+        return value is None or value >= target_ms
+
+    def last_before(key):
+        kept = None
+        for point in points:
+            if over(key(point)):
+                break
+            kept = point[0]
+        return kept
+    return {"rate": last_before(lambda p: p[1]), "low": last_before(lambda p: p[3]),
+            "high": next((p[0] for p in points if over(p[2])), None)}
+
+
+def ratio_of(other, base):
+    """other's capacity over base's, and the widest ratio their intervals allow (not a 95%
+    interval of its own: the grid's step is most of it); None where it is unbounded."""
+    def divided(a, b):
+        return round(a / b, 3) if a and b else None
+    return {"value": divided(other["rate"], base["rate"]),
+            "low": divided(other["low"], base["high"]),
+            "high": divided(other["high"], base["low"])}
+
+
+def pooled_report(reports):
+    """The open-loop reports of a point's slices (with --raw's latencies_ms) as one: counts
+    added up, percentiles over every request, p50's and p99's 95% intervals, sample count."""
+    from bench.openloop import ranked
+    latencies = sorted(ms for report in reports for ms in report["latencies_ms"])
+    sent = sum(report["sent"] for report in reports)
+    pooled = {key: round(sum(report[key] for report in reports), 3) for key in
+              ("sent", "ok", "ok_all", "non_2xx", "timeouts", "timeouts_connecting",
+               "answered_in_window", "client_cpu_s", "duration_s")}
+    pooled["errors"] = {kind: sum(report["errors"][kind] for report in reports)
+                        for kind in reports[0]["errors"]}
+    pooled.update(ranked([ms / 1000 for ms in latencies], sent - len(latencies)))
+    for name, per_mille in (("p50", 500), ("p99", 990)):
+        pooled[f"{name}_interval_ms"] = list(quantile_interval(latencies, per_mille,
+                                                               sent - len(latencies)))
+    pooled.update(
+        samples=sent, achieved_rate=round(pooled["answered_in_window"] / pooled["duration_s"], 2),
+        mean_answered_ms=round(statistics.fmean(latencies), 2) if latencies else None,
+        peak_in_flight=max(report["peak_in_flight"] for report in reports),
+        client_behind=any(report["client_behind"] for report in reports),
+        slices=[{key: report[key] for key in SLICE_KEYS} for report in reports])
+    return pooled
+
+
+def pooled_figures(figures):
+    """The sampler's figures of each slice as one: peaks the highest, means their mean, CPU
+    and counts added up, per request over every slice's requests; None if a slice's was."""
+    pooled = {}
+    for key in figures[0]:
+        values = [figure[key] for figure in figures]
+        if None in values or key.endswith("_per_request"):
+            pooled[key] = None
+        elif key.startswith(("peak_", "longest_")):
+            pooled[key] = max(values)
+        elif key.startswith("mean_"):
+            pooled[key] = round(statistics.fmean(values), 1)
+        elif key == "server_cpus_seen":
+            pooled[key] = sorted(set().union(*values))
+        else:
+            pooled[key] = round(sum(values), 3)
+    served = pooled["served_in_window"]
+    switches = (None if pooled["server_ctx_switches_voluntary"] is None else
+                pooled["server_ctx_switches_voluntary"]
+                + pooled["server_ctx_switches_involuntary"])
+    for key, total, scale in (("server_cpu_ms_per_request", pooled["server_cpu_s"], 1000),
+                              ("server_switches_per_request", switches, 1),
+                              ("server_migrations_per_request", pooled["server_migrations"], 1)):
+        pooled[key] = round(scale * total / served, 3) if total is not None and served else None
+    return pooled
+
+
+def label_of(method):
+    return "GET /" if method == "GET" else "POST /items"
+
+
+def offer_slice(server, case, timing, load_cpus, raw_path):
+    """One slice: the data reset (GET / renders every row: a POST slice's would slow the next
+    GET's), an open-loop client at case.rate, the server sampled in its window; then the
+    server let go idle. Returns the client's report with the sampler's figures, the audit's
+    counts (like offered.audit's) and recovered_s."""
+    from bench.each_run import read_openloop, reset_data, start_openloop
+    from bench.measure import served_count
+    from bench.offered import RECOVERY_GRACE_S, kept_connection, recovery
+    from bench.placement import service_processes
+    from bench.sampling import Sampler
+    reset_data()
+    start, stats = served_count(case, 0), kept_connection(server.port)
+    with open(raw_path, "a") as log:
+        client = start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
+                                timing.warmup_s, load_cpus, log, raw=True,
+                                post=BODY if case.method == "POST" else None)
+        try:
+            time.sleep(timing.warmup_s + 0.3)  # the client starts, then warms up
+            sampler = Sampler(server, service_processes, light=True, conn=stats)
+            time.sleep(timing.duration_s)
+            sampler.stop()
+            report = read_openloop(client, timing.timeout_s, raw_path)
+        finally:
+            if client.poll() is None:
+                client.kill()
+    stats.close()
+    recovered_s = recovery(server, timing.timeout_s + RECOVERY_GRACE_S)
+    server.wait_idle()
+    counted = served_count(case, start)  # rows: those added since the start
+    # the warm-up's requests and those the client gave up on may have been served too
+    extra = round(case.rate * timing.warmup_s) + report["sent"] - report["ok_all"]
+    return {**report, "figures": sampler.figures(), "recovered_s": recovered_s,
+            "counted": counted, "extra": extra,
+            "audit_ok": report["ok_all"] <= counted <= report["ok_all"] + extra}
+
+
+def pooled_run(case, server, slices, raw, where, cpus, services):
+    """A point's slices as one run of results.json (results.py: EVERY_RUN and OPEN_LOOP)."""
+    from bench.each_run import other_cpu, where_it_ran
+    from bench.offered import client_figures, limit_met
+    report, figures = pooled_report(slices), pooled_figures([s["figures"] for s in slices])
+    recovered = [s["recovered_s"] for s in slices]
+    run = {**asdict(case), "flags": [], "knobs": server.stats()["knobs"], "repeat": 0,
+           "path": "/items" if case.method == "POST" else "/",
+           "duration_s": report["duration_s"], "threads": None, **client_figures(report),
+           "latency_mean_ms": report["mean_answered_ms"], **figures, "idle": None,
+           "wrk_cpu_s": report["client_cpu_s"], "placement": where, "raw": raw,
+           "cpus": where_it_ran(server, cpus, services, figures), "offered": report,
+           "in_flight_peak": report["peak_in_flight"], "limit_met": limit_met("", report),
+           "recovered_s": None if None in recovered else max(recovered),
+           **dict.fromkeys(("waiting_upstream_peak", "held", "kernel_stack_kb",
+                            "limit_lines", "thread_cap_how", "threads_refused")),
+           "audit": {"counted": sum(s["counted"] for s in slices), "wrk_ok": report["ok_all"],
+                     "allowed_extra": sum(s["extra"] for s in slices),
+                     "what": "Redis counter" if case.method == "GET" else "new rows",
+                     "result": "ok" if all(s["audit_ok"] for s in slices) else "FAILED"},
+           "valid": not report["errors"].get("client_fd_limit")}
+    run["other_cpu_s"] = other_cpu(run)
+    return run
+
+
+def measure_capacity(args, cases, out_dir):
+    """The saturation runs (`cases`), then the grid's: (runs, {"capacity": summary})."""
+    from argparse import Namespace
+    from bench.run import run_plan
+    saturation = run_plan(Namespace(**{**vars(args), "repeat": 1}), cases, out_dir)
+    flat_out = {}
+    for run in saturation:
+        flat_out.setdefault(run["method"], {})[run["kind"]] = run["rps"]
+    shares = QUICK_GRID if args.quick else GRID
+    grid = {method: grid_rates(max(by_kind.values()), shares)
+            for method, by_kind in flat_out.items()}
+    seed = random.SystemRandom().randrange(2**32)
+    timing = Namespace(warmup_s=min(SLICE_WARMUP_S, args.warmup), duration_s=args.duration,
+                       timeout_s=timeout_for(args.p99_target_ms))
+    kinds = list(dict.fromkeys(case.kind for case in cases))
+    runs = offer_grid(args, cases, grid, kinds, seed, timing, out_dir)
+    summary = {"target_ms": args.p99_target_ms, "seed": seed, "rounds": args.repeat,
+               "slice_warmup_s": timing.warmup_s, "slice_duration_s": timing.duration_s,
+               "timeout_s": timing.timeout_s, "min_samples": MIN_SAMPLES,
+               "methods": {method: summarize(runs, method, flat_out[method], grid[method],
+                                             args.p99_target_ms)
+                           for method in grid}}
+    return saturation + runs, {"capacity": summary}
+
+
+def summarize(runs, method, flat_out, rates, target_ms):
+    """One method's saturation, rates, each server's capacity at the target, the ratio of
+    the others' to sync's, and the lowest rate at which the client fell behind (None)."""
+    capacities = {}
+    for run in runs:
+        if run["method"] == method:
+            capacities.setdefault(run["kind"], []).append(
+                (run["rate"], run["p99_ms"], *run["offered"]["p99_interval_ms"]))
+    capacities = {kind: capacity_at(sorted(points), target_ms)
+                  for kind, points in capacities.items()}
+    behind = [run["rate"] for run in runs
+              if run["method"] == method and run["offered"]["client_behind"]]
+    return {"saturation": flat_out, "rates": rates, "capacity": capacities,
+            "ratio": {kind: ratio_of(capacity, capacities["sync"])
+                      for kind, capacity in capacities.items()
+                      if kind != "sync" and "sync" in capacities},
+            "client_behind_from": min(behind, default=None)}
+
+
+def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
+    """Every rate of the grid to each server, in rounds; the pooled runs, by method and rate."""
+    from bench.each_run import dot, place_load, said_after, say
+    from bench.launch import Server
+    from bench.placement import DEFAULT, pin_services, supported
+    where = args.placement or DEFAULT
+    cpus, services = place_load(where)
+    servers, slices, rng = {}, {}, random.Random(seed)
+    say(f"then {len(kinds) * sum(map(len, grid.values())) * args.repeat} open-loop slices "
+        f"in {args.repeat} round(s), servers in turn (random.Random({seed}))")
+    try:
+        for kind in kinds:  # started once, kept running through every slice
+            servers[kind] = Server(kind, log_dir=out_dir, cpus=cpus["server"]).start()
+        for round_ in range(args.repeat):
+            for method, rates in grid.items():
+                say(f"round {round_ + 1}/{args.repeat}: {label_of(method)} at {len(rates)} rates, "
+                    f"{rates[0]:,}/s to {rates[-1]:,}/s, {args.duration} s a slice", end=" ")
+                for rate in rates:
+                    for kind in rng.sample(kinds, len(kinds)):
+                        case = replace(cases[0], point=f"{label_of(method)} {rate:,}/s", x=rate,
+                                       series=kind, kind=kind, method=method, rate=rate,
+                                       connections=0, timeout_s=timing.timeout_s)
+                        raw = f"capacity-{kind}-{method.lower()}-r{rate}.txt"
+                        slices.setdefault(case, (raw, []))[1].append(
+                            offer_slice(servers[kind], case, timing, cpus["load"], out_dir / raw))
+                        dot()
+                said_after(f"p99 at {rates[-1]:,}/s: " + ", ".join(
+                    f"{case.kind} {pooled[-1]['p99_ms']} ms" for case, (_, pooled)
+                    in slices.items() if (case.method, case.rate) == (method, rates[-1]))
+                    + " (None: past the timeout)")
+        ordered = sorted(slices, key=lambda c: (c.method != "GET", c.rate, kinds.index(c.kind)))
+        return [pooled_run(case, servers[case.kind], *slices[case][::-1], where, cpus, services)
+                for case in ordered]
+    finally:
+        for server in servers.values():
+            server.stop()
+        if supported():
+            pin_services(None)  # Postgres and Redis may be the learner's own: every CPU again
