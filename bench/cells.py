@@ -79,7 +79,7 @@ def percentile_cell(run, key, detail="n"):
 def few(run, key):
     """Fewer than FEW_ABOVE of the requests ranked were slower than this percentile."""
     samples = run.get("latency_samples")
-    return samples is not None and samples * (1000 - PER_MILLE[key]) < FEW_ABOVE * 1000
+    return bool(samples) and samples * (1000 - PER_MILLE[key]) < FEW_ABOVE * 1000
 
 
 def littles_law_off(run):

@@ -126,7 +126,7 @@ class Side:
 
 def measure_interleaved(cases, servers, timing, out_dir, step, order):
     """Run the cases of one point (one per server: the same request and connections)
-    interleaved, in rounds for --duration s (at least MIN_ROUNDS; --quick: 1); return one run per case as results.json keeps
+    interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return one run per case as results.json keeps
     it (bench/results.py: INTERLEAVED). `order` (a random.Random) shuffles each round."""
     where = cases[0].placement or timing.placement or DEFAULT
     cpus, services = place_load(where)
@@ -140,9 +140,10 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
             side.slice(timing.warmup_s, count)
         samplers = [Sampler(side.server, service_processes) for side in sides]
         wrk_before = [side.wrk_cpu() for side in sides]
-        started = time.monotonic()
-        while (len(sides[0].slices) < (1 if timing.duration_s <= 1 else MIN_ROUNDS)
-               or time.monotonic() - started < timing.duration_s):
+        started, quick = time.monotonic(), timing.duration_s <= 1
+        budget_s = timing.duration_s * cases[0].share
+        while not sides[0].slices or not quick and (
+                len(sides[0].slices) < MIN_ROUNDS or time.monotonic() - started < budget_s):
             for side in order.sample(sides, len(sides)):
                 side.slices.append(side.slice(SLICE_S, count))
             dot()

@@ -95,7 +95,7 @@ def short_table(results):
 def footnotes(results):
     """Under the first table: what n and the marks in every table's percentiles mean."""
     runs = [row["run"] for row in summarize(results)]
-    if all(run.get("latency_samples") is None for run in runs):
+    if not any(run.get("latency_samples") for run in runs):  # interleaved runs time none
         return ""
     recorded = any(run.get("p99_interval_ms") is not None for run in runs)
     notes = ["p99 (n): in ms, over n requests, answered or not; "

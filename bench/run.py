@@ -41,8 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="fair",
                         help="what to run; see below")
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
-                        "measured window; for fair, of interleaved rounds at each point, at "
-                        f"least {MIN_ROUNDS} (default: 16 for fair, 10 for the others)")
+                        "measured window; where servers are interleaved, of rounds at each "
+                        f"point, at least {MIN_ROUNDS} rounds (fair gives its control three "
+                        "times as long); capacity's, per slice (default: 10; 2 for capacity)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=argparse.SUPPRESS,
@@ -54,7 +55,7 @@ def parse_args(argv=None):
                         "with fewer connections gets one thread per connection")
     parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
                         help="seconds of unmeasured load before each window: for wrk runs, "
-                        "after the server has answered every connection once (default: 1 "
+                        "after the server has answered every connection once (default: 0.5 "
                         "for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="which CPUs the server and the load (wrk, Postgres, Redis) may "

@@ -31,6 +31,8 @@ class Case:
         the client opens a connection whenever a request is due and none is free.
     thread_cap: the OS lets the server run at most this many threads (limits.ThreadCap:
         a laptop's cap, simulated), 0 for none of ours.
+    share: in an interleaved scenario, how much of --duration the point's rounds take (0:
+        MIN_ROUNDS only), so that a fixed time goes where the ratio is least sure.
     """
 
     point: str
@@ -45,6 +47,7 @@ class Case:
     idle: int = 0
     rate: float = 0
     thread_cap: int = 0
+    share: float = 1  # interleaved: the point's rounds run share x --duration s (MIN_ROUNDS)
 
     @property
     def most_connections(self):
@@ -92,7 +95,7 @@ def timeout_for(connections):
 
 
 FAIR_PLACEMENTS = ("shared", "isolated")
-SLICE_S = 0.5  # interleaved: each server's load in a round, before it drains
+SLICE_S = 1.0  # interleaved: each server's load in a round, before it drains
 MIN_ROUNDS = 5  # interleaved: rounds at a point however long they take: a t interval needs a few
 
 
@@ -108,8 +111,18 @@ def fair(connections, placement=None):
         for method, c in requests:
             point = f"{'GET /' if method == 'GET' else 'POST /items'} c={c}, {where}"
             cases += [Case(point, c, kind, kind, method=method, connections=c,
-                           timeout_s=timeout_for(c), placement=where) for kind in KINDS]
+                           timeout_s=timeout_for(c), placement=where, share=fair_share(
+                               method, c, first, where)) for kind in KINDS]
     return cases
+
+
+def fair_share(method, connections, first, where):
+    """The rounds' time where it counts: three shares to the control, GET / isolated, whose
+    ratio is nearest 1.00x and so needs the narrowest interval; MIN_ROUNDS only past the first
+    connection count, where each round waits for 1,500 answers twice and the gap is wide."""
+    if connections != first:
+        return 0
+    return 3 if (method, where) == ("GET", "isolated") else 1
 
 
 ARTICLE_KNOBS = {"workers": 2, "connect_per_request": True}
@@ -301,9 +314,8 @@ def at_points(pick):
 FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
 LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    # 16 s of rounds at each point (about 11 at 500 connections, the fewest at 1,500, where
-    # each slice waits for 1,500 answers) and a 1 s warm-up: the default run in about 150 s
-    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=16, warmup_s=1,
+    # 8 s of rounds a point (fair_share), a 0.5 s warm-up: the default run in about 150 s
+    "fair": Scenario(fair, "connections", quick=FIRST, duration_s=8, warmup_s=0.5,
                      interleaved=True),
     # in sequence, not interleaved: its baseline serves about 100 req/s, so a slice paused at
     # 1,500 connections would drain for 15 s; and its gap is far wider than the drift
