@@ -6,7 +6,7 @@ littles_law_off), PARTIAL and INVALID for runs that measured fewer clients than 
 summary, its reading, the charts and the terminal read through here.
 """
 
-from bench.intervals import ratio_interval
+from bench.intervals import median_interval
 
 COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
@@ -227,14 +227,14 @@ def summarize(results):
 
 
 def interleaved(runs, baseline):
-    """(ratio, low, high, rounds): the geometric mean of the rounds' req/s ratios to the
-    baseline's in the same round (and repeat), with its 95% interval (bench/intervals.py)."""
+    """(ratio, low, high, rounds): the median of the rounds' req/s ratios to the baseline's in
+    the same round (and repeat), with its 95% interval (bench/intervals.py)."""
     base = {run["repeat"]: run["slices"] for run in baseline}
     ratios = [(served / seconds) / (base_served / base_seconds)
               for run in runs for (served, seconds), (base_served, base_seconds)
               in zip(run["slices"], base.get(run["repeat"], []))
               if served and base_served]
-    return (*ratio_interval(ratios), len(ratios)) if ratios else None
+    return (*median_interval(ratios), len(ratios)) if ratios else None
 
 
 def ratio_cell(row):

@@ -292,20 +292,21 @@ the probe saw, plus at most one request per connection still in flight when they
 INTERLEAVED_LEGEND = """\
 Each server has its own wrk, which opens its connections at once ("All answered": how long
 until the server had answered every one, read from the OS) and is then paused (SIGSTOP)
-while the other server is measured. A slice resumes one wrk for {slice_s} s, pauses it, and ends
-when that server has answered every request it was sent: no request of one server is served
-in the other's slice. Req/s: the requests the slices served, per second, as Redis (page
-views) or Postgres (inserts) counted them. Ratio: the geometric mean, over the rounds, of
-req/s over the baseline's in the same round, with its 95% interval (a t interval on the
-logarithms, bench/intervals.py): where it holds 1.00x, the two cannot be told apart on this
-machine. Mean latency: connections / req/s, Little's law for a closed loop in which every
-connection always has a request out; percentiles, timeouts and wrk's latency are not
-measured here (a paused wrk's requests age while it is stopped: "-"); the capacity scenario
-times every request at fixed offered rates. Socket errors and non-2xx: wrk's, opening
-included. CPU/req: the server's CPU time over the requests it counted in the rounds.
-Accepted: the most connections the server held open at once. Audit: the Redis counter or
-the new rows match both wrks' successful responses, plus at most one request per connection
-still in flight when they stopped."""
+while the other server is measured. A slice resumes one wrk for {slice_s} s, pauses it, and
+ends when that server has answered every request it was sent: no request of one server is
+served in the other's slice. Req/s: the requests its slices served over their length, as
+Redis (page views) or Postgres (inserts) counted them. Ratio: the median over the rounds of
+req/s over the baseline's in the same round, with its 95% interval from the order
+statistics (bench/intervals.py; none under 6 rounds): a round with a stall (a long garbage
+collection, the machine) moves it by one rank, not by its size, as it would a mean. Where the
+interval holds 1.00x, the two cannot be told apart on this machine. Mean latency:
+connections / req/s, Little's law for a closed loop in which every connection always has a
+request out; percentiles, timeouts and wrk's latency are not measured here (a paused wrk's
+requests age while it is stopped: "-"); the capacity scenario times every request at fixed
+offered rates. Socket errors and non-2xx: wrk's, opening included. CPU/req: the server's CPU
+time over the requests it counted in the rounds. Accepted: the most connections the server
+held open at once. Audit: the Redis counter or the new rows match both wrks' successful
+responses, plus at most one request per connection still in flight when they stopped."""
 
 
 def probe_rate(results):

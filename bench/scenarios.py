@@ -95,8 +95,8 @@ def timeout_for(connections):
 
 
 FAIR_PLACEMENTS = ("shared", "isolated")
-SLICE_S = 1.0  # interleaved: each server's load in a round, before it drains
-MIN_ROUNDS = 5  # interleaved: rounds at a point however long they take: a t interval needs a few
+SLICE_S = 0.8  # interleaved: each server's load in a round, before it drains
+MIN_ROUNDS = 6  # interleaved: rounds at a point however long they take (intervals.py)
 
 
 def fair(connections, placement=None):
@@ -314,7 +314,8 @@ def at_points(pick):
 FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
 LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    # 8 s of rounds a point (fair_share), a 0.5 s warm-up: the default run in about 150 s
+    # 8 s of rounds a point (fair_share; at least MIN_ROUNDS), a 0.5 s warm-up: the default
+    # run in about 150 s
     "fair": Scenario(fair, "connections", quick=FIRST, duration_s=8, warmup_s=0.5,
                      interleaved=True),
     # in sequence, not interleaved: its baseline serves about 100 req/s, so a slice paused at
