@@ -136,7 +136,7 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     try:
         for case, server in zip(cases, servers):
             sides.append(Side(case, server, timing, cpus["load"]))
-        for side in sides:  # unmeasured, on the connections just opened
+        for side in sides if timing.warmup_s else []:  # unmeasured
             side.slice(timing.warmup_s, count)
         samplers = [Sampler(side.server, service_processes) for side in sides]
         wrk_before = [side.wrk_cpu() for side in sides]

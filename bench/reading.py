@@ -24,7 +24,7 @@ def reading(results):
     closed = [row for row in summarize(results) if not row["run"].get("rate")]
     lines = (capacity_reading(results) if results.get("capacity") else offered_headline(results)
              ) + closed_headline(results, closed) + alone(results)
-    lines += cause(results, closed) + warnings(results)
+    lines += cause(results, closed) + stalls(results) + warnings(results)
     return "\n".join(lines)
 
 
@@ -118,6 +118,23 @@ def cause(results, rows):
     for run in same:
         line += f"; {base_name} on {run['placement']}, {paid(run)}"
     return [line + "."]
+
+
+def stalls(results):
+    """Interleaved runs: the slices in which a server served at under half its median rate
+    (a long collection, a convoy of threads woken at once, the machine), which the median
+    ratio sets aside and Req/s counts."""
+    lines = []
+    for run in results["runs"]:
+        rates = sorted(served / seconds for served, seconds in run.get("slices", []))
+        slow = [(served, seconds) for served, seconds in run.get("slices", [])
+                if served / seconds < rates[len(rates) // 2] / 2]
+        if slow:
+            served, seconds = max(slow, key=lambda s: s[1] / max(s[0], 1))
+            lines.append(f"{run['series']} at {run['point']} in {len(slow)} of "
+                         f"{len(rates)} (the slowest: {served:,} requests in {seconds:.1f} s)")
+    return [f"- Stalls, slices at under half the server's median rate: {'; '.join(lines)}. "
+            "The ratio, a median, sets them aside; Req/s counts them."] if lines else []
 
 
 def same_request(run, other):

@@ -264,11 +264,13 @@ def runs_line(results):
     if not any("slices" in run for run in results["runs"]):
         return (f"Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s "
                 f"warm-up, wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
-    rounds = max(len(run["slices"]) for run in results["runs"])
-    return (f"Runs: at each point both servers, interleaved: {rounds} rounds, each giving "
-            f"each server one slice of load in a random order (seed {settings['seed']}), "
-            f"after a {settings['warmup_s']} s warm-up each; wrk with {threads_used(results)}, "
-            f"{settings['repeat']} repeat(s)")
+    rounds = sorted({len(run["slices"]) for run in results["runs"]})
+    warm = (f"after a {settings['warmup_s']} s warm-up each" if settings["warmup_s"] else
+            "after the opening, with no other warm-up")
+    return (f"Runs: at each point both servers, interleaved: {rounds[0]}"
+            f"{'' if len(rounds) == 1 else f' to {rounds[-1]}'} rounds, each giving each "
+            f"server one slice of load in a random order (seed {settings['seed']}), {warm}; "
+            f"wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
 
 
 def how_measured(results):

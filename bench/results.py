@@ -47,6 +47,7 @@ EVERY_RUN = {
     "idle": ("dict?", "what the idle clients saw (idle.Held.stop), or None"),
     "rate": ("float", "requests a second offered on a schedule; 0: a wrk run"),
     "thread_cap": ("int", "the OS's cap on the server's threads (limits.ThreadCap); 0: none set"),
+    "share": ("float", "interleaved: the point's rounds ran share x duration_s (scenarios.Case)"),
     "repeat": ("int", "which repeat, from 0"),
     "path": ("str", "/ or /items"),
     "duration_s": ("float", "the window's length, as asked"),
@@ -157,7 +158,7 @@ OPEN_LOOP = {
     "threads_refused": ("int?", "threads the OS refused the server (pids.events), if known"),
 }
 
-OPTIONAL = {"profile", "profiler_cpu_s",
+OPTIONAL = {"profile", "profiler_cpu_s", "share",
             "after_window", "stalled"}  # runs made before the benchmark counted them
 TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
          "list": (list,), "dict": (dict,)}

@@ -42,7 +42,7 @@ def parse_args(argv=None):
                         help="what to run; see below")
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
                         "measured window; where servers are interleaved, of rounds at each "
-                        f"point, at least {MIN_ROUNDS} rounds (fair gives its control three "
+                        f"point, at least {MIN_ROUNDS} rounds (fair gives its control 2.5 "
                         "times as long); capacity's, per slice (default: 10; 2 for capacity)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
@@ -55,7 +55,7 @@ def parse_args(argv=None):
                         "with fewer connections gets one thread per connection")
     parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
                         help="seconds of unmeasured load before each window: for wrk runs, "
-                        "after the server has answered every connection once (default: 0.5 "
+                        "after the server has answered every connection once (default: 0 "
                         "for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="which CPUs the server and the load (wrk, Postgres, Redis) may "
