@@ -269,9 +269,10 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
                             offer_slice(servers[kind], case, timing, cpus["load"], out_dir / raw))
                         dot()
                 said_after(f"p99 at {rates[-1]:,}/s: " + ", ".join(
-                    f"{case.kind} {pooled[-1]['p99_ms']} ms" for case, (_, pooled)
-                    in slices.items() if (case.method, case.rate) == (method, rates[-1]))
-                    + " (None: past the timeout)")
+                    f"{case.kind} " + ("past the timeout" if pooled[-1]["p99_ms"] is None
+                                       else f"{pooled[-1]['p99_ms']:,.1f} ms")
+                    for case, (_, pooled) in slices.items()
+                    if (case.method, case.rate) == (method, rates[-1])))
         ordered = sorted(slices, key=lambda c: (c.method != "GET", c.rate, kinds.index(c.kind)))
         return [pooled_run(case, servers[case.kind], *slices[case][::-1], where, cpus, services)
                 for case in ordered]
