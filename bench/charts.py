@@ -1,7 +1,8 @@
 """The charts of a run, as SVG: report.html's, each in a figure with its legend (page.py), and
 chart.svg, the same charts on one sheet. Grouped bars, a group a point of the scenario's x
-axis, a whisker spanning the repeats. One chart per figure: req/s, p99, CPU, context switches
-and migrations per request, and what an idle connection costs (c10k).
+axis, a whisker spanning the repeats. One chart per figure: req/s, p99 (interleaved runs, which
+time no request: the closed loop's mean latency), CPU, context switches and migrations per
+request, and what an idle connection costs (c10k).
 
 Every row of the summary's table has its bar or its mark in every chart: a percentile
 past the client's timeout is drawn to the chart's top, dashed, labelled "> 2 s" (never left
@@ -21,6 +22,7 @@ FIGURES = [("requests per second", "rps", "{:,.0f}"), ("p99 latency (ms)", "p99_
            ("server CPU per request (ms)", "server_cpu_ms_per_request", "{:.2f}"),
            ("context switches per request", "server_switches_per_request", "{:.1f}"),
            ("CPU migrations per request", "server_migrations_per_request", "{:.2f}")]
+INTERLEAVED_LATENCY = ("mean latency (ms): connections / req/s", "latency_mean_ms", "{:,.1f}")
 PERCENTILES = ("p50_ms", "p99_ms")  # None: past the timeout (bench/results.py)
 SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#ff7f0e",
                   "async --blocking": "#9467bd",
@@ -162,7 +164,11 @@ def drawn(results):
     if results.get("capacity"):  # latency against offered rate instead (bench/capacity.py)
         from bench.capacity_report import capacity_charts
         return capacity_charts(results)
-    found = [bars(results, title, key, form) for title, key, form in FIGURES]
+    figures = FIGURES
+    if any("slices" in run for run in results["runs"]):  # interleaved: no request is timed
+        figures = [INTERLEAVED_LATENCY if key == "p99_ms" else (title, key, form)
+                   for title, key, form in FIGURES]
+    found = [bars(results, title, key, form) for title, key, form in figures]
     idle = idle_cost(results)
     if idle["runs"]:
         found.append(bars(idle, "peak RSS grown per idle connection (KiB)", "idle_kib",

@@ -348,9 +348,9 @@ def render_summary(results):
 machine: compare the servers within this run, not with runs on other machines.
 {runs_line(results)}{median}. {placed(results)}
 
-{capacity_section(results)}{short_table(results)}
+{short_table(results)}
 
-{footnotes(results)}The same runs with every column; what each means follows the table.
+{footnotes(results)}{capacity_section(results)}The same runs with every column; what each means follows the table.
 
 {table(results)}
 
