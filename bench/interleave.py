@@ -81,12 +81,23 @@ class Side:
         started = time.monotonic()
         self.wrk = start_wrk(case, f"http://127.0.0.1:{server.port}/", self.threads,
                              WRK_LIMIT_S, cpus)
-        # a --workers server closes each connection after its answer (measure.py)
-        self.opening = watch_opening(server.port, self.wrk.pid, case.connections, started,
-                                     0 if case.knobs.get("workers") else timing.opening_limit_s)
         self.stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        self.wrk.send_signal(signal.SIGSTOP)
-        self.wait_idle()
+        try:
+            # a --workers server closes each connection after its answer (measure.py)
+            self.opening = watch_opening(server.port, self.wrk.pid, case.connections, started,
+                                         0 if case.knobs.get("workers")
+                                         else timing.opening_limit_s)
+            self.wrk.send_signal(signal.SIGSTOP)
+            self.wait_idle()
+        except BaseException:  # Ctrl-C, SIGTERM: not yet among the sides the caller stops
+            self.kill()
+            raise
+
+    def kill(self):
+        if self.wrk.poll() is None:
+            self.wrk.send_signal(signal.SIGCONT)
+            self.wrk.kill()
+            self.wrk.wait()
 
     def wait_idle(self):
         """Until the server has nothing in service on two readings in a row; returns when it
@@ -153,9 +164,7 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
         outputs = [side.stop() for side in sides]
     finally:
         for side in sides:
-            if side.wrk.poll() is None:
-                side.wrk.send_signal(signal.SIGCONT)
-                side.wrk.kill()
+            side.kill()
         count.close()
     drained = all(side.server.wait_idle() for side in sides)
     runs = []
