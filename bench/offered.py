@@ -10,6 +10,7 @@ then. With a slow upstream (--io-delay-ms), rate x wait requests are in flight a
 Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
+import heapq
 import http.client
 import math
 import os
@@ -128,8 +129,7 @@ def merged(reports):
     report.update(ranked(latencies, report["sent"] - len(latencies)))
     report["mean_answered_ms"] = (round(1000 * sum(latencies) / len(latencies), 1)
                                   if latencies else None)
-    report["peak_in_flight"] = max((in_flight_at(histories, clock) for clock, _ in histories[0]),
-                                   default=0)
+    report["peak_in_flight"] = peak_in_flight(histories)
     report["send_lag_ms_p99"] = max(r["send_lag_ms_p99"] or 0 for r in reports)
     report["send_lag_ms_max"] = max(r["send_lag_ms_max"] or 0 for r in reports)
     report["client_behind"] = any(r["client_behind"] for r in reports)
@@ -140,6 +140,20 @@ def merged(reports):
         report["first_failure"]["in_flight"] = in_flight_at(
             histories, report["first_failure"]["due_clock"])
     return report
+
+
+def peak_in_flight(histories):
+    """The most all clients had in flight at once, at the first client's samples: each
+    client's last sample up to then, in one pass over every sample in time order (a sample
+    of another client at the same clock counts as before it)."""
+    current, peak = [0] * len(histories), 0
+    samples = ([(at, client == 0, client, n) for at, n in history]
+               for client, history in enumerate(histories))
+    for _, first, client, n in heapq.merge(*samples):
+        current[client] = n
+        if first:
+            peak = max(peak, sum(current))
+    return peak
 
 
 def in_flight_at(histories, clock):

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from bench.offered import limit_met, measure_offered, merged, thread_states
+from bench.offered import (in_flight_at, limit_met, measure_offered, merged, peak_in_flight,
+                           thread_states)
 from bench.openloop import ranked
 from bench.run import Timing
 from bench.reading import limits_sentence
@@ -61,6 +62,16 @@ def test_several_clients_percentiles_are_ranked_again_with_their_count_and_inter
     assert report["p99_interval_ms"] == [392.0, None]  # 396 -/+ 3.9: to the 400th, failed
     assert report["p50_interval_ms"] == [180.0, 220.0]  # 200 -/+ 19.6
     assert report == {**report, **ranked([ms / 1000 for ms in first + second], 1)}
+
+
+def test_the_peak_in_flight_adds_every_clients_last_sample_at_each_of_the_firsts():
+    """At 0.1 s the first client had 5 and the second its 0.05 s sample, 7; at 0.2 s, 1 and
+    20 (a sample at the same clock counts); the second's 100 at 0.25 s comes after the first's
+    last sample, so it is not summed, as in_flight_at would not sum it."""
+    histories = [[[0.1, 5], [0.2, 1]], [[0.05, 7], [0.2, 20], [0.25, 100]]]
+    assert peak_in_flight(histories) == 21 == max(in_flight_at(histories, at)
+                                                  for at, _ in histories[0])
+    assert peak_in_flight([[], [[0.1, 3]]]) == 0
 
 
 def test_a_limit_in_the_log_is_named():
