@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.cells import markdown_table
+from bench.text import markdown_table
 from bench.http1 import read_response
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import tempfile
 from html import escape
 from pathlib import Path
 
-from bench.cells import markdown_table
+from bench.text import markdown_table
 
 RATE = 100  # samples a second: py-spy's default
 # The first group with a fragment in a leaf frame's "function (path)" takes the sample: the

@@ -9,9 +9,9 @@ import math
 
 from bench.capacity_report import capacity_reading
 from bench.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of, compared,
-                         figure, groups, littles_law_off, median_run, percentile_cell, summarize,
-                         unaccepted)
+                         groups, littles_law_off, median_run, percentile_cell, summarize, unaccepted)
 from bench.limits import thread_ceiling
+from bench.text import figure
 
 # what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
 SMOKE_TEST = "smoke test: checks that everything runs; its figures are not a measurement"

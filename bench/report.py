@@ -16,16 +16,17 @@ import textwrap
 from pathlib import Path
 
 from bench.capacity_report import capacity_section, terminal_view
-from bench.cells import (COLUMNS, FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
-                         compared, few, figure, latency_cell, latency_heading, littles_law_off,
-                         markdown_table, migrations, opening, percentile_cell, placed, ratio_cell,
-                         server_cpu, socket_errors, summarize, switches, unaccepted)
+from bench.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of, compared,
+                         few, latency_cell, latency_heading, littles_law_off, migrations, opening,
+                         percentile_cell, placed, ratio_cell, server_cpu, socket_errors, summarize,
+                         switches, unaccepted)
 from bench.charts import drawn, write_chart
 from bench.idle import idle_table
 from bench.page import write_page
 from bench.profiles import redraw_flamegraphs, shares_table
 from bench.reading import SMOKE_TEST, reading
 from bench.results import load
+from bench.text import COLUMNS, figure, markdown_table
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new

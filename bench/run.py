@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.cells import figure
+from bench.text import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
