@@ -10,7 +10,7 @@ import pytest
 from bench.offered import limit_met, measure_offered, merged, thread_states
 from bench.openloop import ranked
 from bench.run import Timing
-from bench.reading import limits_sentence
+from bench.report.reading import limits_sentence
 from bench.report import served_again
 from bench.scenarios import SCENARIOS, Case
 

@@ -15,16 +15,16 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.capacity_report import capacity_section, terminal_view
-from bench.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of, compared,
-                         few, latency_cell, latency_heading, littles_law_off, migrations, opening,
-                         percentile_cell, placed, ratio_cell, server_cpu, socket_errors, summarize,
-                         switches, unaccepted)
-from bench.charts import drawn, write_chart
+from bench.report.capacity_report import capacity_section, terminal_view
+from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
+                                compared, few, latency_cell, latency_heading, littles_law_off,
+                                migrations, opening, percentile_cell, placed, ratio_cell,
+                                server_cpu, socket_errors, summarize, switches, unaccepted)
+from bench.report.charts import drawn, write_chart
 from bench.idle import idle_table
-from bench.page import write_page
+from bench.report.page import write_page
 from bench.profiles import redraw_flamegraphs, shares_table
-from bench.reading import SMOKE_TEST, reading
+from bench.report.reading import SMOKE_TEST, reading
 from bench.results import load
 from bench.text import COLUMNS, figure, markdown_table
 
@@ -484,6 +484,3 @@ def shortest(path):
     relative = os.path.relpath(path)
     return relative if len(relative) < len(str(path)) else str(path)
 
-
-if __name__ == "__main__":
-    main()

@@ -7,9 +7,10 @@ no verdict; a run of one server alone (--only) says there is nothing to compare.
 
 import math
 
-from bench.capacity_report import capacity_reading
-from bench.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of, compared,
-                         groups, littles_law_off, median_run, percentile_cell, summarize, unaccepted)
+from bench.report.capacity_report import capacity_reading
+from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of,
+                                compared, groups, littles_law_off, median_run, percentile_cell,
+                                summarize, unaccepted)
 from bench.limits import thread_ceiling
 from bench.text import figure
 

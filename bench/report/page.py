@@ -14,8 +14,8 @@ import re
 from html import escape
 from pathlib import Path
 
-from bench.charts import charts_html
-from bench.capacity_report import GLANCE as CAPACITY_GLANCE
+from bench.report.charts import charts_html
+from bench.report.capacity_report import GLANCE as CAPACITY_GLANCE
 
 GLANCE = ("A bar is a server's median run at a point; its whisker spans the lowest to the "
           "highest of the repeats, where there were several. An outlined bar is a percentile "
