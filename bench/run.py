@@ -163,7 +163,7 @@ def prepare(args, cases, machine, out_dir):
     for placement in placements_of(args, cases):
         say(f"  {where_is(placement)}")
     if args.profile:
-        from bench.profiles import can_profile
+        from bench.pyspy import can_profile
         why_not = can_profile()
         if why_not:
             say(f"--profile: {why_not}; going on without profiles")
@@ -208,7 +208,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
                                                                     out_dir, f"{step:02d}")]
             for run, server in zip(done, running):
                 if args.profile:
-                    run["profile"] = servers.profile_of(server, f"{run['series']} at {case.point}")
+                    run["profile"] = servers.profile_of(server)
                 run["repeat"] = repeat
                 runs.append(run)
             said_after("; ".join((f"{run['series']}: " if interleaved else "") + progress(run)

@@ -16,7 +16,7 @@ from support import ROOT
 
 from bench.report.cells import littles_law_off, percentile_cell, summarize
 from bench.report.charts import drawn
-from bench.profiles import flamegraph_svg
+from bench.report.flamegraphs import flamegraph_svg
 from bench.report.reading import SMOKE_TEST, cause, reading
 from bench.report import COLUMNS, render_summary, terminal_summary, write_report
 

@@ -21,9 +21,9 @@ from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, 
                                 migrations, opening, percentile_cell, placed, ratio_cell,
                                 server_cpu, socket_errors, summarize, switches, unaccepted)
 from bench.report.charts import drawn, write_chart
+from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.idle import idle_table
 from bench.report.page import write_page
-from bench.profiles import redraw_flamegraphs, shares_table
 from bench.report.reading import SMOKE_TEST, reading
 from bench.results import load
 from bench.text import COLUMNS, figure, markdown_table
@@ -395,12 +395,13 @@ def main():
         results = load(out_dir)
     except (OSError, ValueError) as error:
         sys.exit(f"bench.report: {error}")
-    redraw_flamegraphs(results, out_dir)
     print(write_report(results, out_dir))
 
 
 def write_report(results, out_dir):
-    """summary.md, chart.svg and report.html in out_dir, from results; report.html's path."""
+    """summary.md, chart.svg, the flame graphs and report.html in out_dir, from results;
+    report.html's path."""
+    draw_flamegraphs(results, out_dir)
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     charts = drawn(results)  # once, for chart.svg and report.html alike
