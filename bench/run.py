@@ -5,8 +5,8 @@ Started by ./run_bench.sh, which first sets up .venv, wrk, Postgres and Redis. R
 
 The driver only: a run is measured by measure.py (wrk run and read by wrk.py, the server
 sampled by sampling.py), servers are started by launch.py, the machine described by
-limits.py, and the results rendered by report.py and charts.py. Standard library only up to
-the parsing of the flags, so --help works before .venv exists.
+limits.py, and the results rendered by bench/report/, called once, at the end. Standard
+library only up to the parsing of the flags, so --help works before .venv exists.
 """
 
 import argparse

@@ -1,12 +1,9 @@
-"""Turn results.json into the tables a learner reads: summary.md, with every column and the
-plain reading (reading.py), and what ./run_bench.sh prints at the end (terminal_summary):
-the columns a first look needs, within COLUMNS, and where the whole report is.
+"""The report: results.json (bench/results.py describes every field) turned into the tables a
+learner reads: summary.md, with every column and the plain reading (reading.py), and what
+./run_bench.sh prints at the end (terminal_summary): the columns a first look needs, within
+COLUMNS, and where the whole report is (page.py, charts.py, flamegraphs.py).
 
-    python -m bench.report results/latest     # writes summary.md, chart.svg, report.html again
-
-results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
-(limits.describe_machine), settings (bench/run.py's flags and its notes on the open-files
-limit and the listen queue) and runs: bench/results.py describes every field.
+    python -m bench.report results/latest     # writes every file above again from results.json
 """
 
 import os
