@@ -152,8 +152,7 @@ class Servers:
         self.running = {}
 
     def profile_of(self, server):
-        """Stop the server, so py-spy writes its samples; return their summary, naming the
-        flame graph the report draws from them (bench/report/flamegraphs.py)."""
+        """Stop the server, so py-spy writes its samples; their summary (the report draws them)."""
         self.running = {key: s for key, s in self.running.items() if s is not server}
         server.stop()
         return {"raw": server.profile_to.name,

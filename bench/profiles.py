@@ -1,9 +1,6 @@
-"""What py-spy's samples of a server say, shared by the run (each run's shares, in
-results.json) and bench/report/ (the flame graphs' colours and the summary's shares table).
-
-py-spy (bench/pyspy.py records it) writes collapsed stacks, one line each,
-"frame;frame;...;leaf COUNT", a frame being "function (path)". A sample counts where its
-leaf frame is. Standard library only; imports nothing of bench.
+"""py-spy's samples of a server (pyspy.py) grouped: the run's shares, and bench/report/'s
+flame graph colours. py-spy writes collapsed stacks, one line each, "frame;frame;...;leaf
+COUNT", a frame being "function (path)". A sample counts where its leaf frame is.
 """
 
 from pathlib import Path
@@ -25,6 +22,7 @@ GROUPS = [
                                                       "/config.py)", "_server.py)")),
 ]
 OTHER = "other"
+NAMES = [name for name, _ in GROUPS] + [OTHER]  # every group, in the shares' order
 
 
 def stacks(raw_path):
@@ -43,7 +41,7 @@ def group_of(frame):
 
 def shares(raw_path):
     """{"samples": N, "shares": {group: percent}}: where the leaf frames were; sums to 100."""
-    totals = dict.fromkeys([name for name, _ in GROUPS] + [OTHER], 0)
+    totals = dict.fromkeys(NAMES, 0)
     for frames, count in stacks(raw_path):
         totals[group_of(frames[-1])] += count
     samples = sum(totals.values())

@@ -1,8 +1,6 @@
-"""--profile: each measured run starts its own server under `py-spy record` (py-spy starts the
-server as its child, so no extra privileges are needed on Linux; macOS asks for sudo). Only
-the thread holding the GIL is sampled (--gil): where the interpreter spends its time, which on
-one core is nearly all of a server's CPU. A thread that has let go of the GIL (waiting on a
-socket, or for the GIL itself) is not in the samples (bench/profiles.py groups them).
+"""--profile: each run's own server started by `py-spy record` (as its child: no privileges on
+Linux; macOS asks for sudo), sampling the thread holding the GIL (--gil), nearly all of a
+server's CPU on one core; a thread waiting on a socket, or for the GIL, is not in the samples.
 """
 
 import shutil

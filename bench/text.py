@@ -1,7 +1,5 @@
 """How the benchmark writes for people, shared by the measuring side and bench/report/: the
-width every printed line fits, "-" for a figure not measured (never 0), a Markdown table, and
-a request method's name in a point ("GET /"). Standard library only; imports nothing of bench.
-"""
+width every printed line fits, "-" for a figure not measured (never 0), a Markdown table."""
 
 COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 
@@ -17,6 +15,5 @@ def markdown_table(headings, rows):
                      + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def label_of(method):
-    """How a point names its request: capacity's points, its sentences and its charts."""
+def label_of(method):  # capacity's points, its sentences and its charts
     return "GET /" if method == "GET" else "POST /items"

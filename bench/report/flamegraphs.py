@@ -1,12 +1,10 @@
-"""Each profiled run's flame graph, drawn from its raw py-spy stacks, and the summary's table of
-where the samples were (bench/profiles.py groups them). Drawn once: write_report draws them,
-at the end of a run and when python -m bench.report renders a run again.
-"""
+"""Each profiled run's flame graph, drawn once, by write_report (at a run's end, or again by
+python -m bench.report) from the raw stacks; and the summary's table of where they were."""
 
 from html import escape
 from pathlib import Path
 
-from bench.profiles import GROUPS, OTHER, RATE, group_of, stacks
+from bench.profiles import NAMES, RATE, group_of, stacks
 from bench.text import markdown_table
 
 COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"]
@@ -14,19 +12,18 @@ COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#b
 
 def colour_of(frame):
     """A frame's box takes its group's colour: the flame graph reads like the shares."""
-    return COLOURS[[name for name, _ in GROUPS].index(group_of(frame))
-                   if group_of(frame) != OTHER else len(GROUPS)]
+    return COLOURS[NAMES.index(group_of(frame))]
 
 
 def draw_flamegraphs(results, out_dir):
     """Each profiled run's interactive flame graph of its request handling, from its raw stacks,
     where results.json says (its profile's flamegraph)."""
-    legend = list(zip([name for name, _ in GROUPS] + [OTHER], COLOURS))
     for run in results["runs"]:
         profile = run.get("profile")
         if profile and (Path(out_dir) / profile["raw"]).exists():
             svg = flamegraph_svg(stacks(Path(out_dir) / profile["raw"]),
-                                 f"{run['series']} at {run['point']}", colour_of, legend)
+                                 f"{run['series']} at {run['point']}", colour_of,
+                                 list(zip(NAMES, COLOURS)))
             (Path(out_dir) / profile["flamegraph"]).write_text(svg)
 
 
@@ -35,7 +32,6 @@ def shares_table(results):
     profiled = [run for run in results["runs"] if run.get("profile")]
     if not profiled:
         return ""
-    names = [name for name, _ in GROUPS] + [OTHER]
     lines = ["## Where the servers' samples were (py-spy)", "",
              "PROFILED: py-spy sampled each server for its whole life (start-up and warm-up "
              "included: the shares count them, the flame graphs leave out the imports) and "
@@ -43,10 +39,10 @@ def shares_table(results):
              f"where its innermost frame was; groups by path are in bench/profiles.py "
              f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", ""]
     rows = [[run["point"], run["series"], f"{run['profile']['samples']:,}",
-             *(f"{run['profile']['shares'][name]:.1f}%" for name in names),
+             *(f"{run['profile']['shares'][name]:.1f}%" for name in NAMES),
              f"[{run['profile']['flamegraph']}]({run['profile']['flamegraph']})"]
             for run in profiled]
-    return "\n".join(lines + [markdown_table(["Point", "Server", "Samples", *names,
+    return "\n".join(lines + [markdown_table(["Point", "Server", "Samples", *NAMES,
                                                "Flame graph"], rows)]) + "\n"
 
 
