@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # -h or --help anywhere on the line: help and nothing else, before any set-up or service.
-# --quick: its first line says what it is, in bench/reading.py's SMOKE_TEST words, and so
+# --quick: its first line says what it is, in bench/report/reading.py's SMOKE_TEST words, and so
 # does its last once it has run (after a failure, the last line is the error's).
 SMOKE=""
 for arg in "$@"; do

@@ -2,12 +2,10 @@
 
     run.py        the flags and the plan (scenarios.py: what each --scenario runs)
     measure.py    one closed-loop run with wrk (offered.py: one run at a fixed offered rate)
-    capacity.py   --scenario capacity: saturation, then rates offered to both servers in
-                  rounds, pooled (capacity_report.py: its sentences, table and charts)
-    intervals.py  the 95% interval of a ratio over rounds and of a latency percentile
-    report.py     summary.md and what a run prints at the end, at most 100 columns wide; read
-                  in plain words by reading.py, each cell written by cells.py
-    page.py       report.html, the page a learner opens (charts.py: its charts, and chart.svg)
+    capacity.py   --scenario capacity: saturation, then rates offered to both in rounds, pooled
+    report/       reads results.json (results.py: its contract) and writes summary.md, what a
+                  run prints at the end, report.html, the charts and the flame graphs; it and
+                  the rest share only results.py, intervals.py, text.py and profiles.py
     syscalls.py   apart: each server's system calls per request (python -m bench.syscalls)
 
 Importing this package imports nothing else: --help works before .venv exists.

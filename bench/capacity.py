@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, replace
 
 from bench.intervals import quantile_interval
+from bench.text import label_of
 
 # of the higher saturation: 7 rates, finer where knees come, in a default run of about 6
 # minutes here (3 rounds of 2 s slices, each about 3.7 s with its warm-up, drain and reset)
@@ -131,10 +132,6 @@ def pooled_figures(figures):
                               ("server_migrations_per_request", pooled["server_migrations"], 1)):
         pooled[key] = round(scale * total / served, 3) if total is not None and served else None
     return pooled
-
-
-def label_of(method):
-    return "GET /" if method == "GET" else "POST /items"
 
 
 def offer_slice(server, case, timing, load_cpus, raw_path):

@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.cells import COLUMNS
+from bench.text import COLUMNS
 from bench.placement import (affinity_of, cpus_for, machine_cpus, pin_services, pinned_to,
                              supported)
 

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-from bench.cells import markdown_table
 from bench.http1 import read_response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,34 +161,6 @@ def kernel_stack_kb():
                         if line.startswith("KernelStack:"))
     except (OSError, StopIteration):
         return None
-
-
-def idle_table(results):
-    """The summary's section on runs with idle connections: what each one cost the server."""
-    runs = [run for run in results["runs"] if run.get("idle")]
-    if not runs:
-        return ""
-    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-    lines = ["## What the idle connections cost", "",
-             "Per idle connection, against the same server with none: its peak RSS grown, "
-             "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
-             "machine: only the sync server starts threads). Stayed open: none was closed by "
-             "the server. The idle clients' own CPU is one asyncio process's.", ""]
-    headings = ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
-                "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"]
-    rows = []
-    for run in runs:
-        idle, base = run["idle"], unloaded.get(run["series"])
-        def per(grown):
-            return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
-        rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
-               else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
-        closed = idle["closed_by_server"]
-        rows.append([run["point"], run["series"], f"{idle['opened']:,}",
-                     f"no: {closed:,} closed" if closed else "yes",
-                     f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
-                     per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"])
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n"
 
 
 if __name__ == "__main__":

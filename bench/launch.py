@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bench.limits import ThreadCap
 from bench.placement import cpus_for, pinned_to
-from bench.profiles import recording, shares, write_flamegraph
+from bench.profiles import shares
+from bench.pyspy import recording
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("sync", "async")  # {kind}_server.py: the one list of servers compared
@@ -150,13 +151,12 @@ class Servers:
         self.out_dir, self.profiling = out_dir, profiling
         self.running = {}
 
-    def profile_of(self, server, title):
-        """Stop the server, so py-spy writes its samples; draw them; return their summary."""
+    def profile_of(self, server):
+        """Stop the server, so py-spy writes its samples; their summary (the report draws them)."""
         self.running = {key: s for key, s in self.running.items() if s is not server}
         server.stop()
-        svg = server.profile_to.with_suffix(".svg")
-        write_flamegraph(server.profile_to, svg, title)
-        return {"raw": server.profile_to.name, "flamegraph": svg.name,
+        return {"raw": server.profile_to.name,
+                "flamegraph": server.profile_to.with_suffix(".svg").name,
                 **shares(server.profile_to)}
 
     def get(self, case, placement, keep, step):

@@ -54,25 +54,6 @@ def read_limits():
             "mem_available_mb": None if meminfo is None else meminfo // 1024}
 
 
-def thread_ceiling(limits):
-    """(how many connections a thread-per-connection server could hold at most, the name of
-    the limit that says so), or (None, None) if no limit is known. Each connection takes a
-    thread and a descriptor. Upper bounds: other processes use some of what is machine-wide."""
-    ceilings = {"RLIMIT_NOFILE (soft)": limits["nofile_soft"],
-                "RLIMIT_NPROC": None if limits["nproc_exempt"] else limits["nproc"],
-                "vm.max_map_count / 2": (None if limits["max_map_count"] is None
-                                         else limits["max_map_count"] // 2),
-                "kernel.pid_max": limits["pid_max"],
-                "kernel.threads-max": limits["threads_max"],
-                "kern.num_taskthreads (per process)": limits.get("task_threads"),
-                "pids.max (this cgroup, as systemd's TasksMax)": limits.get("pids_max")}
-    known = {name: value for name, value in ceilings.items() if value is not None}
-    if not known:
-        return None, None
-    name = min(known, key=known.get)
-    return known[name], name
-
-
 def task_threads():
     """macOS's cap on one process's threads (sysctl kern.num_taskthreads); None elsewhere."""
     return sysctl_int("kern.num_taskthreads", 5) if sys.platform == "darwin" else None

@@ -1,24 +1,9 @@
-"""Where a server's time goes: py-spy samples it from outside, and its stacks are grouped here.
-
-With --profile, each measured run starts its own server under `py-spy record` (py-spy starts
-the server as its child, so no extra privileges are needed on Linux; macOS asks for sudo).
-py-spy writes collapsed stacks, one line each, "frame;frame;...;leaf COUNT", a frame being
-"function (path)". Only the thread holding the GIL is sampled (--gil): where the interpreter
-spends its time, which on one core is nearly all of a server's CPU. A thread that has let go
-of the GIL (waiting on a socket, or for the GIL itself) is not in the samples. A sample
-counts where its leaf frame is.
-
-Standard library only: bench/profiles.py draws each run's flame graph from the raw stacks.
+"""py-spy's samples of a server (pyspy.py) grouped: the run's shares, and bench/report/'s
+flame graph colours. py-spy writes collapsed stacks, one line each, "frame;frame;...;leaf
+COUNT", a frame being "function (path)". A sample counts where its leaf frame is.
 """
 
-import shutil
-import subprocess
-import sys
-import tempfile
-from html import escape
 from pathlib import Path
-
-from bench.cells import markdown_table
 
 RATE = 100  # samples a second: py-spy's default
 # The first group with a fragment in a leaf frame's "function (path)" takes the sample: the
@@ -37,31 +22,7 @@ GROUPS = [
                                                       "/config.py)", "_server.py)")),
 ]
 OTHER = "other"
-
-
-def py_spy():
-    """The py-spy command from .venv, or None where it is not installed."""
-    found = Path(sys.executable).with_name("py-spy")
-    return str(found) if found.exists() else shutil.which("py-spy")
-
-
-def recording(command, raw_path):
-    """`command` run under py-spy, writing collapsed stacks to raw_path when it exits."""
-    return [py_spy(), "record", "--rate", str(RATE), "--gil", "--nonblocking", "--format", "raw",
-            "--full-filenames", "--nolineno", "-o", str(raw_path), "--", *command]
-
-
-def can_profile():
-    """None if py-spy can record here, else the sentence that says why not."""
-    if not py_spy():
-        return "py-spy is not installed"
-    with tempfile.TemporaryDirectory() as folder:
-        trial = subprocess.run([py_spy(), "record", "--format", "raw", "-o",
-                                str(Path(folder) / "trial.txt"), "--", sys.executable, "-c",
-                                "import time; time.sleep(0.5)"], capture_output=True, text=True)
-    if trial.returncode != 0:
-        return f"py-spy cannot record here ({trial.stderr.strip().splitlines()[-1:]})"
-    return None
+NAMES = [name for name, _ in GROUPS] + [OTHER]  # every group, in the shares' order
 
 
 def stacks(raw_path):
@@ -80,177 +41,9 @@ def group_of(frame):
 
 def shares(raw_path):
     """{"samples": N, "shares": {group: percent}}: where the leaf frames were; sums to 100."""
-    totals = dict.fromkeys([name for name, _ in GROUPS] + [OTHER], 0)
+    totals = dict.fromkeys(NAMES, 0)
     for frames, count in stacks(raw_path):
         totals[group_of(frames[-1])] += count
     samples = sum(totals.values())
     return {"samples": samples, "shares": {name: round(100 * n / samples, 1) if samples else 0.0
                                            for name, n in totals.items()}}
-
-
-COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"]
-
-
-def colour_of(frame):
-    """A frame's box takes its group's colour: the flame graph reads like the shares."""
-    return COLOURS[[name for name, _ in GROUPS].index(group_of(frame))
-                   if group_of(frame) != OTHER else len(GROUPS)]
-
-
-def write_flamegraph(raw_path, svg_path, title):
-    """An interactive flame graph of the run's request handling (bench/profiles.py)."""
-    legend = list(zip([name for name, _ in GROUPS] + [OTHER], COLOURS))
-    write_flamegraph_svg(stacks(raw_path), svg_path, title, colour_of, legend)
-
-
-def redraw_flamegraphs(results, out_dir):
-    """Draw each profiled run's flame graph again from its raw stacks (python -m bench.report),
-    with the title the run gave it."""
-    for run in results["runs"]:
-        profile = run.get("profile")
-        if profile and (Path(out_dir) / profile["raw"]).exists():
-            write_flamegraph(Path(out_dir) / profile["raw"], Path(out_dir) / profile["flamegraph"],
-                             f"{run['series']} at {run['point']}")
-
-
-def shares_table(results):
-    """The summary's section on profiled runs: each run's share of samples by group."""
-    profiled = [run for run in results["runs"] if run.get("profile")]
-    if not profiled:
-        return ""
-    names = [name for name, _ in GROUPS] + [OTHER]
-    lines = ["## Where the servers' samples were (py-spy)", "",
-             "PROFILED: py-spy sampled each server for its whole life (start-up and warm-up "
-             "included: the shares count them, the flame graphs leave out the imports) and "
-             "shared its CPU; compare these runs' req/s only with each other. A sample counts "
-             f"where its innermost frame was; groups by path are in bench/profiles.py "
-             f"(GROUPS). {RATE} samples a second of the thread holding the GIL.", ""]
-    rows = [[run["point"], run["series"], f"{run['profile']['samples']:,}",
-             *(f"{run['profile']['shares'][name]:.1f}%" for name in names),
-             f"[{run['profile']['flamegraph']}]({run['profile']['flamegraph']})"]
-            for run in profiled]
-    return "\n".join(lines + [markdown_table(["Point", "Server", "Samples", *names,
-                                               "Flame graph"], rows)]) + "\n"
-
-
-WIDTH, ROW, TOP = 1200, 17, 66  # px: the graph's width, a frame's height, the header's
-MIN_WIDTH = 0.3  # px: narrower frames are not drawn, as flamegraph.pl's --minwidth
-START_UP = "importlib._bootstrap"  # in the path of every frame that runs an import
-
-SCRIPT = """
-var svg = document.documentElement, boxes = Array.prototype.slice.call(
-  document.querySelectorAll("g.frame")), width = WIDTH, total = TOTAL;
-function zoom(target) {
-  var x0 = +target.dataset.x, w = +target.dataset.w, depth = +target.dataset.depth;
-  boxes.forEach(function (g) {
-    var x = +g.dataset.x, gw = +g.dataset.w, inside = x >= x0 && x + gw <= x0 + w;
-    var shown = inside || (+g.dataset.depth < depth && x <= x0 && x + gw >= x0 + w);
-    g.style.display = shown ? "" : "none";
-    if (!shown) return;
-    var left = Math.max(x, x0), right = Math.min(x + gw, x0 + w);
-    var px = (left - x0) / w * width, pw = (right - left) / w * width;
-    g.querySelector("rect").setAttribute("x", px.toFixed(1));
-    g.querySelector("rect").setAttribute("width", Math.max(pw - 0.5, 0.5).toFixed(1));
-    var text = g.querySelector("text"), name = g.dataset.name;
-    text.setAttribute("x", (px + 3).toFixed(1));
-    text.textContent = pw > 30 ? name.slice(0, Math.floor(pw / 6.5)) : "";
-  });
-}
-function search() {
-  var asked = prompt("Highlight frames matching (a regular expression):", "");
-  if (asked === null) return;
-  var pattern = new RegExp(asked), matched = 0, counted = [];
-  boxes.forEach(function (g) {
-    var hit = asked !== "" && pattern.test(g.dataset.full);
-    g.querySelector("rect").style.fill = hit ? "#e040fb" : "";
-    var x = +g.dataset.x, w = +g.dataset.w;
-    if (hit && !counted.some(function (c) { return x >= c[0] && x + w <= c[1]; })) {
-      counted.push([x, x + w]); matched += w;
-    }
-  });
-  document.getElementById("matched").textContent = asked === "" ? "" :
-    "Matched: " + (100 * matched / total).toFixed(1) + "% of the samples";
-}
-boxes.forEach(function (g) { g.addEventListener("click", function () { zoom(g); }); });
-document.getElementById("search").addEventListener("click", search);
-window.addEventListener("keydown", function (e) {
-  if ((e.ctrlKey || e.metaKey) && e.key === "f") { e.preventDefault(); search(); }
-});
-"""
-
-
-def stack_tree(stacks):
-    """{frame: {"n": samples, "children": {...}}} of request handling, and the start-up
-    samples left out."""
-    tree, start_up = {}, 0
-    for frames, count in stacks:
-        if any(START_UP in frame for frame in frames):
-            start_up += count
-            continue
-        node = tree
-        for frame in frames:
-            node = node.setdefault(frame, {"n": 0, "children": {}})
-            node["n"] += count
-            node = node["children"]
-    return tree, start_up
-
-
-def boxes_of(tree):
-    """(x, width, depth, frame, samples) of each frame, x and width in samples."""
-    boxes = []
-
-    def place(children, x, depth):
-        for frame, node in sorted(children.items()):
-            boxes.append((x, node["n"], depth, frame, node["n"]))
-            place(node["children"], x, depth + 1)
-            x += node["n"]
-
-    place(tree, 0, 1)
-    return boxes
-
-
-def flamegraph_svg(stacks, title, colour_of, legend=()):
-    """The SVG text; colour_of(frame) gives a box its group's colour, legend is
-    [(group, colour)]."""
-    tree, start_up = stack_tree(stacks)
-    total = sum(node["n"] for node in tree.values())
-    boxes = [(0, total, 0, "all", total)] + [box for box in boxes_of(tree)
-                                             if total and box[1] / total * WIDTH >= MIN_WIDTH]
-    height = TOP + (max(box[2] for box in boxes) + 2) * ROW
-    skipped = f"; {start_up:,} samples of start-up (imports) left out" if start_up else ""
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-             f'viewBox="0 0 {WIDTH} {height}" font-family="Verdana, sans-serif" '
-             'font-size="11">', "<style>g.frame{cursor:pointer} g.frame:hover rect"
-             "{stroke:#000;stroke-width:0.5} #search{cursor:pointer}</style>",
-             f'<rect width="{WIDTH}" height="{height}" fill="#f8f8f8"/>',
-             f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="15">'
-             f'{escape(title)}</text>',
-             f'<text x="6" y="38">{total:,} samples of request handling{skipped}. Click a '
-             'frame to zoom, the top line to zoom out.</text>',
-             f'<text id="search" x="{WIDTH - 6}" y="38" text-anchor="end">Search</text>',
-             f'<text id="matched" x="{WIDTH - 60}" y="38" text-anchor="end"></text>']
-    x = 6
-    for group, colour in legend:
-        parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{x + 14}" y="55" font-size="10">{escape(group)}</text>')
-        x += 24 + 5.6 * len(group)
-    for x, w, depth, frame, n in boxes:
-        name = frame.split(" (")[0]
-        px, pw = x / total * WIDTH if total else 0, w / total * WIDTH if total else WIDTH
-        share = 100 * n / total if total else 0
-        label = name[:int(pw / 6.5)] if pw > 30 else ""
-        colour = "#d8d8d8" if depth == 0 else colour_of(frame)
-        parts.append(
-            f'<g class="frame" data-x="{x}" data-w="{w}" data-depth="{depth}" '
-            f'data-name="{escape(name)}" data-full="{escape(frame)}"><title>{escape(frame)} '
-            f'({n:,} samples, {share:.1f}%)</title><rect x="{px:.1f}" '
-            f'y="{TOP + depth * ROW}" width="{max(pw - 0.5, 0.5):.1f}" height="{ROW - 1}" '
-            f'fill="{colour}" rx="2"/><text x="{px + 3:.1f}" y="{TOP + depth * ROW + 12}">'
-            f'{escape(label)}</text></g>')
-    script = SCRIPT.replace("WIDTH", str(WIDTH)).replace("TOTAL", str(total or 1))
-    parts += [f"<script><![CDATA[{script}]]></script>", "</svg>"]
-    return "\n".join(parts) + "\n"
-
-
-def write_flamegraph_svg(stacks, svg_path, title, colour_of, legend=()):
-    Path(svg_path).write_text(flamegraph_svg(stacks, title, colour_of, legend))

@@ -1,8 +1,9 @@
 """The shape of results.json, written once: what every field of a run means and holds.
 
 measure.py (wrk runs), interleave.py (wrk runs in interleaved slices) and offered.py
-(open-loop runs) write runs of this shape; report.py, reading.py, charts.py and the HTML
-report read them through load(); tests/test_results.py checks every committed run against it. A figure a platform cannot measure is None, never 0.
+(open-loop runs) write runs of this shape; bench/report/ reads them through load(): both sides
+import this module, and nothing of each other (tests/test_layers.py). tests/test_results.py
+checks every committed run against it. A figure a platform cannot measure is None, never 0.
 
 Types: int, float (an int is a float too), str, bool, list, dict; "?" after a type: or None.
 VERSION changes when a field's meaning does; a results.json of another version breaks the

@@ -5,8 +5,8 @@ Started by ./run_bench.sh, which first sets up .venv, wrk, Postgres and Redis. R
 
 The driver only: a run is measured by measure.py (wrk run and read by wrk.py, the server
 sampled by sampling.py), servers are started by launch.py, the machine described by
-limits.py, and the results rendered by report.py and charts.py. Standard library only up to
-the parsing of the flags, so --help works before .venv exists.
+limits.py, and the results rendered by bench/report/, called once, at the end. Standard
+library only up to the parsing of the flags, so --help works before .venv exists.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.cells import figure
+from bench.text import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
@@ -163,7 +163,7 @@ def prepare(args, cases, machine, out_dir):
     for placement in placements_of(args, cases):
         say(f"  {where_is(placement)}")
     if args.profile:
-        from bench.profiles import can_profile
+        from bench.pyspy import can_profile
         why_not = can_profile()
         if why_not:
             say(f"--profile: {why_not}; going on without profiles")
@@ -208,7 +208,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
                                                                     out_dir, f"{step:02d}")]
             for run, server in zip(done, running):
                 if args.profile:
-                    run["profile"] = servers.profile_of(server, f"{run['series']} at {case.point}")
+                    run["profile"] = servers.profile_of(server)
                 run["repeat"] = repeat
                 runs.append(run)
             said_after("; ".join((f"{run['series']}: " if interleaved else "") + progress(run)

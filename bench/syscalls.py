@@ -26,7 +26,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.cells import COLUMNS, markdown_table
+from bench.text import COLUMNS, markdown_table
 from bench.each_run import ROOT, reset_data, start_openloop
 from bench.launch import KINDS, Server
 from scripts.databases import free_port

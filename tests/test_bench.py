@@ -13,8 +13,8 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT, wait_until
 
-from bench.profiles import START_UP
-from bench.reading import SMOKE_TEST
+from bench.report.flamegraphs import START_UP
+from bench.report.reading import SMOKE_TEST
 from bench.results import problems
 from bench.sampling import tree_cpu_times
 

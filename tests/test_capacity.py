@@ -10,7 +10,7 @@ import pytest
 from support import ROOT
 
 from bench.capacity import capacity_at, grid_rates, pooled_figures, pooled_report, ratio_of
-from bench.capacity_report import capacity_reading, capacity_section
+from bench.report.capacity_report import capacity_reading, capacity_section
 from bench.results import problems
 
 TARGET = 100  # ms

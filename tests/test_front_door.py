@@ -1,5 +1,5 @@
 """README.md is a front door that reads in a terminal: at most about 120 lines, and no line
-wider than the project's output (bench.cells.COLUMNS) unless it holds a URL; LESSON.md fits
+wider than the project's output (bench.text.COLUMNS) unless it holds a URL; LESSON.md fits
 the same width. Every link in README.md and the pages under docs/ lands on a file that
 exists, and a #section on a heading of that file.
 """
@@ -9,7 +9,7 @@ import re
 import pytest
 from support import ROOT
 
-from bench.cells import COLUMNS
+from bench.text import COLUMNS
 
 MOST_README_LINES = 120
 URL = re.compile(r"[a-z]+://")

@@ -11,7 +11,7 @@ from bench.offered import (in_flight_at, limit_met, measure_offered, merged, pea
                            thread_states)
 from bench.openloop import ranked
 from bench.run import Timing
-from bench.reading import limits_sentence
+from bench.report.reading import limits_sentence
 from bench.report import served_again
 from bench.scenarios import SCENARIOS, Case
 

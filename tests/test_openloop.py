@@ -24,7 +24,8 @@ from contextlib import contextmanager
 import pytest
 
 from bench.openloop import ranked
-from bench.limits import held_by, read_limits, thread_ceiling
+from bench.limits import held_by, read_limits
+from bench.report.reading import thread_ceiling
 from support import ROOT, free_port
 
 OPENLOOP = [sys.executable, "-m", "bench.openloop"]  # run from ROOT

@@ -10,11 +10,11 @@ import time
 import psutil
 import pytest
 
-from bench.cells import median_run, percentile_cell, unaccepted
+from bench.report.cells import median_run, percentile_cell, unaccepted
 from bench.each_run import other_cpu
 from bench.measure import answered_connections, watch_opening
 from bench.placement import cpus_for, supported
-from bench.reading import repeat_ratios, spread
+from bench.report.reading import repeat_ratios, spread
 from bench.sampling import established, readable, ThreadCounts
 from support import ROOT, call
 

@@ -14,10 +14,10 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT
 
-from bench.cells import littles_law_off, percentile_cell, summarize
-from bench.charts import drawn
-from bench.profiles import flamegraph_svg
-from bench.reading import SMOKE_TEST, cause, reading
+from bench.report.cells import littles_law_off, percentile_cell, summarize
+from bench.report.charts import drawn
+from bench.report.flamegraphs import flamegraph_svg
+from bench.report.reading import SMOKE_TEST, cause, reading
 from bench.report import COLUMNS, render_summary, terminal_summary, write_report
 
 RUNS = sorted(path.parent for path in (ROOT / "docs" / "runs").glob("*/results.json"))

@@ -8,7 +8,7 @@ import pytest
 
 from bench.limits import somaxconn_note
 from bench.report import render_summary
-from bench.cells import summarize
+from bench.report.cells import summarize
 from bench.scenarios import SCENARIOS, Case
 from bench.launch import KINDS
 from support import ROOT

@@ -1,12 +1,9 @@
-"""Turn results.json into the tables a learner reads: summary.md, with every column and the
-plain reading (reading.py), and what ./run_bench.sh prints at the end (terminal_summary):
-the columns a first look needs, within COLUMNS, and where the whole report is.
+"""The report: results.json (bench/results.py describes every field) turned into the tables a
+learner reads: summary.md, with every column and the plain reading (reading.py), and what
+./run_bench.sh prints at the end (terminal_summary): the columns a first look needs, within
+COLUMNS, and where the whole report is (page.py, charts.py, flamegraphs.py).
 
-    python -m bench.report results/latest     # writes summary.md, chart.svg, report.html again
-
-results.json holds scenario, x_axis, baseline (the series Ratio divides by), machine
-(limits.describe_machine), settings (bench/run.py's flags and its notes on the open-files
-limit and the listen queue) and runs: bench/results.py describes every field.
+    python -m bench.report results/latest     # writes every file above again from results.json
 """
 
 import os
@@ -15,17 +12,17 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.capacity_report import capacity_section, terminal_view
-from bench.cells import (COLUMNS, FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
-                         compared, few, figure, latency_cell, latency_heading, littles_law_off,
-                         markdown_table, migrations, opening, percentile_cell, placed, ratio_cell,
-                         server_cpu, socket_errors, summarize, switches, unaccepted)
-from bench.charts import drawn, write_chart
-from bench.idle import idle_table
-from bench.page import write_page
-from bench.profiles import redraw_flamegraphs, shares_table
-from bench.reading import SMOKE_TEST, reading
+from bench.report.capacity_report import capacity_section, terminal_view
+from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
+                                compared, few, latency_cell, latency_heading, littles_law_off,
+                                migrations, opening, percentile_cell, placed, ratio_cell,
+                                server_cpu, socket_errors, summarize, switches, unaccepted)
+from bench.report.charts import drawn, write_chart
+from bench.report.flamegraphs import draw_flamegraphs, shares_table
+from bench.report.page import write_page
+from bench.report.reading import SMOKE_TEST, reading
 from bench.results import load
+from bench.text import COLUMNS, figure, markdown_table
 
 ARTICLE_TABLE = """\
 The article's figures (2017; Django 1.8 on gunicorn with 2 sync workers, DEBUG on, a new
@@ -219,6 +216,34 @@ def limits_table(results):
     return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
 
 
+def idle_table(results):
+    """The summary's section on runs with idle connections: what each one cost the server."""
+    runs = [run for run in results["runs"] if run.get("idle")]
+    if not runs:
+        return ""
+    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
+    lines = ["## What the idle connections cost", "",
+             "Per idle connection, against the same server with none: its peak RSS grown, "
+             "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
+             "machine: only the sync server starts threads). Stayed open: none was closed by "
+             "the server. The idle clients' own CPU is one asyncio process's.", ""]
+    headings = ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
+                "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"]
+    rows = []
+    for run in runs:
+        idle, base = run["idle"], unloaded.get(run["series"])
+        def per(grown):
+            return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
+        rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
+               else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
+        closed = idle["closed_by_server"]
+        rows.append([run["point"], run["series"], f"{idle['opened']:,}",
+                     f"no: {closed:,} closed" if closed else "yes",
+                     f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
+                     per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"])
+    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n"
+
+
 def served_again(run):
     """How soon a new connection got a 200 after the load; where none did, and the run counted
     it (offered.AfterWindow), when the server last answered and what it did from then."""
@@ -394,12 +419,13 @@ def main():
         results = load(out_dir)
     except (OSError, ValueError) as error:
         sys.exit(f"bench.report: {error}")
-    redraw_flamegraphs(results, out_dir)
     print(write_report(results, out_dir))
 
 
 def write_report(results, out_dir):
-    """summary.md, chart.svg and report.html in out_dir, from results; report.html's path."""
+    """summary.md, chart.svg, the flame graphs and report.html in out_dir, from results;
+    report.html's path."""
+    draw_flamegraphs(results, out_dir)
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
     charts = drawn(results)  # once, for chart.svg and report.html alike
@@ -483,6 +509,3 @@ def shortest(path):
     relative = os.path.relpath(path)
     return relative if len(relative) < len(str(path)) else str(path)
 
-
-if __name__ == "__main__":
-    main()

@@ -9,9 +9,8 @@ Standard library only.
 import math
 from html import escape
 
-from bench.capacity import label_of
-from bench.cells import figure, markdown_table
-from bench.charts import BOTTOM, H, LEFT, W, nice_top, series_colour
+from bench.report.charts import BOTTOM, H, LEFT, W, nice_top, series_colour
+from bench.text import figure, label_of, markdown_table
 
 BUSY_CORES = 0.8  # a Python process using this much of a core has nearly all it can use
 GLANCE = ("A point is a server's percentile over every request of its rounds at that offered "

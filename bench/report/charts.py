@@ -15,7 +15,7 @@ Standard library only.
 import math
 from html import escape
 
-from bench.cells import FEW, groups, few, median_run
+from bench.report.cells import FEW, groups, few, median_run
 
 W, H, LEFT, BOTTOM = 560, 300, 64, 64  # px: a chart, and the room for its axes' labels
 FIGURES = [("requests per second", "rps", "{:,.0f}"), ("p99 latency (ms)", "p99_ms", "{:,.1f}"),
@@ -162,7 +162,7 @@ def idle_cost(results):
 def drawn(results):
     """Every chart this run's figures allow: [(svg parts, legend)]."""
     if results.get("capacity"):  # latency against offered rate instead (bench/capacity.py)
-        from bench.capacity_report import capacity_charts
+        from bench.report.capacity_report import capacity_charts
         return capacity_charts(results)
     figures = FIGURES
     if any("slices" in run for run in results["runs"]):  # interleaved: no request is timed

@@ -7,8 +7,8 @@ summary, its reading, the charts and the terminal read through here.
 """
 
 from bench.intervals import median_interval
+from bench.text import figure
 
-COLUMNS = 100  # an ordinary terminal's width: every line the project prints fits it
 NOISY_SHARE = 0.1  # other processes using more than 10% of a core during a run: NOISY
 # A percentile with fewer requests slower than it is one of the few slowest, which another
 # run would draw differently, not a figure to read exactly: a p99 of under 1,000 samples.
@@ -17,11 +17,6 @@ PER_MILLE = {"p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999}
 # req/s x the probe's mean latency further than this (%) from the requests the server had in
 # service: the probe's requests may not have waited as wrk's did, nor its percentiles be theirs
 LITTLE_OFF, LITTLE = 15, "‡"
-
-
-def figure(value, form="{}"):
-    """A measured figure as text; one that could not be measured is "-", never 0."""
-    return "-" if value is None else form.format(value)
 
 
 def cell_ms(value):
@@ -163,12 +158,6 @@ def opening(run):
     if figure_["answered"] is None:
         return "-"
     return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"
-
-
-def markdown_table(headings, rows):
-    """A Markdown table: its headings, the rule under them, then a line per row of cells."""
-    return "\n".join(["| " + " | ".join(headings) + " |", "|---" * len(headings) + "|"]
-                     + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def groups(runs):

@@ -7,11 +7,11 @@ no verdict; a run of one server alone (--only) says there is nothing to compare.
 
 import math
 
-from bench.capacity_report import capacity_reading
-from bench.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of, compared,
-                         figure, groups, littles_law_off, median_run, percentile_cell, summarize,
-                         unaccepted)
-from bench.limits import thread_ceiling
+from bench.report.capacity_report import capacity_reading
+from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of,
+                                compared, groups, littles_law_off, median_run, percentile_cell,
+                                summarize, unaccepted)
+from bench.text import figure
 
 # what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
 SMOKE_TEST = "smoke test: checks that everything runs; its figures are not a measurement"
@@ -175,6 +175,25 @@ def offered_headline(results):
                      f"{run.get('limit_met') or 'none'}")
         lines.append(line + ".")
     return lines
+
+
+def thread_ceiling(limits):
+    """(how many connections a thread-per-connection server could hold at most, the name of
+    the limit that says so), or (None, None) if no limit is known. Each connection takes a
+    thread and a descriptor. Upper bounds: other processes use some of what is machine-wide."""
+    ceilings = {"RLIMIT_NOFILE (soft)": limits["nofile_soft"],
+                "RLIMIT_NPROC": None if limits["nproc_exempt"] else limits["nproc"],
+                "vm.max_map_count / 2": (None if limits["max_map_count"] is None
+                                         else limits["max_map_count"] // 2),
+                "kernel.pid_max": limits["pid_max"],
+                "kernel.threads-max": limits["threads_max"],
+                "kern.num_taskthreads (per process)": limits.get("task_threads"),
+                "pids.max (this cgroup, as systemd's TasksMax)": limits.get("pids_max")}
+    known = {name: value for name, value in ceilings.items() if value is not None}
+    if not known:
+        return None, None
+    name = min(known, key=known.get)
+    return known[name], name
 
 
 def limits_sentence(limits, thread_cap=0):

@@ -1,7 +1,7 @@
 """report.html: the page a learner opens after a run. One self-contained file beside
 summary.md (inline CSS and SVG, nothing fetched): the plain reading first ("What it says",
-reading.py), then the machine, the charts (bench/charts.py), the tables with their legend
-after them and the rest of summary.md's text as HTML (report.py), and links to each run's
+reading.py), then the machine, the charts (charts.py), the tables with their legend
+after them and the rest of summary.md's text as HTML (__init__.py), and links to each run's
 flame graph and raw wrk output.
 
     python -m bench.report results/latest     # writes it again from results.json
@@ -14,8 +14,8 @@ import re
 from html import escape
 from pathlib import Path
 
-from bench.charts import charts_html
-from bench.capacity_report import GLANCE as CAPACITY_GLANCE
+from bench.report.charts import charts_html
+from bench.report.capacity_report import GLANCE as CAPACITY_GLANCE
 
 GLANCE = ("A bar is a server's median run at a point; its whisker spans the lowest to the "
           "highest of the repeats, where there were several. An outlined bar is a percentile "
