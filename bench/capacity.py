@@ -195,10 +195,10 @@ def pooled_run(case, server, slices, raw, where, cpus, services):
     return run
 
 
-def measure_capacity(args, cases, out_dir):
-    """The saturation runs (`cases`), then the grid's: (runs, {"capacity": summary})."""
+def measure_capacity(args, cases, out_dir, run_plan):
+    """The saturation runs (`cases`, by the driver's run_plan), then the grid's: (runs,
+    {"capacity": summary})."""
     from argparse import Namespace
-    from bench.run import run_plan
     saturation = run_plan(Namespace(**{**vars(args), "repeat": 1}), cases, out_dir)
     flat_out = {}
     for run in saturation:

@@ -122,7 +122,7 @@ def main(argv=None):
     notes = prepare(args, cases, machine, out_dir)
     machine["limits"] = read_limits()  # after prepare() raised the open-files limit
     try:  # a runner of its own (capacity) adds top-level fields to results.json
-        runs, more = (scenario.runner or plain)(args, cases, out_dir)
+        runs, more = (scenario.runner or plain)(args, cases, out_dir, run_plan)
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
@@ -174,7 +174,7 @@ def prepare(args, cases, machine, out_dir):
     return notes
 
 
-def plain(args, cases, out_dir):
+def plain(args, cases, out_dir, _run_plan):
     return run_plan(args, cases, out_dir, SCENARIOS[args.scenario].interleaved), {}
 
 

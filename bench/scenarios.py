@@ -80,8 +80,8 @@ class Scenario:
     warmup_s: float = 2  # --warmup's default: seconds of unmeasured load first
     interleaved: bool = False  # a point's servers compared in slices (bench/interleave.py)
     repeat: int = 1  # --repeat's default
-    # runner(args, cases, out_dir) -> (runs, more top-level fields of results.json): for a
-    # scenario that plans as it measures (capacity); None: run.run_plan runs the cases
+    # runner(args, cases, out_dir, run_plan) -> (runs, more top-level fields of results.json):
+    # for a scenario that plans as it measures (capacity); None: run.run_plan runs the cases
     runner: Callable = None
 
     @property
@@ -289,9 +289,9 @@ def capacity(_connections, _placement=None):
             for kind in KINDS]
 
 
-def run_capacity(args, cases, out_dir):
+def run_capacity(args, cases, out_dir, run_plan):
     from bench.capacity import measure_capacity  # after --help: it needs .venv
-    return measure_capacity(args, cases, out_dir)
+    return measure_capacity(args, cases, out_dir, run_plan)
 
 
 def shorter_wait(cases):

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from bench.report.capacity_report import capacity_section, terminal_view
+from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
 from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
                                 compared, few, latency_cell, latency_heading, littles_law_off,
                                 migrations, opening, percentile_cell, placed, ratio_cell,
@@ -428,7 +428,8 @@ def write_report(results, out_dir):
     draw_flamegraphs(results, out_dir)
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
-    charts = drawn(results)  # once, for chart.svg and report.html alike
+    # once, for chart.svg and report.html alike; capacity: latency against offered rate
+    charts = capacity_charts(results) if results.get("capacity") else drawn(results)
     write_chart(charts, out_dir / "chart.svg")
     return write_page(results, summary, out_dir, charts)
 

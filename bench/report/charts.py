@@ -160,10 +160,8 @@ def idle_cost(results):
 
 
 def drawn(results):
-    """Every chart this run's figures allow: [(svg parts, legend)]."""
-    if results.get("capacity"):  # latency against offered rate instead (bench/capacity.py)
-        from bench.report.capacity_report import capacity_charts
-        return capacity_charts(results)
+    """Every chart this run's figures allow: [(svg parts, legend)]; capacity's are
+    capacity_report.capacity_charts."""
     figures = FIGURES
     if any("slices" in run for run in results["runs"]):  # interleaved: no request is timed
         figures = [INTERLEAVED_LATENCY if key == "p99_ms" else (title, key, form)
