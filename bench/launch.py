@@ -37,15 +37,18 @@ class Server:
     """
 
     def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None,
-                 port=None, thread_cap=0):
+                 port=None, thread_cap=0, under=()):
         """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
         file for py-spy's samples of the whole life of the server, which py-spy starts.
         port: a free one unless given. thread_cap: the OS lets it run at most this many
-        threads (limits.ThreadCap), 0 for no cap of ours."""
+        threads (limits.ThreadCap), 0 for no cap of ours. under: a command that runs the
+        server as its child (perf stat ... --, for bench/syscalls.py); py-spy's, profiling."""
         from scripts.databases import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
-        self.pid = None  # the server's own: under py-spy, py-spy's child
+        self.under = list(under) or (recording([], profile_to) if profile_to else [])
+        self.pid = None  # the server's own: under py-spy or perf, their child
+        self.started_at = None  # time.monotonic() when the process (or what it runs under) began
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_dir) / f"server-{kind}-{self.port}.log"
@@ -56,7 +59,7 @@ class Server:
     def command(self):
         command = [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
                    str(self.port), *self.flags]
-        return recording(command, self.profile_to) if self.profile_to else command
+        return [*self.under, *command]
 
     def start(self):
         """Start it and wait for its "serving on" line, printed once it listens: no request
@@ -66,6 +69,7 @@ class Server:
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=self.preexec if self.cpus or
                                             self.thread_cap else None)
+        self.started_at = time.monotonic()
         if self.thread_cap:
             self.thread_cap.hold(self.process.pid)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -76,7 +80,7 @@ class Server:
                 self.stop()
                 raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
             time.sleep(0.05)
-        self.pid = self.stats()["pid"] if self.profile_to else self.process.pid  # not py-spy's
+        self.pid = self.stats()["pid"] if self.under else self.process.pid  # not py-spy's
         return self
 
     def preexec(self):

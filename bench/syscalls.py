@@ -15,11 +15,8 @@ results.json: bench.report does not render it).
 
 import argparse
 import json
-import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -27,9 +24,8 @@ import time
 from pathlib import Path
 
 from bench.text import COLUMNS, markdown_table
-from bench.each_run import ROOT, reset_data, start_openloop
-from bench.launch import KINDS, Server
-from scripts.databases import free_port
+from bench.each_run import reset_data, start_openloop
+from bench.launch import KINDS, Server, ServerError
 
 # The system calls either server makes most; "all" is every system call.
 CALLS = ("futex", "recvfrom", "sendto", "epoll_wait", "epoll_ctl", "getpid", "accept4",
@@ -40,50 +36,31 @@ INTERVAL_MS = 100
 
 def counted(kind, args, log_dir):
     """{system call: calls per request} and the requests counted, for one server."""
-    port, out = free_port(), Path(log_dir) / f"perf-{kind}.csv"
-    server = subprocess.Popen(
-        ["perf", "stat", "-I", str(INTERVAL_MS), "-x,", "-o", str(out), "-e", ",".join(EVENTS),
-         "--", sys.executable, f"{kind}_server.py", "--port", str(port), "--io-delay-ms",
-         str(args.wait_ms)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        start_new_session=True)  # perf and the server in a group of their own, stopped together
-    started = time.monotonic()  # perf's interval clock starts about now
-    stats = Server(kind, port=port).stats  # GET /stats, as the benchmark reads it
+    out = Path(log_dir) / f"perf-{kind}.csv"
+    server = Server(kind, ["--io-delay-ms", str(args.wait_ms)], log_dir=log_dir,
+                    under=["perf", "stat", "-I", str(INTERVAL_MS), "-x,", "-o", str(out),
+                           "-e", ",".join(EVENTS), "--"])
     try:
-        deadline = started + 30
-        while True:
-            try:
-                stats()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"bench.syscalls: {kind}_server.py did not start under perf")
-                time.sleep(0.1)
+        server.start()
+    except ServerError as error:
+        sys.exit(f"bench.syscalls: {kind}_server.py did not start under perf: {error}")
+    stats = server.stats  # GET /stats, as the benchmark reads it
+    try:
         reset_data()
         warmup_s = args.wait_ms / 1000 + 2
         with open(Path(log_dir) / f"openloop-{kind}.txt", "w") as progress:
-            client = start_openloop(port, args.rate, args.seconds + 2, args.wait_ms / 1000 + 5,
-                                    warmup_s, None, progress)
+            client = start_openloop(server.port, args.rate, args.seconds + 2,
+                                    args.wait_ms / 1000 + 5, warmup_s, None, progress)
             time.sleep(warmup_s + 1)
-            before, window_start = stats()["served"], time.monotonic() - started
+            # perf's interval clock started with the process it runs the server under
+            before, window_start = stats()["served"], time.monotonic() - server.started_at
             time.sleep(args.seconds)
-            served, window_end = stats()["served"] - before, time.monotonic() - started
+            served = stats()["served"] - before
+            window_end = time.monotonic() - server.started_at
             client.communicate(timeout=args.wait_ms / 1000 + 70)
     finally:
-        stop(server)
+        server.stop()  # the server exits on SIGTERM, and perf, which ran it, writes and ends
     return per_request(out.read_text(), window_start, window_end, served), served
-
-
-def stop(group):
-    """SIGTERM to perf and the server alike (perf alone would leave the server running), then
-    SIGKILL to what is left after 30 s."""
-    try:
-        os.killpg(group.pid, signal.SIGTERM)
-        group.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(group.pid, signal.SIGKILL)
-        group.wait()
-    except ProcessLookupError:
-        pass  # already gone
 
 
 def per_request(csv, start_s, end_s, served):
