@@ -88,13 +88,22 @@ def service_processes():
     return found
 
 
+def listeners(port):
+    """The pids that listen on `port`, as far as this user may see (none it may not)."""
+    import psutil
+    try:
+        return tuple(sorted({c.pid for c in psutil.net_connections(kind="tcp")
+                             if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                             and c.pid}))
+    except psutil.Error:
+        return ()
+
+
 @functools.lru_cache(maxsize=None)
 def listening_on(port):
-    """The pids of ours that listen on `port`, found once: a scan of every TCP socket on the
-    machine is slow while a run holds thousands of them."""
-    import psutil
-    return tuple({c.pid for c in psutil.net_connections(kind="tcp")
-                  if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid})
+    """listeners(port), found once: a scan of every TCP socket on the machine is slow while
+    a run holds thousands of them, and the services do not move."""
+    return listeners(port)
 
 
 def pin_services(cpus):

@@ -18,6 +18,7 @@ import psutil
 
 from scripts.reset_db import reset
 from bench.launch import KINDS, Server, ServerError
+from bench.placement import listeners
 
 
 class PortTaken(ServerError):
@@ -39,12 +40,7 @@ def check_free(kind, port):
 
 def holder_of(port):
     """Who listens on `port`, as far as this user may see."""
-    try:
-        pids = {c.pid for c in psutil.net_connections(kind="tcp")
-                if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN}
-    except psutil.Error:
-        pids = set()
-    for pid in sorted(pid for pid in pids if pid):
+    for pid in listeners(port):
         try:
             process = psutil.Process(pid)
             return f"process {pid} ({' '.join(process.cmdline())[:120] or process.name()})"

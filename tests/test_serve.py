@@ -10,6 +10,8 @@ import subprocess
 import psutil
 import pytest
 from scripts.databases import free_port
+
+from bench.placement import listeners
 from support import ROOT, call, count_rows
 
 pytestmark = pytest.mark.slow  # ./run_bench.sh --serve, with services of its own
@@ -18,8 +20,7 @@ READY = "Press Ctrl-C here"
 
 
 def listening_pids(port):
-    return {conn.pid for conn in psutil.net_connections("tcp")
-            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid}
+    return set(listeners(port))
 
 
 def gone(pid):
