@@ -19,25 +19,35 @@ import psutil
 UNMEASURABLE = (psutil.Error, NotImplementedError, AttributeError)
 
 
-def cpu_seconds(pid):
-    """User plus system CPU seconds a process has used so far."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
-def tree_cpu_seconds(processes):
-    """CPU seconds of a service's processes so far: each one's own, plus what the children
-    its root has already reaped used (a Postgres backend that served one request and exited)."""
-    total = 0.0
+def cpu_times(processes, reaped=True):
+    """User and system CPU seconds the `processes` have used so far: the one reader of CPU
+    time. reaped: with what their children that have exited and been reaped used, which the
+    OS adds to the parent's children_* times, so each process of a tree counts once (a
+    Postgres backend that served one request and exited). A process other than the first
+    that has exited meanwhile is skipped: its time is now its parent's."""
+    user = system = 0.0
     for n, process in enumerate(processes):
         try:
             times = process.cpu_times()
         except psutil.Error:
-            continue  # exited since it was found: its time is now its parent's children_*
-        total += times.user + times.system
-        if n == 0:
-            total += times.children_user + times.children_system
-    return total
+            if n == 0:
+                raise
+            continue
+        user += times.user + reaped * times.children_user
+        system += times.system + reaped * times.children_system
+    return SimpleNamespace(user=user, system=system)
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds a process and its reaped children have used so far."""
+    times = cpu_times([psutil.Process(pid)])
+    return times.user + times.system
+
+
+def tree_cpu_seconds(processes):
+    """CPU seconds of a service's processes so far (cpu_times)."""
+    times = cpu_times(processes)
+    return times.user + times.system
 
 
 def cores_allowed(processes):
@@ -64,11 +74,8 @@ def tree_total(read, tree):
 
 def tree_cpu_times(process):
     """User and system CPU seconds of a server and all below it, those already exited and
-    reaped included (the OS adds them to their parent's children_* times)."""
-    below = [measured(child.cpu_times) for child in with_children(process)[1:]]
-    times = [process.cpu_times(), *filter(None, below)]
-    return SimpleNamespace(user=sum(t.user + t.children_user for t in times),
-                           system=sum(t.system + t.children_system for t in times))
+    reaped included."""
+    return cpu_times(with_children(process))
 
 
 def established(process, port, but):
@@ -88,7 +95,8 @@ def busy_seconds():
 
 
 def own_cpu_seconds():
-    times = psutil.Process().cpu_times()
+    """This benchmark's own CPU, not its clients' (wrk, openloop) that it has reaped."""
+    times = cpu_times([psutil.Process()], reaped=False)
     return times.user + times.system
 
 
