@@ -43,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
                         "measured window; where servers are interleaved, of rounds at each "
                         f"point, at least {MIN_ROUNDS} rounds (fair gives its control 2.5 "
-                        "times as long); capacity's, per slice (default: 10; 2 for capacity)")
+                        "times as long); capacity's, per slice (default: 8 for fair, 2 for "
+                        "capacity, 10 for the others)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=argparse.SUPPRESS,
@@ -69,8 +70,9 @@ def parse_args(argv=None):
                         "flame graph per run. Profiling costs CPU: its req/s are not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="1 s runs, 0.2 s warm-up, at most 2 s for wrk's connections to be "
-                        "answered, no repeats: a smoke test, not a measurement")
+                        help="1 s runs (interleaved: one round), 0.2 s warm-up, at most 2 s for "
+                        "wrk's connections to be answered, no repeats: a smoke test, not a "
+                        "measurement")
     parser.add_argument("--serve", action="store_true",
                         help="no benchmark: start both servers on what it would use (ports "
                         "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
