@@ -94,6 +94,7 @@ class Side:
             raise
 
     def kill(self):
+        self.stats.close()
         if self.wrk.poll() is None:
             self.wrk.send_signal(signal.SIGCONT)
             self.wrk.kill()
@@ -137,8 +138,9 @@ class Side:
 
 def measure_interleaved(cases, servers, timing, out_dir, step, order):
     """Run the cases of one point (one per server: the same request and connections)
-    interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return one run per case as results.json keeps
-    it (bench/results.py: INTERLEAVED). `order` (a random.Random) shuffles each round."""
+    interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return
+    one run per case as results.json keeps it (bench/results.py: INTERLEAVED). `order` (a
+    random.Random) shuffles each round."""
     where = cases[0].placement or timing.placement or DEFAULT
     cpus, services = place_load(where)
     reset_data()

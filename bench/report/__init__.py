@@ -302,7 +302,8 @@ def how_measured(results):
     """The legend of the tables: how the window was measured, and what each column means."""
     if any("slices" in run for run in results["runs"]):
         return INTERLEAVED_LEGEND.format(slice_s=results["settings"]["slice_s"])
-    return f"""Each wrk run opens its connections at once; the window is measured after the server has
+    return f"""\
+Each wrk run opens its connections at once; the window is measured after the server has
 answered every one of them once ("All answered": how long that took, read from the OS) and
 a warm-up, on the same connections. Req/s: the requests served in the window, per second,
 as Redis (page views) or Postgres (inserts) counted them.
@@ -375,7 +376,8 @@ machine: compare the servers within this run, not with runs on other machines.
 
 {short_table(results)}
 
-{footnotes(results)}{capacity_section(results)}The same runs with every column; what each means follows the table.
+{footnotes(results)}{capacity_section(results)}\
+The same runs with every column; what each means follows the table.
 
 {table(results)}
 
@@ -499,7 +501,8 @@ def terminal_summary(results, report_path):
         *([wrapped("PROFILED: py-spy sampled each server and shared its CPU: compare these "
                    "req/s only with other profiled runs."), ""]
           if results["settings"].get("profiled") else []),
-        compact_table(terminal_view(results)), *[note[:-1] for note in [footnotes(results)] if note],
+        compact_table(terminal_view(results)),
+        *[note[:-1] for note in [footnotes(results)] if note],
         "What it says:", wrapped(reading(results)), "",
         "Every column, the charts and the flame graphs (summary.md beside it: the tables):",
         shortest(report_path)])
