@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.http1 import read_response
+from bench.launch import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,10 +129,9 @@ class Held:
         if not line.startswith("holding"):
             self.process.kill()
             raise SystemExit(f"bench: idle clients did not start: {line!r}")
-        opened, deadline = int(line.split()[1]), time.monotonic() + 60
-        while (established(self.server_side, server.port, but=None) < opened
-               and time.monotonic() < deadline):
-            time.sleep(0.2)
+        opened = int(line.split()[1])
+        wait_until(lambda: established(self.server_side, server.port, but=None) >= opened,
+                   60, 0.2)
         self.kernel_stack_held = kernel_stack_kb()
 
     def stop(self):
@@ -139,10 +139,8 @@ class Held:
         self.process.send_signal(signal.SIGTERM)
         report = json.loads(self.process.stdout.readline())
         self.process.wait(timeout=60)
-        deadline = time.monotonic() + 60  # the next run's kernel memory starts from here:
-        while (self.server_side.num_threads() > self.threads_before  # wait for the threads
-               and time.monotonic() < deadline):  # of closed connections to end
-            time.sleep(0.2)
+        # the next run's kernel memory starts from here: the threads of closed connections end
+        wait_until(lambda: self.server_side.num_threads() <= self.threads_before, 60, 0.2)
         return {**report,
                 "kernel_stack_kb": grown(self.kernel_stack_before, self.kernel_stack_held)}
 

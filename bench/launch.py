@@ -24,6 +24,17 @@ START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
 
 
+def wait_until(condition, seconds=10, every_s=0.05):
+    """Poll condition() until it returns something true, for at most `seconds`; return its
+    last value. The project's one polling loop: the benchmark's and the tests' (support.py)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every_s)
+
+
 class ServerError(RuntimeError):
     """A server exited or did not answer in time; the message ends with its log's tail."""
 
@@ -112,15 +123,12 @@ class Server:
     def wait_idle(self, seconds=60):
         """Wait until no request is in service: wrk's last requests may still be served.
         Returns False if that did not happen within `seconds`."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        def idle():
             try:
-                if self.stats()["in_service"] == 0:
-                    return True
+                return self.stats()["in_service"] == 0
             except (OSError, ValueError, http.client.HTTPException):
-                pass
-            time.sleep(0.2)
-        return False
+                return False
+        return wait_until(idle, seconds, every_s=0.2)
 
     def stop(self, stop_signal=signal.SIGTERM):
         """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); if that has not stopped

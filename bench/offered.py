@@ -25,6 +25,7 @@ import psutil
 from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import grown, kernel_stack_kb
+from bench.launch import wait_until
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import DEFAULT, service_processes
@@ -215,14 +216,12 @@ def recovery(server, within_s):
     """Seconds from the clients' end until a new connection got a 200 from /health: the
     server serves again once the load has gone; None if not within `within_s`."""
     start = time.monotonic()
-    while time.monotonic() - start < within_s:
+    def healthy():
         try:
-            if server.get("/health", timeout=2)[0] == 200:
-                return round(time.monotonic() - start, 1)
+            return server.get("/health", timeout=2)[0] == 200
         except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.2)
-    return None
+            return False
+    return round(time.monotonic() - start, 1) if wait_until(healthy, within_s, 0.2) else None
 
 
 def client_figures(report):
