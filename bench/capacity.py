@@ -243,8 +243,8 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
     """Every rate of the grid to each server, in rounds; the pooled runs, by method and rate."""
     from bench.each_run import dot, place_load, said_after, say
     from bench.launch import Server
-    from bench.placement import DEFAULT, pin_services, supported
-    where = args.placement or DEFAULT
+    from bench.placement import pin_services, supported
+    where = cases[0].placement
     cpus, services = place_load(where)
     servers, slices, rng = {}, {}, random.Random(seed)
     say(f"then {len(kinds) * sum(map(len, grid.values())) * args.repeat} open-loop slices "

@@ -36,7 +36,7 @@ import redis
 
 from bench.each_run import dot, other_cpu, place_load, ran_with, reset_data, where_it_ran
 from bench.measure import watch_opening, whole_run
-from bench.placement import DEFAULT, service_processes
+from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
 from bench.sampling import Sampler, ask, cpu_seconds, measured
 from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
@@ -141,7 +141,7 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return
     one run per case as results.json keeps it (bench/results.py: INTERLEAVED). `order` (a
     random.Random) shuffles each round."""
-    where = cases[0].placement or timing.placement or DEFAULT
+    where = cases[0].placement
     cpus, services = place_load(where)
     reset_data()
     rows_at_start = count_rows(os.environ["DATABASE_URL"])

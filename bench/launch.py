@@ -171,14 +171,14 @@ class Servers:
                 "flamegraph": server.profile_to.with_suffix(".svg").name,
                 **shares(server.profile_to)}
 
-    def get(self, case, placement, keep, step):
+    def get(self, case, keep, step):
         def key(c):
-            return (c.kind, c.flags, c.placement or placement, c.thread_cap)
+            return (c.kind, c.flags, c.placement, c.thread_cap)
         for other in list(self.running):  # stop what no later run needs: a quiet machine
             if other != key(case) and all(key(c) != other for c in keep):
                 self.running.pop(other).stop()
         if key(case) not in self.running:
-            cpus = cpus_for(case.placement or placement)
+            cpus = cpus_for(case.placement)
             profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
             self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
                                              cpus=cpus and cpus["server"],

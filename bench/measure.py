@@ -30,7 +30,7 @@ from dataclasses import asdict
 from bench.each_run import (dot, dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
                             start_openloop, where_it_ran)
 from bench.idle import Held
-from bench.placement import DEFAULT, service_processes
+from bench.placement import service_processes
 from bench.sampling import Sampler, cpu_seconds, measured
 from bench.wrk import WrkOutputError, parse_wrk, start_wrk, stop_wrk, threads_for
 from scripts.reset_db import count_rows, counter_value
@@ -47,7 +47,7 @@ def measure(case, server, timing, out_dir, step):
     and placement (the flag's, or None)."""
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, timing.threads)
-    where = case.placement or timing.placement or DEFAULT
+    where = case.placement
     cpus, services = place_load(where)
     held = Held(server, case.idle, cpus["load"]) if case.idle else None
     reset_data()

@@ -28,7 +28,7 @@ from bench.idle import grown, kernel_stack_kb
 from bench.launch import wait_until
 from bench.openloop import ranked
 from bench.limits import held_by
-from bench.placement import DEFAULT, service_processes
+from bench.placement import service_processes
 from bench.sampling import Sampler, ask, cpu_seconds, measured
 from scripts.reset_db import counter_value
 # What a server's log says when it meets a limit, and the limit it names.
@@ -51,7 +51,7 @@ def measure_offered(case, server, timing, out_dir, step):
     """Run `case` (case.rate requests a second, each waiting case.knobs["io_delay_ms"]) against
     the running `server`; return the run as results.json keeps it (bench/results.py: every
     run's fields and OPEN_LOOP's). `timing` is run.Timing."""
-    where = case.placement or timing.placement or DEFAULT
+    where = case.placement
     cpus, services = place_load(where)
     reset_data()
     knobs = ran_with(case, server)

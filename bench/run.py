@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -102,12 +103,12 @@ def parse_args(argv=None):
 
 
 class Timing(NamedTuple):
-    """How long each run lasts and where its load goes: what measure() needs of the flags.
-    opening_limit_s: how long a wrk run waits for every connection to be answered once."""
+    """How long each run lasts: what measure() needs of the flags (where it runs is the
+    case's). opening_limit_s: how long a wrk run waits for every connection to be answered
+    once."""
     warmup_s: float
     duration_s: float
     threads: int
-    placement: str | None
     opening_limit_s: float = 30
 
 
@@ -143,11 +144,14 @@ def plan_cases(args, scenario):
     """The scenario's cases for these flags: one server only, or --quick's few."""
     cases = [case for case in scenario.plan(args.connections, args.placement)
              if not args.only or case.kind == args.only]
-    return scenario.quick(cases) if args.quick and scenario.quick else cases
+    cases = scenario.quick(cases) if args.quick and scenario.quick else cases
+    # where each case runs, resolved once: its own, else --placement, else the default
+    return [replace(case, placement=case.placement or args.placement or DEFAULT)
+            for case in cases]
 
 
-def placements_of(args, cases):
-    return list(dict.fromkeys(case.placement or args.placement or DEFAULT for case in cases))
+def placements_of(cases):
+    return list(dict.fromkeys(case.placement for case in cases))
 
 
 def prepare(args, cases, machine, out_dir):
@@ -162,7 +166,7 @@ def prepare(args, cases, machine, out_dir):
         f"wrk with {args.threads} threads; results in {out_dir}")
     say(f"{machine['cores']} cores ({machine['cpu']}): compare servers within this run, "
         "not across runs")
-    for placement in placements_of(args, cases):
+    for placement in placements_of(cases):
         say(f"  {where_is(placement)}")
     if args.profile:
         from bench.pyspy import can_profile
@@ -188,7 +192,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
     from bench.interleave import measure_interleaved  # psycopg2, redis and psutil: from .venv
     from bench.measure import measure
     from bench.offered import measure_offered
-    timing = Timing(args.warmup, args.duration, args.threads, args.placement,
+    timing = Timing(args.warmup, args.duration, args.threads,
                     opening_limit_s=2 if args.quick else 30)
     runs, servers = [], Servers(out_dir, args.profile)
     order = random.Random(args.seed)  # the rounds' order: results.json keeps the seed
@@ -197,7 +201,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
         steps = grouped(ordered(cases, args.repeat), interleaved)
         for step, group in enumerate(steps, 1):
             later = [case for _, case in group] + [case for g in steps[step:] for _, case in g]
-            running = [servers.get(case, args.placement or DEFAULT, later, step)
+            running = [servers.get(case, later, step)
                        for _, case in group]
             repeat, case = group[0]
             say(f"[{step}/{len(steps)}] {' and '.join(c.series for _, c in group)} at "
@@ -239,7 +243,7 @@ def grouped(plan, interleaved):
 
 
 def settings(args, cases, notes):
-    placements = placements_of(args, cases)
+    placements = placements_of(cases)
     return {"duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
             "threads": args.threads, "connections": args.connections, "only": args.only,
             "quick": args.quick, "placement": args.placement, "seed": args.seed,

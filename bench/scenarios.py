@@ -23,8 +23,8 @@ class Case:
         ({"workers": 2}); `flags` is made from them, and the server reports every knob it
         really ran with, defaults included, which is what a run records.
     method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
-    placement: where the server and the load run (placement.PLACEMENTS); None for the
-        run's --placement, or placement.DEFAULT.
+    placement: where the server and the load run (placement.PLACEMENTS); None in a plan
+        for the run's --placement, or placement.DEFAULT: run.plan_cases resolves it once.
     idle: mostly idle connections held open beside wrk's (bench/idle.py), 0 for none.
     rate: requests per second offered on a fixed schedule by bench/openloop.py instead of
         wrk's closed loop (bench/offered.py), 0 for wrk; then `connections` is unused, as

@@ -24,9 +24,8 @@ def test_an_offered_run_holds_rate_times_wait_in_flight(start_server, fresh_data
                                                          kind):
     server = start_server(kind, "--io-delay-ms", str(WAIT_MS))
     case = Case("0.4 s wait, 50/s", 20, kind, kind, {"io_delay_ms": WAIT_MS}, timeout_s=3,
-                rate=RATE)
-    run = measure_offered(case, server, Timing(warmup_s=0.5, duration_s=2, threads=None,
-                                               placement="shared"),
+                rate=RATE, placement="shared")
+    run = measure_offered(case, server, Timing(warmup_s=0.5, duration_s=2, threads=None),
                           tmp_path, "01")
     assert run["requests"] == 2 * RATE and run["ok"] == 2 * RATE
     assert run["timeouts"] == 0 and not any(run["socket_errors"].values())
