@@ -8,8 +8,10 @@ page's script found; a test asserts on those.
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support import wait_until
 
 NAMES = ("chromium", "chromium-browser", "google-chrome")
 FOUND = """(() => ({
@@ -104,17 +107,35 @@ def open_pages(paths, script=FOUND):
         browser = subprocess.Popen(
             [command, "--headless", "--remote-debugging-port=0", "--no-sandbox",
              "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             return asyncio.run(visit(devtools_url(Path(profile), browser),
                                      [path.resolve().as_uri() for path in paths], script))
         finally:
-            browser.terminate()
-            try:
-                browser.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-                browser.wait()
+            stop_all_of(browser)
+
+
+def stop_all_of(browser):
+    """SIGTERM to the browser and every helper it started (its session's process group), then
+    wait until none is left: a helper still writing into the profile folder made its removal
+    fail ("Directory not empty: 'Default'", once in a suite run). SIGKILL after 10 s."""
+    def gone():
+        try:
+            os.killpg(browser.pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(browser.pid, stop_signal)
+        except ProcessLookupError:
+            break
+        try:
+            browser.wait(timeout=10)  # the browser itself: a zombie would keep its group
+        except subprocess.TimeoutExpired:
+            continue
+        if wait_until(gone, 10, 0.1):
+            break
 
 
 def devtools_url(profile, browser):
