@@ -1,7 +1,5 @@
-"""What each --scenario runs. A case is one wrk run against one server configuration.
-
-Cases that share a `point` (the x axis: connections, delay, CPU time) are compared with each
-other; `series` names the server configuration, the same in the table, the chart and the JSON.
+"""What each --scenario runs: its Cases, each one run against one server configuration.
+Cases that share a `point` (the x axis: connections, delay, CPU time) are compared.
 """
 
 from dataclasses import dataclass, field, replace
@@ -13,27 +11,10 @@ from config import GC_MODES
 
 @dataclass(frozen=True)
 class Case:
-    """One wrk run against one server configuration.
-
-    point: e.g. "GET / c=500"; cases with the same point are compared with each other.
-    x: the point's value on the chart's x axis.
-    series: the configuration's name, e.g. "sync", "async --blocking".
-    kind: one of servers.KINDS: which {kind}_server.py runs.
-    knobs: only the knobs set away from the server's defaults, named as /stats names them
-        ({"workers": 2}); `flags` is made from them, and the server reports every knob it
-        really ran with, defaults included, which is what a run records.
-    method, connections, timeout_s: wrk's request (GET / or POST /items), -c and --timeout.
-    placement: where the server and the load run (placement.PLACEMENTS); None in a plan
-        for the run's --placement, or placement.DEFAULT: run.plan_cases resolves it once.
-    idle: mostly idle connections held open beside wrk's (bench/idle.py), 0 for none.
-    rate: requests per second offered on a fixed schedule by bench/openloop.py instead of
-        wrk's closed loop (bench/offered.py), 0 for wrk; then `connections` is unused, as
-        the client opens a connection whenever a request is due and none is free.
-    thread_cap: the OS lets the server run at most this many threads (limits.ThreadCap:
-        a laptop's cap, simulated), 0 for none of ours.
-    share: in an interleaved scenario, how much of --duration the point's rounds take (0:
-        MIN_ROUNDS only), so that a fixed time goes where the ratio is least sure.
-    """
+    """One run against one server configuration; bench/results.py's EVERY_RUN says what each
+    field means. knobs: only those set away from the server's defaults, named as /stats
+    names them (`flags` is made from them; a run records every knob the server reports).
+    placement None: the run's --placement, or the default, as run.plan_cases resolves it."""
 
     point: str
     x: float
@@ -47,18 +28,16 @@ class Case:
     idle: int = 0
     rate: float = 0
     thread_cap: int = 0
-    share: float = 1  # interleaved: the point's rounds run share x --duration s (MIN_ROUNDS)
+    share: float = 1
 
     @property
     def most_connections(self):
-        """The most connections this case can open at once: wrk's and the idle clients', or
-        for an open-loop case every request until its timeout."""
+        """wrk's and the idle clients', or for an open loop every request until its timeout."""
         return round(self.rate * self.timeout_s) if self.rate else self.connections + self.idle
 
     @property
     def flags(self):
-        """The command-line flags for `knobs`: workers=2 is --workers 2, blocking=True is
-        --blocking (CONTRIBUTING.md: a knob has one name, in /stats and in --help)."""
+        """workers=2 is --workers 2, blocking=True is --blocking (CONTRIBUTING.md)."""
         flags = []
         for name, value in self.knobs.items():
             flag = "--" + name.replace("_", "-")
@@ -68,20 +47,19 @@ class Case:
 
 @dataclass(frozen=True)
 class Scenario:
-    """plan(connections, placement) -> the Cases in the order they run, where placement is
-    the run's --placement or None; x_axis labels the chart; baseline is the series the Ratio
-    column divides every series' req/s by at each point."""
+    """plan(connections, placement) -> the Cases in the order they run (placement: the run's
+    --placement or None); baseline: the series the Ratio column divides by at each point."""
 
     plan: Callable
     x_axis: str
     baseline: str = "sync"
     quick: Callable = None  # quick(cases) -> the cases --quick runs; None: all of them
-    duration_s: int = 10  # --duration's default: seconds per measured window
-    warmup_s: float = 2  # --warmup's default: seconds of unmeasured load first
+    duration_s: int = 10  # the defaults of --duration, --warmup and --repeat
+    warmup_s: float = 2
     interleaved: bool = False  # a point's servers compared in slices (bench/interleave.py)
-    repeat: int = 1  # --repeat's default
-    # runner(args, cases, out_dir, run_plan) -> (runs, more top-level fields of results.json):
-    # for a scenario that plans as it measures (capacity); None: run.run_plan runs the cases
+    repeat: int = 1
+    # runner(args, cases, out_dir, run_plan) -> (runs, more top-level fields of results.json),
+    # for a scenario that plans as it measures (capacity)
     runner: Callable = None
 
     @property
@@ -160,16 +138,11 @@ BOUNDED_WORKERS = 32
 
 def io_delay(_connections, _placement=None):
     """Each view also waits on a slow upstream: waiting is what an event loop overlaps."""
-    cases = []
-    for delay in IO_DELAYS_MS:
-        point, knobs = f"delay {delay} ms", {"io_delay_ms": delay}
-        cases += [
-            Case(point, delay, "sync", "sync", knobs),
-            Case(point, delay, f"sync --workers {BOUNDED_WORKERS}", "sync",
-                 {**knobs, "workers": BOUNDED_WORKERS}),
-            Case(point, delay, "async", "async", knobs),
-        ]
-    return cases
+    return [Case(f"delay {delay} ms", delay, series, series.split()[0],
+                 {"io_delay_ms": delay, **more})
+            for delay in IO_DELAYS_MS
+            for series, more in (("sync", {}), (f"sync --workers {BOUNDED_WORKERS}",
+                                                {"workers": BOUNDED_WORKERS}), ("async", {}))]
 
 
 CPU_MS = (0, 2, 10)
@@ -189,14 +162,10 @@ BLOCKING_CONNECTIONS = 100
 def blocking(_connections, _placement=None):
     """One time.sleep in the event loop: every connection waits behind it."""
     knobs = {"io_delay_ms": BLOCKING_DELAY_MS}
-    point = f"delay {BLOCKING_DELAY_MS} ms"
-    return [
-        Case(point, BLOCKING_DELAY_MS, "async", "async", knobs,
-             connections=BLOCKING_CONNECTIONS),
-        Case(point, BLOCKING_DELAY_MS, "async --blocking", "async", {**knobs, "blocking": True},
-             connections=BLOCKING_CONNECTIONS),
-        Case(point, BLOCKING_DELAY_MS, "sync", "sync", knobs, connections=BLOCKING_CONNECTIONS),
-    ]
+    return [Case(f"delay {BLOCKING_DELAY_MS} ms", BLOCKING_DELAY_MS, series, series.split()[0],
+                 {**knobs, **more}, connections=BLOCKING_CONNECTIONS)
+            for series, more in (("async", {}), ("async --blocking", {"blocking": True}),
+                                 ("sync", {}))]
 
 
 PLACEMENT_CONNECTIONS = 500
@@ -224,6 +193,13 @@ def c10k(_connections, _placement=None):
             for idle in IDLE_CONNECTIONS for kind in KINDS]
 
 
+def waiting(point, wait_s, rate, series, knobs=None, **more):
+    """An open-loop case (bench/offered.py): `rate` requests a second, each waiting wait_s."""
+    return Case(point, rate * wait_s, series, series.split()[0],
+                {"io_delay_ms": wait_s * 1000, **(knobs or {})}, timeout_s=wait_s + 5,
+                rate=rate, **more)
+
+
 # (upstream wait in s, requests offered a second): from 500 to 22,500 in flight, past the
 # open-files limit of each process here (20,000). More than about 14,000 connections from one
 # client address to one port stall Linux's connect() (bench/limits.py): past 10,000 the
@@ -236,12 +212,8 @@ def waits(_connections, _placement=None):
     long poll does), offered at a fixed rate whether or not the server keeps up: rate x wait
     requests in flight at once, from 500 to 22,500, until each server meets a limit of this
     machine. Open loop (bench/openloop.py)."""
-    cases = []
-    for wait_s, rate in WAITS:
-        point = f"{wait_s} s wait, {rate:,}/s"
-        cases += [Case(point, rate * wait_s, kind, kind, {"io_delay_ms": wait_s * 1000},
-                       timeout_s=wait_s + 5, rate=rate) for kind in KINDS]
-    return cases
+    return [waiting(f"{wait_s} s wait, {rate:,}/s", wait_s, rate, kind)
+            for wait_s, rate in WAITS for kind in KINDS]
 
 
 # A laptop's cap on one process's threads, simulated (limits.ThreadCap): macOS's
@@ -255,9 +227,7 @@ def laptop(_connections, _placement=None):
     OS, as a laptop may allow a process (simulated: limits.ThreadCap)."""
     wait_s, rate = LAPTOP_WAIT
     point = f"{wait_s} s wait, {rate:,}/s, {LAPTOP_THREADS:,} threads a process"
-    return [Case(point, rate * wait_s, kind, kind, {"io_delay_ms": wait_s * 1000},
-                 timeout_s=wait_s + 5, rate=rate, thread_cap=LAPTOP_THREADS)
-            for kind in KINDS]
+    return [waiting(point, wait_s, rate, kind, thread_cap=LAPTOP_THREADS) for kind in KINDS]
 
 
 COLLECTOR_WAIT = (20, 500)  # 10,000 in flight: where the event loop's collector paused longest
@@ -268,12 +238,10 @@ def collector(_connections, _placement=None):
     --gc: Python's collector as it is, with what start-up made frozen out of its sight, and
     with higher thresholds."""
     wait_s, rate = COLLECTOR_WAIT
-    point, knobs = f"{wait_s} s wait, {rate:,}/s", {"io_delay_ms": wait_s * 1000}
-    return [Case(point, rate * wait_s, "sync", "sync", knobs, timeout_s=wait_s + 5,
-                 rate=rate)] + [
-        Case(point, rate * wait_s, f"async --gc {mode}", "async",
-             {**knobs, "gc": mode} if mode != "default" else knobs, timeout_s=wait_s + 5,
-             rate=rate) for mode in GC_MODES]
+    point = f"{wait_s} s wait, {rate:,}/s"
+    return [waiting(point, wait_s, rate, "sync")] + [
+        waiting(point, wait_s, rate, f"async --gc {mode}",
+                {"gc": mode} if mode != "default" else None) for mode in GC_MODES]
 
 
 SATURATION_CONNECTIONS = 100  # more than either server's pools: each serves flat out
@@ -314,8 +282,7 @@ def at_points(pick):
 FIRST, FIRST_TWO = at_points(lambda xs: xs[:1]), at_points(lambda xs: xs[:2])
 LAST, BOTH_ENDS = at_points(lambda xs: xs[-1:]), at_points(lambda xs: [xs[0], xs[-1]])
 SCENARIOS = {
-    # 8 s of rounds a point (fair_share; at least MIN_ROUNDS) and no warm-up beyond the
-    # opening, where every connection was answered once: the default run in about 150 s
+    # no warm-up beyond the opening, where every connection was answered once: about 150 s
     "fair": Scenario(fair, "connections", quick=FIRST, duration_s=8, warmup_s=0,
                      interleaved=True),
     # in sequence, not interleaved: its baseline serves about 100 req/s, so a slice paused at
@@ -323,9 +290,8 @@ SCENARIOS = {
     "article": Scenario(article, "connections", baseline=ARTICLE_SERIES),
     "sweep": Scenario(sweep, "connections", quick=FIRST_TWO, interleaved=True),
     "io-delay": Scenario(io_delay, "upstream delay (ms)", quick=LAST, interleaved=True),
-    # --quick: 0 and 2 ms. At 10 ms a hundred threads share the GIL and finish their pages
-    # in bursts: in one suite run the threads had answered 44 of 100 connections after 2 s
-    # and served none in the 1 s window, failing the smoke test for want of a longer window
+    # --quick: 0 and 2 ms. At 10 ms a hundred threads sharing the GIL answered 44 of 100
+    # connections in 2 s and served none in the 1 s window: a failed smoke test
     "cpu": Scenario(cpu, "CPU per view (ms)", quick=FIRST_TWO, interleaved=True),
     "blocking": Scenario(blocking, "upstream delay (ms)", interleaved=True),
     "placement": Scenario(placement, "placement (0 isolated, 1 shared, 2 spread)",
@@ -336,7 +302,6 @@ SCENARIOS = {
     "laptop": Scenario(laptop, "requests in flight (offered rate x wait)", quick=shorter_wait),
     "collector": Scenario(collector, "requests in flight (offered rate x wait)",
                           quick=shorter_wait),
-    # 2 s slices in 3 rounds: a default run of about 6 minutes on 2 cores (capacity.GRID)
     "capacity": Scenario(capacity, "offered rate (req/s), or wrk's connections", duration_s=2,
                          repeat=3, runner=run_capacity),
 }
