@@ -1,12 +1,6 @@
-"""Drive wrk against both servers on equal terms, audit every run, write and print the results.
-
-Started by ./run_bench.sh, which first sets up .venv, wrk, Postgres and Redis. Runs as:
-    python -m bench [--scenario fair] [--duration 10] [--repeat 1] ...
-
-The driver only: a run is measured by measure.py (wrk run and read by wrk.py, the server
-sampled by sampling.py), servers are started by launch.py, the machine described by
-limits.py, and the results rendered by bench/report/, called once, at the end. Standard
-library only up to the parsing of the flags, so --help works before .venv exists.
+"""The benchmark's driver (python -m bench, started by ./run_bench.sh): the flags, the plan,
+every run measured and audited, results.json written and the report rendered once, at the end.
+Standard library only up to the parsing of the flags, so --help works before .venv exists.
 """
 
 import argparse
@@ -42,10 +36,9 @@ def parse_args(argv=None):
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="fair",
                         help="what to run; see below")
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
-                        "measured window; where servers are interleaved, of rounds at each "
-                        f"point, at least {MIN_ROUNDS} rounds (fair gives its control 2.5 "
-                        "times as long); capacity's, per slice (default: 8 for fair, 2 for "
-                        "capacity, 10 for the others)")
+                        "measured window; interleaved, of rounds at each point (at least "
+                        f"{MIN_ROUNDS}; fair's control 2.5 times as long); capacity's, per "
+                        "slice (default: 8 for fair, 2 for capacity, 10 for the others)")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=argparse.SUPPRESS,
@@ -53,30 +46,25 @@ def parse_args(argv=None):
                         "(default: 3 rounds for capacity, 1 for the other scenarios)")
     parser.add_argument("--only", choices=KINDS, help="benchmark one server only")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
-                        help="wrk threads; the default is this machine's core count. A run "
-                        "with fewer connections gets one thread per connection")
+                        help="wrk threads, at most one a connection")
     parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
-                        help="seconds of unmeasured load before each window: for wrk runs, "
-                        "after the server has answered every connection once (default: 0 "
-                        "for fair, 2 for the others)")
+                        help="seconds of unmeasured load before each window, after every "
+                        "connection was answered once (default: 0 for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
-                        help="which CPUs the server and the load (wrk, Postgres, Redis) may "
-                        "use: shared lets the OS place every process on every CPU, as on a "
-                        "laptop; isolated puts the server alone on the last core; spread "
-                        "gives the server several cores apart from the load where there are "
-                        "enough (Linux; elsewhere always shared). Default: fair runs shared, "
-                        f"then isolated; the other scenarios run {DEFAULT}")
+                        help="the server's and the load's CPUs: shared, every process on "
+                        "every CPU, as on a laptop; isolated, the server alone on the last "
+                        "core; spread, the server on several cores apart from the load (Linux; "
+                        "elsewhere shared). Default: fair runs shared, then isolated; the "
+                        f"others {DEFAULT}")
     parser.add_argument("--profile", action="store_true",
-                        help="also record where each server's time goes with py-spy: a "
-                        "flame graph per run. Profiling costs CPU: its req/s are not "
+                        help="a py-spy flame graph per run; its CPU cost makes its req/s not "
                         "comparable with unprofiled runs")
     parser.add_argument("--quick", action="store_true",
-                        help="1 s runs (interleaved: one round), 0.2 s warm-up, at most 2 s for "
-                        "wrk's connections to be answered, no repeats: a smoke test, not a "
-                        "measurement")
+                        help="a smoke test, not a measurement: 1 s runs (one round), 0.2 s "
+                        "warm-up, 2 s at most for the opening, no repeats")
     parser.add_argument("--serve", action="store_true",
-                        help="no benchmark: start both servers on what it would use (ports "
-                        "8080 and 8081), print their URLs and the services', wait for Ctrl-C")
+                        help="no benchmark: start both servers as it would (--serve-ports), "
+                        "print their URLs and the services', wait for Ctrl-C")
     parser.add_argument("--serve-ports", default="8080,8081",
                         help="with --serve: the sync and the async server's ports")
     parser.add_argument("--p99-target-ms", type=float, default=100,
@@ -103,9 +91,8 @@ def parse_args(argv=None):
 
 
 class Timing(NamedTuple):
-    """How long each run lasts: what measure() needs of the flags (where it runs is the
-    case's). opening_limit_s: how long a wrk run waits for every connection to be answered
-    once."""
+    """What a run needs of the flags; opening_limit_s: a wrk run's wait for every connection
+    to be answered once."""
     warmup_s: float
     duration_s: float
     threads: int
@@ -125,7 +112,8 @@ def main(argv=None):
     notes = prepare(args, cases, machine, out_dir)
     machine["limits"] = read_limits()  # after prepare() raised the open-files limit
     try:  # a runner of its own (capacity) adds top-level fields to results.json
-        runs, more = (scenario.runner or plain)(args, cases, out_dir, run_plan)
+        runs, more = (scenario.runner(args, cases, out_dir, run_plan) if scenario.runner
+                      else (run_plan(args, cases, out_dir, scenario.interleaved), {}))
     except KeyboardInterrupt:
         say("interrupted: stopping the servers")
         return 130
@@ -180,10 +168,6 @@ def prepare(args, cases, machine, out_dir):
     return notes
 
 
-def plain(args, cases, out_dir, _run_plan):
-    return run_plan(args, cases, out_dir, SCENARIOS[args.scenario].interleaved), {}
-
-
 def run_plan(args, cases, out_dir, interleaved=False):
     """Every run of the plan, each server started once for the runs it serves; the runs as
     results.json keeps them. An interleaved scenario measures each point's servers together
@@ -198,7 +182,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
     order = random.Random(args.seed)  # the rounds' order: results.json keeps the seed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        steps = grouped(ordered(cases, args.repeat), interleaved)
+        steps = steps_of(cases, args.repeat, interleaved)
         for step, group in enumerate(steps, 1):
             later = [case for _, case in group] + [case for g in steps[step:] for _, case in g]
             running = [servers.get(case, later, step)
@@ -229,16 +213,16 @@ def run_plan(args, cases, out_dir, interleaved=False):
     return runs
 
 
-def grouped(plan, interleaved):
-    """The plan's steps: each (repeat, case) alone, or, interleaved, a point's cases together."""
-    if not interleaved:
-        return [[item] for item in plan]
+def steps_of(cases, repeats, interleaved):
+    """The plan's steps, [(repeat, case), ...] each: every case `repeats` times, a point's
+    cases in one step where interleaved; within a point, the servers swap order each repeat."""
+    points = list(dict.fromkeys(case.point for case in cases))
     steps = []
-    for repeat, case in plan:
-        if steps and steps[-1][0][0] == repeat and steps[-1][0][1].point == case.point:
-            steps[-1].append((repeat, case))
-        else:
-            steps.append([(repeat, case)])
+    for repeat in range(repeats):
+        for point in points:
+            group = [(repeat, case) for case in cases if case.point == point]
+            group = group if repeat % 2 == 0 else group[::-1]
+            steps += [group] if interleaved else [[item] for item in group]
     return steps
 
 
@@ -259,17 +243,6 @@ def write_results(results, out_dir):
     from bench.report import terminal_summary, write_report
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(terminal_summary(results, write_report(results, out_dir)))
-
-
-def ordered(cases, repeats):
-    """Every case, `repeats` times; within a point, the servers swap order on each repeat."""
-    points = list(dict.fromkeys(case.point for case in cases))
-    plan = []
-    for repeat in range(repeats):
-        for point in points:
-            group = [case for case in cases if case.point == point]
-            plan += [(repeat, case) for case in (group if repeat % 2 == 0 else group[::-1])]
-    return plan
 
 
 def progress(run):
