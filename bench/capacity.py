@@ -1,30 +1,28 @@
 """--scenario capacity: each server's latency at each offered rate, its knee, and the highest
 rate it sustains with its p99 under --p99-target-ms.
 
-Saturation first: a short wrk closed-loop run per server and method (the plan's cases, run by
-run.run_plan with their audit and probe). wrk, not a search with the open-loop client: one
-short run finds it, and wrk costs little CPU. The open-loop client is Python and costs more,
-so under it a knee can come before wrk's figure; a grid to 110% of it shows the knee anyway.
-
-Then the same rates for both servers (GRID: shares of the higher saturation), offered by
-bench/openloop.py: each request timed from when it was due, so the latency is that of the
-requests that carry the load. Both servers run throughout. In each of --repeat rounds, each
-server gets a slice at every rate, the two in an order drawn by random.Random(seed) (seed
-recorded), so the machine's drift falls on both alike. A slice: one client, a warm-up,
---duration s measured, nothing sent after, each request in flight given until its own
-deadline; then the server goes idle. A (server, method, rate)'s slices pool into one run:
-percentiles over every request of every round, timeouts and errors ranked after every answer,
-and in run["offered"] p50's and p99's 95% intervals and their sample count (pooled_report).
-Those intervals take requests as independent; near a knee latencies come in bursts, so there
-they are narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows it.
+First each server's saturation, by a short wrk run (one run finds it, at little CPU; the
+open-loop client is Python and costs more, so its knee can come before wrk's figure: the grid
+goes to 110% of it). Then, both servers running throughout, --repeat rounds in which each gets
+a slice at every rate of the grid, in an order drawn by random.Random(seed), so the machine's
+drift falls on both alike. A point's slices pool into one run (pooled_report): its intervals
+take requests as independent; near a knee latencies come in bursts, so there they are
+narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows it.
 """
 
 import random
 import statistics
 import time
-from dataclasses import asdict, replace
+from argparse import Namespace
+from dataclasses import replace
 
-from bench.intervals import quantile_interval
+from bench.each_run import (Count, audit, dot, other_cpu, place_load, ran_with, read_openloop,
+                            record, reset_data, said_after, say, start_openloop)
+from bench.launch import Server
+from bench.offered import (RECOVERY_GRACE_S, client_figures, combined, kept_connection,
+                           limit_met, recovery)
+from bench.placement import pin_services, service_processes, supported
+from bench.sampling import Sampler
 from bench.text import label_of
 
 # of the higher saturation: 7 rates, finer where knees come, in a default run of about 6
@@ -37,6 +35,8 @@ BODY = '{"text": "capacity"}'
 # the open-loop client's figures kept for each slice (openloop.py's docstring)
 SLICE_KEYS = ("sent", "ok", "timeouts", "achieved_rate", "p99_ms", "client_cpu_s",
               "send_lag_ms_p99", "client_behind", "peak_in_flight")
+POOLED = ("sent", "ok", "ok_all", "non_2xx", "timeouts", "timeouts_connecting",
+          "answered_in_window", "client_cpu_s", "duration_s")  # added up over the slices
 
 
 def timeout_for(target_ms):
@@ -84,27 +84,14 @@ def ratio_of(other, base):
 
 
 def pooled_report(reports):
-    """The open-loop reports of a point's slices (with --raw's latencies_ms) as one: counts
-    added up, percentiles over every request, p50's and p99's 95% intervals, sample count."""
-    from bench.openloop import ranked
-    latencies = sorted(ms for report in reports for ms in report["latencies_ms"])
-    sent = sum(report["sent"] for report in reports)
-    pooled = {key: round(sum(report[key] for report in reports), 3) for key in
-              ("sent", "ok", "ok_all", "non_2xx", "timeouts", "timeouts_connecting",
-               "answered_in_window", "client_cpu_s", "duration_s")}
-    pooled["errors"] = {kind: sum(report["errors"][kind] for report in reports)
-                        for kind in reports[0]["errors"]}
-    pooled.update(ranked([ms / 1000 for ms in latencies], sent - len(latencies)))
-    for name, per_mille in (("p50", 500), ("p99", 990)):
-        pooled[f"{name}_interval_ms"] = list(quantile_interval(latencies, per_mille,
-                                                               sent - len(latencies)))
-    pooled.update(
-        samples=sent, achieved_rate=round(pooled["answered_in_window"] / pooled["duration_s"], 2),
-        mean_answered_ms=round(statistics.fmean(latencies), 2) if latencies else None,
-        peak_in_flight=max(report["peak_in_flight"] for report in reports),
-        client_behind=any(report["client_behind"] for report in reports),
-        slices=[{key: report[key] for key in SLICE_KEYS} for report in reports])
-    return pooled
+    """The open-loop reports of a point's slices (with --raw's latencies_ms) as one
+    (offered.combined), with the rate achieved over every window and each slice's figures."""
+    slices = [{key: report[key] for key in SLICE_KEYS} for report in reports]
+    pooled = combined(reports, POOLED)
+    return {**pooled, "achieved_rate": round(pooled["answered_in_window"]
+                                             / pooled["duration_s"], 2),
+            "peak_in_flight": max(report["peak_in_flight"] for report in reports),
+            "slices": slices}
 
 
 def pooled_figures(figures):
@@ -136,16 +123,10 @@ def pooled_figures(figures):
 
 def offer_slice(server, case, timing, load_cpus, raw_path):
     """One slice: the data reset (GET / renders every row: a POST slice's would slow the next
-    GET's), an open-loop client at case.rate, the server sampled in its window; then the
-    server let go idle. Returns the client's report with the sampler's figures, the audit's
-    counts (like offered.audit's) and recovered_s."""
-    from bench.each_run import read_openloop, reset_data, start_openloop
-    from bench.measure import served_count
-    from bench.offered import RECOVERY_GRACE_S, kept_connection, recovery
-    from bench.placement import service_processes
-    from bench.sampling import Sampler
+    GET's), an open-loop client at case.rate, the server sampled in its window, then let go
+    idle. Returns the client's report with the sampler's figures, recovered_s and an audit."""
     reset_data()
-    start, stats = served_count(case, 0), kept_connection(server.port)
+    count, stats = Count(case.method), kept_connection(server.port)
     with open(raw_path, "a") as log:
         client = start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
                                 timing.warmup_s, load_cpus, log, raw=True,
@@ -162,35 +143,35 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     stats.close()
     recovered_s = recovery(server, timing.timeout_s + RECOVERY_GRACE_S)
     server.wait_idle()
-    counted = served_count(case, start)  # rows: those added since the start
     # the warm-up's requests and those the client gave up on may have been served too
     extra = round(case.rate * timing.warmup_s) + report["sent"] - report["ok_all"]
+    verdict = audit(case.method, count.now(), extra, wrk_ok=report["ok_all"])
+    count.close()
     return {**report, "figures": sampler.figures(), "recovered_s": recovered_s,
-            "counted": counted, "extra": extra,
-            "audit_ok": report["ok_all"] <= counted <= report["ok_all"] + extra}
+            "audit": verdict}
 
 
-def pooled_run(case, server, slices, raw, where, cpus, services):
+def pooled_run(case, server, slices, raw, placed):
     """A point's slices as one run of results.json (results.py: EVERY_RUN and OPEN_LOOP)."""
-    from bench.each_run import other_cpu, where_it_ran
-    from bench.offered import client_figures, limit_met
-    report, figures = pooled_report(slices), pooled_figures([s["figures"] for s in slices])
+    audits = [s["audit"] for s in slices]
     recovered = [s["recovered_s"] for s in slices]
-    run = {**asdict(case), "flags": [], "knobs": server.stats()["knobs"], "repeat": 0,
-           "path": "/items" if case.method == "POST" else "/",
-           "duration_s": report["duration_s"], "threads": None, **client_figures(report),
-           "latency_mean_ms": report["mean_answered_ms"], **figures, "idle": None,
-           "wrk_cpu_s": report["client_cpu_s"], "placement": where, "raw": raw,
-           "cpus": where_it_ran(server, cpus, services, figures), "offered": report,
-           "in_flight_peak": report["peak_in_flight"], "limit_met": limit_met("", report),
-           "recovered_s": None if None in recovered else max(recovered),
-           **dict.fromkeys(("waiting_upstream_peak", "held", "kernel_stack_kb",
-                            "limit_lines", "thread_cap_how", "threads_refused")),
-           "audit": {"counted": sum(s["counted"] for s in slices), "wrk_ok": report["ok_all"],
-                     "allowed_extra": sum(s["extra"] for s in slices),
-                     "what": "Redis counter" if case.method == "GET" else "new rows",
-                     "result": "ok" if all(s["audit_ok"] for s in slices) else "FAILED"},
-           "valid": not report["errors"].get("client_fd_limit")}
+    figures = pooled_figures([s["figures"] for s in slices])
+    report = pooled_report(slices)
+    run = record(case, server, ran_with(case, server), placed, figures, raw, None,
+                 report["duration_s"], repeat=0,
+                 **client_figures(report) | {"latency_mean_ms": report["mean_answered_ms"]},
+                 wrk_cpu_s=report["client_cpu_s"],
+                 offered=report, in_flight_peak=report["peak_in_flight"],
+                 limit_met=limit_met("", report),
+                 recovered_s=None if None in recovered else max(recovered),
+                 **dict.fromkeys(("waiting_upstream_peak", "held", "kernel_stack_kb",
+                                  "limit_lines", "thread_cap_how", "threads_refused")),
+                 audit={**{key: sum(a[key] for a in audits)
+                           for key in ("counted", "wrk_ok", "allowed_extra")},
+                        "what": audits[0]["what"],
+                        "result": "ok" if all(a["result"] == "ok" for a in audits)
+                        else "FAILED"},
+                 valid=not report["errors"].get("client_fd_limit"))
     run["other_cpu_s"] = other_cpu(run)
     return run
 
@@ -198,7 +179,6 @@ def pooled_run(case, server, slices, raw, where, cpus, services):
 def measure_capacity(args, cases, out_dir, run_plan):
     """The saturation runs (`cases`, by the driver's run_plan), then the grid's: (runs,
     {"capacity": summary})."""
-    from argparse import Namespace
     saturation = run_plan(Namespace(**{**vars(args), "repeat": 1}), cases, out_dir)
     flat_out = {}
     for run in saturation:
@@ -241,11 +221,7 @@ def summarize(runs, method, flat_out, rates, target_ms):
 
 def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
     """Every rate of the grid to each server, in rounds; the pooled runs, by method and rate."""
-    from bench.each_run import dot, place_load, said_after, say
-    from bench.launch import Server
-    from bench.placement import pin_services, supported
-    where = cases[0].placement
-    cpus, services = place_load(where)
+    cpus, _ = placed = place_load(cases[0].placement)
     servers, slices, rng = {}, {}, random.Random(seed)
     say(f"then {len(kinds) * sum(map(len, grid.values())) * args.repeat} open-loop slices "
         f"in {args.repeat} round(s), servers in turn (random.Random({seed}))")
@@ -271,7 +247,7 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
                     for case, (_, pooled) in slices.items()
                     if (case.method, case.rate) == (method, rates[-1])))
         ordered = sorted(slices, key=lambda c: (c.method != "GET", c.rate, kinds.index(c.kind)))
-        return [pooled_run(case, servers[case.kind], *slices[case][::-1], where, cpus, services)
+        return [pooled_run(case, servers[case.kind], *slices[case][::-1], placed)
                 for case in ordered]
     finally:
         for server in servers.values():

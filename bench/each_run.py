@@ -1,9 +1,7 @@
-"""What every measured run does around its window, whatever client it runs: place the load,
-reset the data, check the knobs reached the server, start the open-loop client, account for
-the CPU the machine spent, and say how it goes on stderr, within 100 columns. bench/measure.py
-(wrk) and bench/offered.py (open loop) use it.
+"""What every measured run does around its window, whatever its client: place the load, reset
+and count the data, build the run's record and audit, and print progress on stderr.
 
-Standard library only at import, for bench/run.py's --help; reset_data needs .venv.
+Standard library only at import, for bench/run.py's --help; reset_data and Count need .venv.
 """
 
 import json
@@ -12,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.text import COLUMNS
@@ -52,14 +51,6 @@ def place_load(where):
     return cpus, services
 
 
-def where_it_ran(server, cpus, services, figures):
-    """The run's "cpus" record: the server's CPUs read back from the OS, those its threads
-    ran on (the sampler's figures), the load's, and what of the services could not be
-    moved."""
-    return {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
-            "load": cpus["load"], "services": services or "as the load"}
-
-
 def reset_data():
     from scripts.reset_db import reset  # psycopg2 and redis: from .venv
     reset(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])
@@ -76,17 +67,65 @@ def ran_with(case, server):
 
 
 def other_cpu(run):
-    """CPU the machine spent during the window on anything but the server, Postgres, Redis,
-    the clients (wrk, the open-loop client, the idle clients), py-spy when profiling, and
-    this benchmark: a
-    browser, a build, another test run. None where a part could not be measured."""
+    """CPU the machine spent in the window on anything but the server, Postgres, Redis, the
+    clients, py-spy and this benchmark (a browser, a build); None where a part is unknown."""
     parts = [run["server_cpu_s"], run.get("postgres_cpu_s"), run.get("redis_cpu_s"),
              run["wrk_cpu_s"], run.get("probe_cpu_s", 0), run.get("profiler_cpu_s", 0),
-             run.get("bench_cpu_s"),
-             (run["idle"] or {}).get("cpu_s", 0)]
+             run.get("bench_cpu_s"), (run["idle"] or {}).get("cpu_s", 0)]
     if run.get("machine_busy_s") is None or None in parts:
         return None
     return round(max(0.0, run["machine_busy_s"] - sum(parts)), 2)
+
+
+def record(case, server, knobs, placed, figures, raw, threads, duration_s, **more):
+    """The run as results.json keeps it (bench/results.py): the case, where it ran (`placed`:
+    place_load's), the knobs (ran_with's), the sampler's `figures` and the client's `more`."""
+    cpus, services = placed
+    return {**asdict(case), "flags": list(case.flags), "knobs": knobs,
+            "path": "/items" if case.method == "POST" else "/", "duration_s": duration_s,
+            "threads": threads, **figures, "placement": case.placement, "idle": None,
+            "cpus": {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
+                     "load": cpus["load"], "services": services or "as the load"},
+            "raw": raw, **more}
+
+
+def audit(method, counted, extra, drained=True, **oks):
+    """The server's count against the clients' 2xx answers (`oks`, added up): each page adds
+    one to the Redis counter, each insert one row; `extra` more may have been served but not
+    seen answered. UNSETTLED: requests were still in service long after the load."""
+    expected = sum(oks.values())
+    return {"counted": counted, **oks, "allowed_extra": extra,
+            "what": "Redis counter" if method == "GET" else "new rows",
+            "result": ("UNSETTLED" if not drained else "ok"
+                       if expected <= counted <= expected + extra else "FAILED")}
+
+
+class Count:
+    """Requests served since it was made, read from the data on connections kept open: the
+    Redis counter (pages), or the newest row's id (inserts: an index lookup, where count(*)
+    scans a table growing by thousands of rows a second; reset_data recreates the table, so
+    ids restart and nothing deletes a row)."""
+
+    def __init__(self, method):
+        import psycopg2  # from .venv
+        import redis
+        self.method = method
+        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self.postgres = psycopg2.connect(os.environ["DATABASE_URL"])
+        self.postgres.autocommit = True
+        self.start = 0
+        self.start = self.now()
+
+    def now(self):
+        if self.method == "GET":
+            return int(self.redis.get("counter") or 0) - self.start
+        with self.postgres.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM item")
+            return cursor.fetchone()[0] - self.start
+
+    def close(self):
+        self.redis.close()
+        self.postgres.close()
 
 
 def start_openloop(port, rate, seconds, timeout_s, warmup_s, cpus, stderr, post=None,

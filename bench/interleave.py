@@ -1,73 +1,32 @@
-"""Both servers at one point, compared in interleaved slices: how `fair` measures.
+"""Both servers at one point, compared in interleaved slices: how `fair` and the other
+closed-loop scenarios but article and c10k measure.
 
 On a machine whose speed drifts (this one's ran the same loop from 24 to 47 million times in
 6 s windows), two windows one after the other compare the hours as much as the servers.
 Randomized multiple interleaved trials (Abedi and Brecht, ICPE 2017) cancel the drift: each
-round gives each server one short slice, in a new random order, and the ratio is taken
-within rounds, where both met the same machine.
+round gives each server one slice, in a new random order. Each server keeps its own wrk and
+connections; a paused (SIGSTOP) wrk sends nothing, and a slice lasts until its server has
+answered all it was sent, so no request of one is served in the other's slice.
 
-    wrk A opens its connections ... all answered ... paused (SIGSTOP); the same for wrk B
-    warm-up: each resumed for --warmup s, paused, drained
-    round r (order shuffled): A resumed, slice_s, paused ... A idle | B resumed ... B idle
-
-Each server keeps its own wrk and its own open connections throughout; a paused wrk sends
-nothing, so the other server runs alone. A slice runs from the resume until the server has
-answered every request it was sent (in service 0 on /stats), so no request of one server is
-served in the other's slice and no time is lost draining: its rate is requests served (the
-Redis counter for GET, the newest row's id for POST) over the slice's length.
-
-What a slice cannot give: wrk's own latency and timeouts, as a paused wrk's requests age
-while it is stopped. The latency is the closed loop's own, from the requests that carry the
-load: each of the N connections always has one request out, so by Little's law the mean
-time a request takes is N / rate, exactly. Percentiles at fixed offered rates are the
-`capacity` scenario's.
-
+A paused wrk's requests age while it is stopped: no latency from wrk. Each of the N
+connections always has one request out, so by Little's law the mean latency is N / rate.
 Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
 import http.client
-import os
 import signal
 import time
-from dataclasses import asdict
 
-import psycopg2
-import redis
-
-from bench.each_run import dot, other_cpu, place_load, ran_with, reset_data, where_it_ran
-from bench.measure import watch_opening, whole_run
+from bench.each_run import Count, audit, dot, other_cpu, place_load, ran_with, record, reset_data
+from bench.measure import used, watch_opening, whole_run
 from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
 from bench.sampling import Sampler, ask, cpu_seconds, measured
 from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
-from scripts.reset_db import count_rows, counter_value
 
 IDLE_POLL_S = 0.005
 DRAIN_LIMIT_S = 30  # a server that has not answered its last requests by then: an error
 WRK_LIMIT_S = 3600  # wrk runs until stopped; this only bounds a benchmark killed outright
-
-
-class Count:
-    """Requests served so far, read from the data on connections kept open: the Redis counter
-    (page views), or the newest row's id (inserts: an index lookup, where count(*) would scan
-    a table growing by thousands of rows a second)."""
-
-    def __init__(self, method):
-        self.method = method
-        self.redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-        self.postgres = psycopg2.connect(os.environ["DATABASE_URL"])
-        self.postgres.autocommit = True
-
-    def now(self):
-        if self.method == "GET":
-            return int(self.redis.get("counter") or 0)
-        with self.postgres.cursor() as cursor:
-            cursor.execute("SELECT coalesce(max(id), 0) FROM item")
-            return cursor.fetchone()[0]
-
-    def close(self):
-        self.redis.close()
-        self.postgres.close()
 
 
 class Side:
@@ -141,10 +100,8 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return
     one run per case as results.json keeps it (bench/results.py: INTERLEAVED). `order` (a
     random.Random) shuffles each round."""
-    where = cases[0].placement
-    cpus, services = place_load(where)
+    cpus, _ = placed = place_load(cases[0].placement)
     reset_data()
-    rows_at_start = count_rows(os.environ["DATABASE_URL"])
     count, sides = Count(cases[0].method), []
     try:
         for case, server in zip(cases, servers):
@@ -164,11 +121,12 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
             sampler.stop()
         wrk_after = [side.wrk_cpu() for side in sides]
         outputs = [side.stop() for side in sides]
+        drained = all(side.server.wait_idle() for side in sides)
+        counted = count.now()
     finally:
         for side in sides:
             side.kill()
         count.close()
-    drained = all(side.server.wait_idle() for side in sides)
     runs = []
     for side, sampler, output, before, after in zip(sides, samplers, outputs, wrk_before,
                                                     wrk_after):
@@ -177,23 +135,20 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
         (out_dir / raw_name).write_text(output)
         served, seconds = (sum(column) for column in zip(*side.slices))
         rps = round(served / seconds, 1)
-        figures = sampler.figures()
-        run = {**asdict(case), "flags": list(case.flags), "knobs": side.knobs,
-               "path": "/items" if case.method == "POST" else "/",
-               "duration_s": timing.duration_s, "window_s": round(seconds, 3),
-               "threads": side.threads, **whole_run(parse_wrk(output)), **figures,
-               "rps": rps, "requests": served, "slices": side.slices,
-               "sampled_s": sampler.window_s,
-               "latency_mean_ms": round(1000 * case.connections / rps, 1) if rps else None,
-               "p50_ms": None, "p90_ms": None, "p99_ms": None, "latency_samples": 0,
-               **dict.fromkeys(("p50_interval_ms", "p90_interval_ms", "p99_interval_ms")),
-               "opening": side.opening,
-               "wrk_cpu_s": None if None in (before, after) else round(after - before, 2),
-               "placement": where, "cpus": where_it_ran(side.server, cpus, services, figures),
-               "idle": None, "raw": raw_name}
+        run = record(case, side.server, side.knobs, placed, sampler.figures(), raw_name,
+                     side.threads, timing.duration_s, window_s=round(seconds, 3),
+                     **whole_run(parse_wrk(output)), rps=rps, requests=served,
+                     slices=side.slices, sampled_s=sampler.window_s,
+                     latency_mean_ms=round(1000 * case.connections / rps, 1) if rps else None,
+                     p50_ms=None, p90_ms=None, p99_ms=None, latency_samples=0,
+                     **dict.fromkeys(("p50_interval_ms", "p90_interval_ms", "p99_interval_ms")),
+                     opening=side.opening, wrk_cpu_s=used(before, after))
         run["valid"] = run["socket_errors"]["connect"] == 0
         runs.append(run)
-    verdict = audit(cases[0], runs, drained, rows_at_start)
+    # both servers' pages add to one Redis counter and their inserts to one table: their sum
+    # against both wrks', with one request a connection in flight when wrk stopped
+    verdict = audit(cases[0].method, counted, sum(run["connections"] for run in runs), drained,
+                    wrk_ok=sum(run["ok"] for run in runs))
     # the other server and its wrk ran in this window too: not another program's CPU
     both = {**runs[0], **{key: total(run[key] for run in runs)
                           for key in ("server_cpu_s", "wrk_cpu_s")}}
@@ -205,16 +160,3 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
 def total(values):
     values = list(values)
     return None if None in values else round(sum(values), 2)
-
-
-def audit(case, runs, drained, rows_at_start):
-    """Both servers' pages add to one Redis counter and their inserts to one table: their sum
-    against both wrks' 2xx answers, with at most one request a connection served but never
-    read (in flight when wrk stopped)."""
-    counted = (count_rows(os.environ["DATABASE_URL"]) - rows_at_start if case.method == "POST"
-               else counter_value(os.environ["REDIS_URL"]))
-    ok, extra = sum(run["ok"] for run in runs), sum(run["connections"] for run in runs)
-    result = ("UNSETTLED" if not drained else "ok" if ok <= counted <= ok + extra
-              else "FAILED")
-    return {"counted": counted, "wrk_ok": ok, "allowed_extra": extra,
-            "what": "Redis counter" if case.method == "GET" else "new rows", "result": result}

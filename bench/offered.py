@@ -1,36 +1,29 @@
-"""One run at a fixed offered rate: bench/openloop.py sends requests on a schedule, answered or
-not, while the server is sampled as in a wrk run; then the limits the run met are named.
-
-wrk keeps N connections busy, each sending its next request when the last is answered (a
-closed loop): it measures capacity, and a server that slows down slows wrk down with it.
-Users arrive on their own schedule: here request i is due at i / rate and is timed from
-then. With a slow upstream (--io-delay-ms), rate x wait requests are in flight at once
-(Little's law): a thread each in the sync server, a coroutine each in the async one.
-
+"""One run at a fixed offered rate (waits, laptop, collector): bench/openloop.py sends request i
+at i / rate, answered or not, and times it from then, while the server is sampled; then the
+limits the run met are named. With a slow upstream (--io-delay-ms), rate x wait requests are
+in flight at once (Little's law): a thread each in the sync server, a coroutine each in async.
 Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
 import heapq
 import http.client
 import math
-import os
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 
-from bench.each_run import (dots, other_cpu, place_load, ran_with, read_openloop, reset_data,
-                            start_openloop, where_it_ran)
+from bench.each_run import (Count, audit, dots, other_cpu, place_load, ran_with, read_openloop,
+                            record, reset_data, start_openloop)
 from bench.idle import grown, kernel_stack_kb
 from bench.launch import wait_until
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import service_processes
 from bench.sampling import Sampler, ask, cpu_seconds, measured
-from scripts.reset_db import counter_value
+
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
     "can't start new thread": "threads: the OS refused to start one",
@@ -51,10 +44,9 @@ def measure_offered(case, server, timing, out_dir, step):
     """Run `case` (case.rate requests a second, each waiting case.knobs["io_delay_ms"]) against
     the running `server`; return the run as results.json keeps it (bench/results.py: every
     run's fields and OPEN_LOOP's). `timing` is run.Timing."""
-    where = case.placement
-    cpus, services = place_load(where)
+    cpus, _ = placed = place_load(case.placement)
     reset_data()
-    knobs = ran_with(case, server)
+    count, knobs = Count(case.method), ran_with(case, server)
     wait_s = case.knobs.get("io_delay_ms", 0) / 1000
     warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
     log_mark, kernel_before = len(server.log()), kernel_stack_kb()
@@ -78,24 +70,23 @@ def measure_offered(case, server, timing, out_dir, step):
     stats.close()
     recovered_s = recovery(server, case.timeout_s + RECOVERY_GRACE_S)
     server.wait_idle()
-    figures = sampler.figures()
     log = server.log()[log_mark:]  # the run's own lines, read once
-    run = {**asdict(case), "flags": list(case.flags), "knobs": knobs, "path": "/",
-           "duration_s": timing.duration_s, "threads": None, **client_figures(report),
-           **figures, "wrk_cpu_s": report["client_cpu_s"], "placement": where,
-           "cpus": where_it_ran(server, cpus, services, figures),
-           "idle": None, "raw": raw_name, "offered": report,
-           "in_flight_peak": report["peak_in_flight"],
-           "waiting_upstream_peak": (sampler.last_stats or {}).get("peak_waiting_upstream"),
-           "held": held, "kernel_stack_kb": grown(kernel_before, kernel_after),
-           "limit_met": limit_met(log, report),
-           "limit_lines": limit_lines(log), "recovered_s": recovered_s,
-           "after_window": after_window,
-           "stalled": None if recovered_s is not None else thread_states(server.pid),
-           "thread_cap_how": server.thread_cap and server.thread_cap.how,
-           "threads_refused": server.thread_cap and server.thread_cap.refused()}
+    run = record(case, server, knobs, placed, sampler.figures(), raw_name, None,
+                 timing.duration_s, **client_figures(report), wrk_cpu_s=report["client_cpu_s"],
+                 offered=report, in_flight_peak=report["peak_in_flight"],
+                 waiting_upstream_peak=(sampler.last_stats or {}).get("peak_waiting_upstream"),
+                 held=held, kernel_stack_kb=grown(kernel_before, kernel_after),
+                 limit_met=limit_met(log, report), limit_lines=limit_lines(log),
+                 recovered_s=recovered_s, after_window=after_window,
+                 stalled=None if recovered_s is not None else thread_states(server.pid),
+                 thread_cap_how=server.thread_cap and server.thread_cap.how,
+                 threads_refused=server.thread_cap and server.thread_cap.refused())
     run["other_cpu_s"] = other_cpu(run)
-    run["audit"] = audit(case, report, warmup_s)
+    # the window's successes, and at most every warm-up request and every request the client
+    # gave up on more (the server may still have served it)
+    extra = round(case.rate * warmup_s) + report["timeouts"] + sum(report["errors"].values())
+    run["audit"] = audit(case.method, count.now(), extra, wrk_ok=report["ok"])
+    count.close()
     run["valid"] = not report["errors"].get("client_fd_limit")
     return run
 
@@ -116,31 +107,36 @@ SUMMED = ("offered_rate", "sent", "answered", "ok", "ok_all", "non_2xx", "timeou
 
 
 def merged(reports):
-    """Several clients' reports (openloop.py's, with --raw) as one: counts added up,
-    percentiles over every client's answers (ranked again: their count and intervals too),
-    the earliest failure with what all clients had in flight then (each client's last
-    sample before it, 0.1 s apart)."""
+    """Several clients' reports (openloop.py's, with --raw) as one: combined, with the
+    earliest failure and what all clients had in flight then (their samples, 0.1 s apart)."""
     if len(reports) == 1:
         return reports[0]
-    first, latencies = reports[0], [ms / 1000 for r in reports for ms in r.pop("latencies_ms")]
     histories = [r.pop("in_flight_history") for r in reports]
-    report = {**first, **{key: round(sum(r[key] or 0 for r in reports), 3) for key in SUMMED},
-              "errors": {kind: sum(r["errors"][kind] for r in reports) for kind in first["errors"]},
-              "clients": len(reports)}
-    report.update(ranked(latencies, report["sent"] - len(latencies)))
-    report["mean_answered_ms"] = (round(1000 * sum(latencies) / len(latencies), 1)
-                                  if latencies else None)
-    report["peak_in_flight"] = peak_in_flight(histories)
-    report["send_lag_ms_p99"] = max(r["send_lag_ms_p99"] or 0 for r in reports)
-    report["send_lag_ms_max"] = max(r["send_lag_ms_max"] or 0 for r in reports)
-    report["client_behind"] = any(r["client_behind"] for r in reports)
-    report["start_clock"] = min(r["start_clock"] for r in reports)
+    summed = combined(reports, SUMMED)  # first: it takes every report's latencies out
+    report = {**reports[0], **summed, "clients": len(reports),
+              "peak_in_flight": peak_in_flight(histories),
+              "start_clock": min(r["start_clock"] for r in reports)}
+    for key in ("send_lag_ms_p99", "send_lag_ms_max"):
+        report[key] = max(r[key] or 0 for r in reports)
     failures = [r["first_failure"] for r in reports if r["first_failure"]]
     report["first_failure"] = min(failures, key=lambda f: f["due_clock"], default=None)
     if report["first_failure"]:
         report["first_failure"]["in_flight"] = in_flight_at(
             histories, report["first_failure"]["due_clock"])
     return report
+
+
+def combined(reports, keys):
+    """Open-loop reports with --raw as one: `keys` and errors added up, every answer's latency
+    ranked again (openloop.ranked: percentiles, their count and intervals)."""
+    latencies = [ms / 1000 for r in reports for ms in r.pop("latencies_ms")]
+    return {**{key: round(sum(r[key] or 0 for r in reports), 3) for key in keys},
+            "errors": {kind: sum(r["errors"][kind] for r in reports)
+                       for kind in reports[0]["errors"]},
+            **ranked(latencies, sum(r["sent"] for r in reports) - len(latencies)),
+            "mean_answered_ms": (round(1000 * sum(latencies) / len(latencies), 1)
+                                 if latencies else None),
+            "client_behind": any(r["client_behind"] for r in reports)}
 
 
 def peak_in_flight(histories):
@@ -233,18 +229,6 @@ def client_figures(report):
             **{key: report[key] for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
                                             "p50_interval_ms", "p90_interval_ms",
                                             "p99_interval_ms", "p999_interval_ms")}}
-
-
-def audit(case, report, warmup_s):
-    """Each page served added one to the Redis counter: at least the window's successes,
-    at most those plus every warm-up request and every request the client gave up on (the
-    server may still have served it)."""
-    counted = counter_value(os.environ["REDIS_URL"])
-    extra = round(case.rate * warmup_s) + report["timeouts"] + sum(report["errors"].values())
-    ok = report["ok"]
-    result = "ok" if ok <= counted <= ok + extra else "FAILED"
-    return {"counted": counted, "wrk_ok": ok, "allowed_extra": extra, "what": "Redis counter",
-            "result": result}
 
 
 def limit_lines(log):
