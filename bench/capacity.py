@@ -16,7 +16,7 @@ import time
 from argparse import Namespace
 from dataclasses import replace
 
-from bench.each_run import (Count, audit, dot, other_cpu, place_load, ran_with, read_openloop,
+from bench.each_run import (Count, audit, dot, place_load, ran_with, read_openloop,
                             record, reset_data, said_after, say, start_openloop)
 from bench.launch import Server
 from bench.offered import (RECOVERY_GRACE_S, client_figures, combined, kept_connection,
@@ -25,8 +25,8 @@ from bench.placement import pin_services, service_processes, supported
 from bench.sampling import Sampler
 from bench.text import label_of
 
-# of the higher saturation: 7 rates, finer where knees come, in a default run of about 6
-# minutes here (3 rounds of 2 s slices, each about 3.7 s with its warm-up, drain and reset)
+# of the higher saturation, finer where knees come: a default run of about 6 minutes here
+# (3 rounds of 2 s slices, each about 3.7 s with its warm-up, drain and reset)
 GRID = (0.1, 0.3, 0.5, 0.65, 0.8, 0.95, 1.1)
 QUICK_GRID = (0.25, 1.0)
 SLICE_WARMUP_S = 0.5  # at most: --quick's --warmup is shorter
@@ -126,7 +126,8 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     GET's), an open-loop client at case.rate, the server sampled in its window, then let go
     idle. Returns the client's report with the sampler's figures, recovered_s and an audit."""
     reset_data()
-    count, stats = Count(case.method), kept_connection(server.port)
+    count = Count(case.method)
+    stats = kept_connection(server.port)
     with open(raw_path, "a") as log:
         client = start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
                                 timing.warmup_s, load_cpus, log, raw=True,
@@ -155,25 +156,22 @@ def pooled_run(case, server, slices, raw, placed):
     """A point's slices as one run of results.json (results.py: EVERY_RUN and OPEN_LOOP)."""
     audits = [s["audit"] for s in slices]
     recovered = [s["recovered_s"] for s in slices]
-    figures = pooled_figures([s["figures"] for s in slices])
     report = pooled_report(slices)
-    run = record(case, server, ran_with(case, server), placed, figures, raw, None,
-                 report["duration_s"], repeat=0,
-                 **client_figures(report) | {"latency_mean_ms": report["mean_answered_ms"]},
-                 wrk_cpu_s=report["client_cpu_s"],
-                 offered=report, in_flight_peak=report["peak_in_flight"],
-                 limit_met=limit_met("", report),
-                 recovered_s=None if None in recovered else max(recovered),
-                 **dict.fromkeys(("waiting_upstream_peak", "held", "kernel_stack_kb",
-                                  "limit_lines", "thread_cap_how", "threads_refused")),
-                 audit={**{key: sum(a[key] for a in audits)
-                           for key in ("counted", "wrk_ok", "allowed_extra")},
-                        "what": audits[0]["what"],
-                        "result": "ok" if all(a["result"] == "ok" for a in audits)
-                        else "FAILED"},
-                 valid=not report["errors"].get("client_fd_limit"))
-    run["other_cpu_s"] = other_cpu(run)
-    return run
+    return record(case, server, ran_with(case, server), placed,
+                  pooled_figures([s["figures"] for s in slices]), raw, None,
+                  report["duration_s"], repeat=0,
+                  **client_figures(report) | {"latency_mean_ms": report["mean_answered_ms"]},
+                  wrk_cpu_s=report["client_cpu_s"], offered=report,
+                  in_flight_peak=report["peak_in_flight"], limit_met=limit_met("", report),
+                  recovered_s=None if None in recovered else max(recovered),
+                  **dict.fromkeys(("waiting_upstream_peak", "held", "kernel_stack_kb",
+                                   "limit_lines", "thread_cap_how", "threads_refused")),
+                  audit={**{key: sum(a[key] for a in audits)
+                            for key in ("counted", "wrk_ok", "allowed_extra")},
+                         "what": audits[0]["what"],
+                         "result": "ok" if all(a["result"] == "ok" for a in audits)
+                         else "FAILED"},
+                  valid=not report["errors"].get("client_fd_limit"))
 
 
 def measure_capacity(args, cases, out_dir, run_plan):

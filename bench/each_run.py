@@ -79,14 +79,17 @@ def other_cpu(run):
 
 def record(case, server, knobs, placed, figures, raw, threads, duration_s, **more):
     """The run as results.json keeps it (bench/results.py): the case, where it ran (`placed`:
-    place_load's), the knobs (ran_with's), the sampler's `figures` and the client's `more`."""
+    place_load's), the knobs (ran_with's), the sampler's `figures`, the client's `more`, and
+    other_cpu_s over them all."""
     cpus, services = placed
-    return {**asdict(case), "flags": list(case.flags), "knobs": knobs,
-            "path": "/items" if case.method == "POST" else "/", "duration_s": duration_s,
-            "threads": threads, **figures, "placement": case.placement, "idle": None,
-            "cpus": {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
-                     "load": cpus["load"], "services": services or "as the load"},
-            "raw": raw, **more}
+    run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
+           "path": "/items" if case.method == "POST" else "/", "duration_s": duration_s,
+           "threads": threads, **figures, "placement": case.placement, "idle": None,
+           "cpus": {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
+                    "load": cpus["load"], "services": services or "as the load"},
+           "raw": raw, **more}
+    run["other_cpu_s"] = other_cpu(run)
+    return run
 
 
 def audit(method, counted, extra, drained=True, **oks):

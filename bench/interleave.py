@@ -18,7 +18,7 @@ import signal
 import time
 
 from bench.each_run import Count, audit, dot, other_cpu, place_load, ran_with, record, reset_data
-from bench.measure import used, watch_opening, whole_run
+from bench.measure import PERCENTILES, opening_limit_s, used, watch_opening, whole_run
 from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
 from bench.sampling import Sampler, ask, cpu_seconds, measured
@@ -42,10 +42,8 @@ class Side:
                              WRK_LIMIT_S, cpus)
         self.stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         try:
-            # a --workers server closes each connection after its answer (measure.py)
             self.opening = watch_opening(server.port, self.wrk.pid, case.connections, started,
-                                         0 if case.knobs.get("workers")
-                                         else timing.opening_limit_s)
+                                         opening_limit_s(case, timing))
             self.wrk.send_signal(signal.SIGSTOP)
             self.wait_idle()
         except BaseException:  # Ctrl-C, SIGTERM: not yet among the sides the caller stops
@@ -140,8 +138,7 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
                      **whole_run(parse_wrk(output)), rps=rps, requests=served,
                      slices=side.slices, sampled_s=sampler.window_s,
                      latency_mean_ms=round(1000 * case.connections / rps, 1) if rps else None,
-                     p50_ms=None, p90_ms=None, p99_ms=None, latency_samples=0,
-                     **dict.fromkeys(("p50_interval_ms", "p90_interval_ms", "p99_interval_ms")),
+                     latency_samples=0, **dict.fromkeys(PERCENTILES),
                      opening=side.opening, wrk_cpu_s=used(before, after))
         run["valid"] = run["socket_errors"]["connect"] == 0
         runs.append(run)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 
-from bench.each_run import (Count, audit, dot, dots, other_cpu, place_load, ran_with, read_openloop,
+from bench.each_run import (Count, audit, dot, dots, place_load, ran_with, read_openloop,
                             record, reset_data, start_openloop)
 from bench.idle import Held
 from bench.placement import service_processes
@@ -24,6 +24,8 @@ PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe ad
 PROBE_MAX_RATE = 50  # requests a second: 500 timed in a 10 s window
 PROBE_WARMUP_S = 1  # the probe's own connections open before its window
 PROBE_BODY = '{"text": "a probe"}'
+PERCENTILES = ("p50_ms", "p90_ms", "p99_ms", "p50_interval_ms", "p90_interval_ms",
+               "p99_interval_ms")  # a run's latency figures (results.py)
 
 
 def measure(case, server, timing, out_dir, step):
@@ -34,17 +36,16 @@ def measure(case, server, timing, out_dir, step):
     cpus, services = placed = place_load(case.placement)
     held = Held(server, case.idle, cpus["load"]) if case.idle else None
     reset_data()
-    count, knobs = Count(case.method), ran_with(case, server)
+    count = Count(case.method)
+    knobs = ran_with(case, server)
     started = time.monotonic()
     probe_warmup_s = max(0.3, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.3 s
     total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
     wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
     probe = None
     try:
-        # a --workers server closes each connection after its answer, as gunicorn's sync
-        # workers do: wrk's connections come and go, and there is no opening to time
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
-                                0 if case.knobs.get("workers") else timing.opening_limit_s)
+                                opening_limit_s(case, timing))
         warm_from, warm_count = time.monotonic(), count.now()
         dots(max(0.1, timing.warmup_s - probe_warmup_s))  # the probe warms up in the rest
         warm_rate = (count.now() - warm_count) / (time.monotonic() - warm_from)
@@ -87,7 +88,6 @@ def measure(case, server, timing, out_dir, step):
                  **steady(served, window_s, probed), opening=opening,
                  probe=probe_figures(probed), wrk_cpu_s=used(wrk_cpu_before, wrk_cpu_after),
                  probe_cpu_s=probed["client_cpu_s"], idle=idle)
-    run["other_cpu_s"] = other_cpu(run)
     # in flight when wrk stopped: served, not counted by wrk (one a connection at most); so
     # were the probe's requests it gave up on
     probe_sent = round(probed["offered_rate"] * probed["warmup_s"]) + probed["sent"]
@@ -96,6 +96,12 @@ def measure(case, server, timing, out_dir, step):
     count.close()
     run["valid"] = numbers["socket_errors"]["connect"] == 0
     return run
+
+
+def opening_limit_s(case, timing):
+    """A --workers server closes each connection after its answer, as gunicorn's sync workers
+    do: wrk's connections come and go, and there is no opening to time (0)."""
+    return 0 if case.knobs.get("workers") else timing.opening_limit_s
 
 
 def whole_run(numbers):
@@ -114,18 +120,15 @@ def probe_rate(warm_rate):
 
 
 def steady(served, window_s, probed):
-    """The window's throughput, as Redis or Postgres counted it, and its latency, from the
-    probe; and Little's law over them: requests in service = throughput x mean latency, to
-    set beside the connections held (it cannot exceed them by more than the probe's own)."""
+    """The window's throughput, as the data counted it, and its latency, from the probe; and
+    Little's law over them: requests in service = throughput x mean latency, to set beside
+    the connections held (it cannot exceed them by more than the probe's own)."""
     rps = round(served / window_s, 1)
     mean = probed["mean_answered_ms"]
-    return {"rps": rps, "requests": served,
-            "latency_mean_ms": mean,
-            **{key: probed[key] for key in ("p50_ms", "p90_ms", "p99_ms")},
+    return {"rps": rps, "requests": served, "latency_mean_ms": mean,
             "latency_samples": probed["samples"],
-            **{f"{p}_interval_ms": probed[f"{p}_interval_ms"] for p in ("p50", "p90", "p99")},
-            "littles_law_in_service": (round(rps * mean / 1000, 1)
-                                       if rps is not None and mean is not None else None)}
+            **{key: probed[key] for key in PERCENTILES},
+            "littles_law_in_service": None if mean is None else round(rps * mean / 1000, 1)}
 
 
 def probe_figures(probed):
@@ -142,12 +145,8 @@ def used(before, after):
 
 def answered_connections(port, client_pid):
     """(open, answered): the connections process `client_pid` holds to `port`, and those on
-    which an answer has arrived; None where ss cannot tell.
-
-    Read from the OS, not from the server: a socket of the client's process that has received
-    bytes from the server's port (`ss -tip` shows bytes_received) has had an answer. Only the
-    client's own sockets count, not the probe's, the sampler's or idle clients'. Linux only
-    (ss, iproute2); elsewhere None."""
+    which an answer has arrived (`ss -tip` shows bytes_received), read from the OS: only the
+    client's own, not the probe's, the sampler's or idle clients'. None without ss (Linux)."""
     if not shutil.which("ss"):
         return None
     listed = subprocess.run(["ss", "-tinpH", "state", "established", f"( dport = :{port} )"],
@@ -165,11 +164,9 @@ def answered_connections(port, client_pid):
 
 
 def watch_opening(port, client_pid, connections, started, limit_s):
-    """Poll until the client has had an answer on `connections` connections, at most
-    `limit_s` after `started` (time.monotonic()). Returns the figure for results.json:
-    {connections, all_answered_s (None if not within the limit, or unmeasurable), answered
-    (by then), limit_s}; with limit_s 0, nothing is watched and both are None. Prints a dot
-    a second, as a run does."""
+    """Poll, a dot a second, until the client has had an answer on `connections` connections,
+    at most `limit_s` after `started` (time.monotonic()): results.json's "opening" (None where
+    not within the limit, not measurable, or not watched, with limit_s 0)."""
     figure = {"connections": connections, "all_answered_s": None, "answered": None,
               "limit_s": limit_s}
     next_dot = 0.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.each_run import (Count, audit, dots, other_cpu, place_load, ran_with, read_openloop,
+from bench.each_run import (Count, audit, dots, place_load, ran_with, read_openloop,
                             record, reset_data, start_openloop)
 from bench.idle import grown, kernel_stack_kb
 from bench.launch import wait_until
@@ -41,12 +41,12 @@ RECOVERY_GRACE_S = 10
 
 
 def measure_offered(case, server, timing, out_dir, step):
-    """Run `case` (case.rate requests a second, each waiting case.knobs["io_delay_ms"]) against
-    the running `server`; return the run as results.json keeps it (bench/results.py: every
-    run's fields and OPEN_LOOP's). `timing` is run.Timing."""
+    """Run `case` against the running `server`; the run as results.json keeps it (OPEN_LOOP's
+    fields too). `timing`: run.Timing."""
     cpus, _ = placed = place_load(case.placement)
     reset_data()
-    count, knobs = Count(case.method), ran_with(case, server)
+    count = Count(case.method)
+    knobs = ran_with(case, server)
     wait_s = case.knobs.get("io_delay_ms", 0) / 1000
     warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
     log_mark, kernel_before = len(server.log()), kernel_stack_kb()
@@ -81,7 +81,6 @@ def measure_offered(case, server, timing, out_dir, step):
                  stalled=None if recovered_s is not None else thread_states(server.pid),
                  thread_cap_how=server.thread_cap and server.thread_cap.how,
                  threads_refused=server.thread_cap and server.thread_cap.refused())
-    run["other_cpu_s"] = other_cpu(run)
     # the window's successes, and at most every warm-up request and every request the client
     # gave up on more (the server may still have served it)
     extra = round(case.rate * warmup_s) + report["timeouts"] + sum(report["errors"].values())
@@ -167,9 +166,8 @@ def kept_connection(port):
 
 class AfterWindow:
     """While the clients wait for their last answers: every 2 s, the server's served count
-    (/stats on the connection kept from before the load; None when it does not answer within
-    its timeout), its threads and its CPU seconds. A server that stops answering while it
-    burns CPU shows here; a count costs one request and two small /proc reads."""
+    (/stats on the connection kept from before the load; None: no answer in time), threads
+    and CPU seconds. A server that stops answering while it burns CPU shows here."""
 
     def __init__(self, pid, conn):
         self.pid, self.conn, self.samples = pid, conn, []
@@ -238,12 +236,11 @@ def limit_lines(log):
 
 
 def limit_met(log, report):
-    """The first limit the run met, as the server's log or the client's errors name it;
-    None if neither met one."""
-    for line in log.splitlines():
-        for sign, limit in LIMIT_SIGNS.items():
-            if sign in line:
-                return f"server: {limit}"
+    """The first limit the run met, as the server's log or the client's errors name it."""
+    met = [limit for line in log.splitlines() for sign, limit in LIMIT_SIGNS.items()
+           if sign in line]
+    if met:
+        return f"server: {met[0]}"
     errors = report["errors"]
     if errors.get("client_fd_limit"):
         return "client: open files (RLIMIT_NOFILE)"

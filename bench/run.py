@@ -17,7 +17,7 @@ from typing import NamedTuple
 from bench.text import figure
 from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
-from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, supported
+from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, pin_services, supported
 from bench.results import VERSION
 from bench.scenarios import MIN_ROUNDS, SCENARIOS, SLICE_S
 from bench.launch import KINDS, ServerError, Servers
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None):
-    scenarios = "; ".join(f"{name}: {s.about.rstrip('.')}" for name, s in SCENARIOS.items())
+    scenarios = "; ".join(f"{name}: {s.plan.__doc__.rstrip('.')}" for name, s in SCENARIOS.items())
     parser = argparse.ArgumentParser(
         prog="./run_bench.sh", description="Benchmark sync_server.py against async_server.py "
         "with wrk, on the same data, pools and machine, and print the comparison.",
@@ -51,8 +51,8 @@ def parse_args(argv=None):
                         help="seconds of unmeasured load before each window, after every "
                         "connection was answered once (default: 0 for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
-                        help="the server's and the load's CPUs: shared, every process on "
-                        "every CPU, as on a laptop; isolated, the server alone on the last "
+                        help="the server's and the load's (wrk, Postgres, Redis) CPUs: shared, "
+                        "every process on every CPU, as on a laptop; isolated, the server alone on the last "
                         "core; spread, the server on several cores apart from the load (Linux; "
                         "elsewhere shared). Default: fair runs shared, then isolated; the "
                         f"others {DEFAULT}")
@@ -208,7 +208,6 @@ def run_plan(args, cases, out_dir, interleaved=False):
     finally:
         servers.stop_all()
         if supported():
-            from bench.placement import pin_services
             pin_services(None)  # Postgres and Redis may be the learner's own: every CPU again
     return runs
 

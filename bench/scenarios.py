@@ -48,7 +48,8 @@ class Case:
 @dataclass(frozen=True)
 class Scenario:
     """plan(connections, placement) -> the Cases in the order they run (placement: the run's
-    --placement or None); baseline: the series the Ratio column divides by at each point."""
+    --placement or None), its docstring the scenario's line in --help; baseline: the series
+    the Ratio column divides by at each point."""
 
     plan: Callable
     x_axis: str
@@ -61,10 +62,6 @@ class Scenario:
     # runner(args, cases, out_dir, run_plan) -> (runs, more top-level fields of results.json),
     # for a scenario that plans as it measures (capacity)
     runner: Callable = None
-
-    @property
-    def about(self):
-        return self.plan.__doc__
 
 
 def timeout_for(connections):
