@@ -107,17 +107,13 @@ ARTICLE_SERIES = "sync --workers 2 --connect-per-request"
 def article(connections, _placement=None):
     """The article's set-up: 2 sync workers and a new Postgres connection per request, each
     knob alone and both, against the sync and async servers on equal terms."""
-    cases = []
-    for c in connections:
-        point, timeout = f"GET / c={c}", timeout_for(c)
-        cases += [Case(point, c, ARTICLE_SERIES, "sync", ARTICLE_KNOBS, connections=c,
-                       timeout_s=timeout)]
-        cases += [Case(point, c, f"sync --{name.replace('_', '-')}" + (f" {value}" if value
-                       is not True else ""), "sync", {name: value}, connections=c,
-                       timeout_s=timeout) for name, value in ARTICLE_KNOBS.items()]
-        cases += [Case(point, c, kind, kind, connections=c, timeout_s=timeout)
-                  for kind in KINDS]
-    return cases
+    configs = ([("sync", ARTICLE_KNOBS)] + [("sync", {name: value})
+                                           for name, value in ARTICLE_KNOBS.items()]
+               + [(kind, {}) for kind in KINDS])
+    cases = [Case(f"GET / c={c}", c, kind, kind, knobs, connections=c, timeout_s=timeout_for(c))
+             for c in connections for kind, knobs in configs]
+    # each series named by its server and flags: ARTICLE_SERIES has both knobs
+    return [replace(case, series=" ".join((case.kind, *case.flags))) for case in cases]
 
 
 SWEEP_CONNECTIONS = (10, 50, 100, 500, 1500)
