@@ -4,9 +4,10 @@ closed-loop scenarios but article and c10k measure.
 On a machine whose speed drifts (this one's ran the same loop from 24 to 47 million times in
 6 s windows), two windows one after the other compare the hours as much as the servers.
 Randomized multiple interleaved trials (Abedi and Brecht, ICPE 2017) cancel the drift: each
-round gives each server one slice, in a new random order. Each server keeps its own wrk and
-connections; a paused (SIGSTOP) wrk sends nothing, and a slice lasts until its server has
-answered all it was sent, so no request of one is served in the other's slice.
+round gives each server one slice, in a new random order, and the ratio is taken within
+rounds. Each server keeps its own wrk and connections; a paused (SIGSTOP) wrk sends nothing,
+and a slice lasts until its server has answered all it was sent, so no request of one is
+served in the other's slice.
 
 A paused wrk's requests age while it is stopped: no latency from wrk. Each of the N
 connections always has one request out, so by Little's law the mean latency is N / rate.

@@ -1,6 +1,7 @@
-"""One closed-loop run in sequence (article, c10k): wrk's connections opened and each answered
-once ("opening"), a warm-up, then a window of steady state on the same connections, with the
-server sampled, its throughput counted from the data and its latency timed by a probe.
+"""One closed-loop run in sequence (article, c10k, capacity's saturation): wrk's connections
+opened and each answered once ("opening"), a warm-up, then a window of steady state on the same
+connections (none of it the cost of opening them), with the server sampled, its throughput
+counted from the data and its latency timed by a probe.
 
 The probe is bench/openloop.py at a low fixed rate on connections of its own, each request
 timed from when it was due: it queues with wrk's requests, so it sees what they see, and it

@@ -194,9 +194,8 @@ def waiting(point, wait_s, rate, series, knobs=None, **more):
 
 
 # (upstream wait in s, requests offered a second): from 500 to 22,500 in flight, past the
-# open-files limit of each process here (20,000). More than about 14,000 connections from one
-# client address to one port stall Linux's connect() (bench/limits.py): past 10,000 the
-# client is several processes, each connecting from an address of its own (bench/offered.py).
+# open-files limit of each process here (20,000), and past what one client can open
+# (offered.PER_CLIENT: then several, each from an address of its own)
 WAITS = ((1, 500), (10, 500), (20, 500), (45, 500))
 
 
