@@ -1,9 +1,8 @@
-"""Running wrk with bench/wrk.lua, and reading what it prints: its own text report and the
-WRK_JSON line of wrk.lua, which must agree.
+"""Running wrk with bench/wrk.lua, and reading its text report and wrk.lua's WRK_JSON line.
 
-wrk counts every response it completed as a request, whatever its status; "Non-2xx or 3xx"
-counts statuses of 400 and above; a response slower than --timeout counts as a timeout and is
-left out of the latency percentiles. Requests still unanswered when wrk stops count nowhere.
+wrk counts every completed response as a request, whatever its status; "Non-2xx or 3xx"
+counts statuses of 400 and above; a response slower than --timeout is a timeout, left out of
+the latency percentiles. Requests still unanswered when wrk stops count nowhere.
 """
 
 import json
@@ -37,11 +36,9 @@ def start_wrk(case, url, threads, seconds, cpus=None):
 
 
 def stop_wrk(wrk):
-    """Interrupt wrk (on SIGINT it stops and prints its report, as at the end of -d) and
-    return its output, headed by the command. A wrk that fails is an error, not a result.
-
-    SIGINT is sent again each second: the kernel may hand it to a worker thread, which then
-    stops the workers while wrk's main thread sleeps out -d; a second one finds it."""
+    """Interrupt wrk (it stops and prints its report, as at the end of -d); its output headed
+    by the command. SIGINT goes again each second: the kernel may hand it to a worker thread,
+    which stops the workers while the main thread sleeps out -d; a second one finds it."""
     output = ""
     for _ in range(30):
         if wrk.poll() is None:
@@ -82,19 +79,18 @@ def parse_wrk(output):
     }
 
 
+# wrk's text report's lines, and the WRK_JSON figures each must match (a line left out: 0s)
+IN_TEXT = {r"^\s*(\d+) requests in ": ("requests",),
+           r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)":
+               ("connect_errors", "read_errors", "write_errors", "timeouts"),
+           r"Non-2xx or 3xx responses: (\d+)": ("status_errors",)}
+
+
 def check_against_text(raw, output):
     """wrk's text report and our Lua summary must tell the same story."""
-    found = re.search(r"^\s*(\d+) requests in ", output, re.M)
-    if not found or int(found.group(1)) != raw["requests"]:
-        raise WrkOutputError("the request count in wrk's report does not match WRK_JSON")
-    found = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                      output)
-    text_errors = tuple(map(int, found.groups())) if found else (0, 0, 0, 0)
-    json_errors = (raw["connect_errors"], raw["read_errors"], raw["write_errors"],
-                   raw["timeouts"])
-    if text_errors != json_errors:
-        raise WrkOutputError(f"socket errors differ: report {text_errors}, "
-                             f"WRK_JSON {json_errors}")
-    found = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if (int(found.group(1)) if found else 0) != raw["status_errors"]:
-        raise WrkOutputError("the Non-2xx count in wrk's report does not match WRK_JSON")
+    for pattern, keys in IN_TEXT.items():
+        found = re.search(pattern, output, re.M)
+        in_text = tuple(map(int, found.groups())) if found else (0,) * len(keys)
+        in_json = tuple(raw[key] for key in keys)
+        if in_text != in_json:
+            raise WrkOutputError(f"wrk's report and WRK_JSON differ: {keys} {in_text}, {in_json}")
