@@ -58,8 +58,7 @@ class Clients:
                     kept = (await read_response(reader))[1]  # False: the server closed it
                     self.heartbeats += 1
                 delay = self.heartbeat_s
-            if not kept:
-                self.closed_by_server += 1
+            self.closed_by_server += not kept
         except (OSError, asyncio.IncompleteReadError):
             self.closed_by_server += 1
         finally:
