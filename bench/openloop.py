@@ -10,27 +10,23 @@ start + i/rate, and timed from then: a client that falls behind adds its latenes
 latency. After the window nothing more is sent; what is in flight gets until its deadline.
 
 A progress line a second on stderr, then one JSON object on stdout:
-  offered_rate, duration_s, warmup_s, timeout_s: as asked.
-  sent: requests due in the window (warm-up's not counted) = ok (2xx) + non_2xx (together:
-    answered) + timeouts + errors {connect, client_fd_limit (this client out of descriptors),
-    write, read, protocol}.
-  timeouts: no whole answer within timeout_s of being due, connecting included;
-    timeouts_connecting: those that never got a connection (the server was not accepting).
-  ok_all: 2xx answers, warm-up included (what the server's counts hold).
-  answered_in_window: answers received in the window, warm-up requests' included, over
-    duration_s: achieved_rate, what the server kept up with.
-  mean_answered_ms: over the answered requests only (for Little's law).
-  samples, p50_ms .. p999_ms, max_ms, pXX_past_timeout, pXX_interval_ms: see ranked.
-  peak_in_flight, mean_in_flight (sampled every 0.1 s): in flight during the window.
-  connections_opened in the window, connections_opened_in_warmup.
-  send_lag_ms_p99, send_lag_ms_max: how late this client sent (a self-check; connecting is
-    the server's part); client_behind: that p99 is over 10 ms, the client set the pace.
+  offered_rate, duration_s, warmup_s, timeout_s: as asked. sent: requests due in the window
+    (after the warm-up) = ok (2xx) + non_2xx (together: answered) + timeouts + errors
+    {connect, client_fd_limit (this client out of descriptors), write, read, protocol};
+    timeouts_connecting: timeouts that never got a connection (the server was not accepting).
+  ok_all: 2xx answers, warm-up included (what the server counts); answered_in_window: answers
+    received in the window, over duration_s: achieved_rate, what the server kept up with.
+  mean_answered_ms (for Little's law); samples, pXX_ms, pXX_past_timeout, pXX_interval_ms: ranked.
+  peak_in_flight, mean_in_flight (sampled every 0.1 s), connections_opened: in the window;
+    connections_opened_in_warmup.
+  send_lag_ms_p99, send_lag_ms_max: how late this client sent (a self-check; connecting is the
+    server's part); client_behind: that p99 is over 10 ms, the client set the pace.
   client_cpu_s: this process's CPU in the window; client_fd_limit: its open-files limit.
-  first_failure: the earliest-due request, warm-up included, without a 2xx: {outcome,
-    due_clock, in_flight (this client's, then)}, or None. start_clock: when the first
-    request was due. Both on time.monotonic()'s clock, one for every process on Linux and macOS.
-  With --raw, for merging clients (bench/offered.py): latencies_ms, every measured answer's,
-    and in_flight_history, [clock, in flight] every 0.1 s.
+  first_failure: the earliest-due request without a 2xx, warm-up included: {outcome,
+    due_clock, in_flight (this client's, then)}, or None. start_clock: when the first request
+    was due. Both on time.monotonic()'s clock, one for every process on Linux and macOS.
+  With --raw, to merge clients (bench/offered.py): latencies_ms, every measured answer's, and
+    in_flight_history, [clock, in flight] every 0.1 s.
 Exits 2 on a bad flag, 130 on Ctrl-C (no partial report). Standard library only: Python 3.10+.
 """
 
@@ -214,14 +210,12 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="seconds of unmeasured sending first, at the same rate")
     args = parser.parse_args(argv)
-    if not all(0 < value < math.inf for value in (args.rate, args.duration, args.timeout)):
-        parser.error("--rate, --duration and --timeout take numbers above 0")
-    if not 0 <= args.warmup < math.inf:
-        parser.error("--warmup takes a number, 0 or more")
-    if not (0 < args.port < 65536 and args.path.startswith("/")):
-        parser.error("--port is from 1 to 65535, and --path starts with /")
-    if args.source and not args.source.startswith("127."):
-        parser.error("--source is a loopback address, 127.x.y.z")
+    if not (all(0 < value < math.inf for value in (args.rate, args.duration, args.timeout))
+            and 0 <= args.warmup < math.inf):
+        parser.error("--rate, --duration and --timeout take numbers above 0, --warmup 0 or more")
+    if not (0 < args.port < 65536 and args.path.startswith("/")
+            and (args.source or "127.").startswith("127.")):
+        parser.error("--port is from 1 to 65535, --path starts with /, --source is 127.x.y.z")
     if round(args.duration * args.rate) < 1:
         parser.error("--rate times --duration is less than one request")
     return args
