@@ -29,32 +29,27 @@ def start_wrk(case, url, threads, seconds, cpus=None):
                "-d", f"{math.ceil(seconds)}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(LUA), url, "--",
                case.method.lower()]
-    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           preexec_fn=pinned_to(cpus))
-    wrk.command = command
-    return wrk
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=pinned_to(cpus))
 
 
 def stop_wrk(wrk):
     """Interrupt wrk (it stops and prints its report, as at the end of -d); its output headed
     by the command. SIGINT goes again each second: the kernel may hand it to a worker thread,
     which stops the workers while the main thread sleeps out -d; a second one finds it."""
-    output = ""
+    command = " ".join(wrk.args)
     for _ in range(30):
         if wrk.poll() is None:
             wrk.send_signal(signal.SIGINT)
         try:
             output, _ = wrk.communicate(timeout=1)
-            break
         except subprocess.TimeoutExpired:
             continue
-    else:
-        wrk.kill()
-        raise SystemExit(f"bench: wrk did not stop: {' '.join(wrk.command)}")
-    if wrk.returncode != 0:
-        raise SystemExit(f"bench: wrk exited with {wrk.returncode}: "
-                         f"{' '.join(wrk.command)}\n{output}")
-    return f"$ {' '.join(wrk.command)}\n{output}"
+        if wrk.returncode != 0:
+            raise SystemExit(f"bench: wrk exited with {wrk.returncode}: {command}\n{output}")
+        return f"$ {command}\n{output}"
+    wrk.kill()
+    raise SystemExit(f"bench: wrk did not stop: {command}")
 
 
 class WrkOutputError(ValueError):
