@@ -3,11 +3,9 @@
     python -m bench.openloop --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
         [--path /items --post '{"text": "a probe"}'] [--source 127.0.0.2] [--raw]
 
-wrk is a closed loop: a connection sends its next request once the last is answered, so a slow
-server is offered less than asked and the queue a real crowd would build is never timed
-(coordinated omission; Gil Tene, "How NOT to measure latency"). Here request i is due at
-start + i/rate, and timed from then: a client that falls behind adds its lateness to the
-latency. After the window nothing more is sent; what is in flight gets until its deadline.
+Unlike wrk's closed loop, whose queue goes untimed (LESSON.md; "coordinated omission", Gil
+Tene), request i is due at start + i/rate and timed from then: a client that falls behind adds
+its lateness to the latency. After the window, what is in flight gets until its deadline.
 
 A progress line a second on stderr, then one JSON object on stdout:
   offered_rate, duration_s, warmup_s, timeout_s: as asked. sent: requests due in the window
