@@ -58,9 +58,9 @@ class OpenLoop:
         self.in_flight = set()  # the requests' tasks (asyncio keeps only weak references)
         self.window = (math.inf, math.inf)
         self.latencies, self.lags, self.samples = [], [], []  # of the measured requests
-        self.outcomes = Counter()  # measured requests by "ok", "non_2xx", "timeout", or error
-        self.sent = self.answered_in_window = self.peak_in_flight = self.finished_all = 0
-        self.ok_all = 0
+        # requests by "ok", "non_2xx", "timeout", or error: the measured ones, and all of them
+        self.outcomes, self.all_outcomes = Counter(), Counter()
+        self.sent = self.answered_in_window = self.peak_in_flight = 0
         self.cpu_at_start = self.opened_before = None  # when the window opens
         self.first_failure, self.history, self.start_clock = None, [], None
 
@@ -82,9 +82,8 @@ class OpenLoop:
                                 or due < self.first_failure["due_clock"]):
             self.first_failure = {"outcome": outcome, "due_clock": round(due, 3),
                                   "in_flight": in_flight}
-        self.finished_all += 1  # warm-up included, for the progress line
+        self.all_outcomes[outcome] += 1
         answered = outcome in ("ok", "non_2xx")
-        self.ok_all += outcome == "ok"
         if answered and self.window[0] <= done < self.window[1]:
             self.answered_in_window += 1
         if measured:
@@ -124,7 +123,7 @@ class OpenLoop:
                 self.samples.append(len(self.in_flight))
             if tick % round(1 / SAMPLE_EVERY_S) == 0:
                 phase = "warm-up" if now < start else "measuring" if now < end else "draining"
-                print(f"openloop: {phase}: answered or failed {self.finished_all}, in "
+                print(f"openloop: {phase}: answered or failed {self.all_outcomes.total()}, in "
                       f"flight {len(self.in_flight)}, connections opened "
                       f"{self.connections.opened}", file=sys.stderr, flush=True)
 
@@ -155,7 +154,7 @@ class OpenLoop:
             "offered_rate": self.rate, "duration_s": duration_s, "warmup_s": warmup_s,
             "timeout_s": self.timeout_s, "sent": self.sent,
             "answered": outcomes["ok"] + outcomes["non_2xx"], "ok": outcomes["ok"],
-            "ok_all": self.ok_all,
+            "ok_all": self.all_outcomes["ok"],
             "mean_answered_ms": (round(1000 * sum(self.latencies) / len(self.latencies), 1)
                                  if self.latencies else None),
             "non_2xx": outcomes["non_2xx"],
