@@ -5,7 +5,8 @@
 Opens the connections a few hundred at a time (the server's listen queue must not overflow)
 and holds them, with a GET /health on each every --heartbeat seconds from a random start.
 Prints "holding N" once all are open (or failed), and on SIGTERM or SIGINT a JSON line,
-{"asked", "opened", "failed", "closed_by_server", "heartbeats", "cpu_s"}, then exits.
+{"asked", "opened", "failed", "closed_by_server", "heartbeats", "cpu_s"} (cpu_s: what this
+one process spent holding them all), then exits.
 """
 
 import argparse

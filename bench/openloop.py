@@ -14,7 +14,8 @@ A progress line a second on stderr, then one JSON object on stdout:
     timeouts_connecting: timeouts that never got a connection (the server was not accepting).
   ok_all: 2xx answers, warm-up included (what the server counts); answered_in_window: answers
     received in the window, over duration_s: achieved_rate, what the server kept up with.
-  mean_answered_ms (for Little's law); samples, pXX_ms, pXX_past_timeout, pXX_interval_ms: ranked.
+  mean_answered_ms (for Little's law). samples, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, each
+    with its _past_timeout and (but max) _interval_ms: see ranked.
   peak_in_flight, mean_in_flight (sampled every 0.1 s), connections_opened: in the window;
     connections_opened_in_warmup.
   send_lag_ms_p99, send_lag_ms_max: how late this client sent (a self-check; connecting is the
