@@ -1,8 +1,5 @@
-"""HTTP/1.1 over asyncio streams, for the bench's own clients (bench/idle.py, openloop.py):
-read a response, and keep connections alive for reuse without ever waiting for one.
-
-Standard library only: the clients run with any Python 3.10+, .venv or not.
-"""
+"""HTTP/1.1 over asyncio streams for bench/idle.py and openloop.py: read a response, keep
+connections alive without ever waiting for one. Standard library only (Python 3.10+)."""
 
 import asyncio
 import errno
@@ -30,13 +27,10 @@ async def read_response(reader):
 
 
 class Connections:
-    """GET `path` (or POST `body` to it, as JSON) from a server on loopback over kept-alive
-    connections: an idle one if there is one, else a new one at once. `opened` counts the
-    new ones."""
+    """GET `path` (or POST `body` to it, as JSON) over kept-alive connections from `source`
+    (a 127.x.y.z, or None for the OS's choice); `opened` counts the new ones."""
 
     def __init__(self, host, port, path, body=None, source=None):
-        """source: the local address to connect from (a 127.x.y.z on Linux), or None for the
-        OS's choice: each address has its own ephemeral ports to the server's port."""
         # "localhost" is resolved here, once: asyncio would ask a thread for every connection
         self.address = ("127.0.0.1" if host == "localhost" else host, port)
         self.local_addr = (source, 0) if source else None
@@ -62,18 +56,15 @@ class Connections:
         self.opened += 1
         return opened
 
-    async def get(self, progress=None):
-        """Send the request, read the answer, return its status, or raise Failed. The
-        connection goes back to the idle ones if the server keeps it; on an error, or when
-        cancelled (a timeout), it is closed. progress["connected"] is set once a connection
-        is had: a request cancelled before that timed out connecting (the server was not
-        accepting)."""
+    async def get(self, progress):
+        """The request's answer's status, or Failed. The connection is kept if the server keeps
+        it, closed on an error or when cancelled (a timeout). progress["connected"] is set once
+        a connection is had: a request cancelled before that timed out connecting."""
         reader = writer = None
         kept, stage = False, "write"
         try:
             reader, writer = await self.take()
-            if progress is not None:
-                progress["connected"] = True
+            progress["connected"] = True
             writer.write(self.request)
             await writer.drain()
             stage = "read"

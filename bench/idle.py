@@ -2,23 +2,17 @@
 
     python -m bench.idle --port 8081 --connections 10000 [--heartbeat 60]
 
-Opens the connections (a few hundred at a time, so the server's listen queue does not
-overflow) and holds them open, sending a request on each now and then: GET /health (Postgres
-and Redis, but no counter to upset the audit) every --heartbeat seconds from a random start.
-A thread-per-connection server starts a thread for each as it accepts it; an event loop adds
-it to the sockets it watches.
-Prints "holding N" once all are open (or failed), and on SIGTERM or SIGINT a JSON line:
-{"asked", "opened", "failed", "closed_by_server", "heartbeats", "cpu_s"}, then exits. One
-asyncio process holds them all, so what it costs is one process's CPU, reported as cpu_s.
-
-Standard library only: started by bench/measure.py with .venv's Python.
+Opens the connections a few hundred at a time (the server's listen queue must not overflow)
+and holds them, with a GET /health on each every --heartbeat seconds from a random start.
+Prints "holding N" once all are open (or failed), and on SIGTERM or SIGINT a JSON line,
+{"asked", "opened", "failed", "closed_by_server", "heartbeats", "cpu_s"} (cpu_s: what this
+one process spent holding them all), then exits.
 """
 
 import argparse
 import asyncio
 import json
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -27,18 +21,12 @@ from pathlib import Path
 
 from bench.http1 import read_response
 from bench.launch import wait_until
+from bench.limits import raise_fd_limit, read_int
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # leaves the audited counter
+REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # no counter to upset the audit
 OPENING_AT_ONCE = 200
-
-
-async def view(reader, writer):
-    """One request on an open connection; False if the server has closed it after."""
-    writer.write(REQUEST)
-    await writer.drain()
-    return (await read_response(reader))[1]
 
 
 class Clients:
@@ -66,11 +54,12 @@ class Clients:
                 try:
                     await asyncio.wait_for(self.stop.wait(), delay)
                 except asyncio.TimeoutError:
-                    kept = await view(reader, writer)
+                    writer.write(REQUEST)
+                    await writer.drain()
+                    kept = (await read_response(reader))[1]  # False: the server closed it
                     self.heartbeats += 1
                 delay = self.heartbeat_s
-            if not kept:
-                self.closed_by_server += 1
+            self.closed_by_server += not kept
         except (OSError, asyncio.IncompleteReadError):
             self.closed_by_server += 1
         finally:
@@ -98,9 +87,7 @@ def main():
     parser.add_argument("--heartbeat", type=float, default=60.0,
                         help="seconds between page views on each connection")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < args.connections + 64:  # a descriptor per connection
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, args.connections + 64), hard))
+    raise_fd_limit(args.connections)  # a descriptor per connection
     clients = Clients(args.port, args.connections, args.heartbeat)
     asyncio.run(clients.run())
     print(json.dumps({"asked": args.connections, "opened": clients.opened,
@@ -110,11 +97,10 @@ def main():
 
 
 class Held:
-    """bench/idle.py in a subprocess, for one run: started, waited for, stopped, read."""
+    """bench/idle.py in a subprocess for one run, returned once the server holds every
+    connection that opened (its accept loop may lag behind the connects)."""
 
     def __init__(self, server, count, cpus=None):
-        """Returns once the server holds every connection that opened: its accept loop may
-        lag behind the client's connects."""
         import psutil
         from bench.placement import pinned_to
         from bench.sampling import established
@@ -153,12 +139,7 @@ def grown(before, after):
 
 def kernel_stack_kb():
     """The kernel's memory for thread stacks (Linux: 16 KiB a thread), or None elsewhere."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            return next(int(line.split()[1]) for line in meminfo
-                        if line.startswith("KernelStack:"))
-    except (OSError, StopIteration):
-        return None
+    return read_int(Path("/proc/meminfo"), field="KernelStack:")
 
 
 if __name__ == "__main__":

@@ -1,52 +1,32 @@
 """An open-loop HTTP/1.1 load generator: requests leave on schedule, answered or not.
 
     python -m bench.openloop --port 8081 --rate 1000 --duration 15 --timeout 20 [--warmup 2]
-    python -m bench.openloop --port 8081 --path /items --post '{"text": "a probe"}' ...
-    python -m bench.openloop --port 8081 --source 127.0.0.2 --raw ...
+        [--path /items --post '{"text": "a probe"}'] [--source 127.0.0.2] [--raw]
 
-wrk is a closed loop: a connection sends its next request only once the last is answered, so
-a slow server slows wrk down too, is offered less than was asked, and what was never sent is
-never timed: the queue a real crowd would build stays hidden (coordinated omission; Gil Tene,
-"How NOT to measure latency"). Here request i is due at start + i/rate whatever became of the
-others, and is timed from then: a client that falls behind adds its lateness to the latency.
-Connections are kept alive for reuse; a request due when none is idle opens one at once
-(http1.Connections). --warmup sends at the same rate, unmeasured, first; after the window
-nothing more is sent, and what is in flight gets until its own deadline to finish.
+Unlike wrk's closed loop, whose queue goes untimed (LESSON.md; "coordinated omission", Gil
+Tene), request i is due at start + i/rate and timed from then: a client that falls behind adds
+its lateness to the latency. After the window, what is in flight gets until its deadline.
 
-Prints a progress line a second on stderr, then one JSON object on stdout:
-  offered_rate, duration_s, warmup_s, timeout_s: what was asked.
-  sent: requests due in the measured window (rate × duration), the warm-up's not counted;
-    sent = ok (2xx) + non_2xx (together: answered) + timeouts + the errors.
-  timeouts: no whole answer within timeout_s of being due, at any stage, connecting included;
-    timeouts_connecting: those of them that never got a connection (the server was not
-    accepting: its listen queue full, its accept loop stopped by a limit).
-  errors: {connect, client_fd_limit (this client out of descriptors), write, read, protocol}.
-  ok_all: 2xx answers over the whole run, warm-up included (what the server's counts hold).
-  answered_in_window: answers received in the window, warm-up requests' included;
-    achieved_rate = answered_in_window / duration_s: what the server kept up with.
-  mean_answered_ms: the mean over the answered requests only (for Little's law).
-  p50_ms, p90_ms, p99_ms, p999_ms, max_ms: from due to the answer's last byte, over every
-    request sent, timeouts and errors ranked after every answer (latency.ranked): a figure
-    that falls among them is null and its p99_past_timeout (etc.) true. Never flattering.
-  samples: the requests those rank (sent); p50_interval_ms (.. p999_interval_ms): [low,
-    high], each one's 95% interval (bench/intervals.py), a bound among the failures or past
-    the last sample null: a p99 of 300 samples is their 4th slowest, and could be another.
-  peak_in_flight, mean_in_flight (sampled every 0.1 s): requests sent and not yet finished
-    during the window, warm-up ones included.
-  connections_opened in the window, connections_opened_in_warmup.
-  send_lag_ms_p99, send_lag_ms_max: how late this client got round to its requests (a
-    self-check; connecting is the server's part, in the latency); client_behind: that p99
-    is over 10 ms, so this client, not the server, set the pace.
-  client_cpu_s: this process's user + system CPU during the window; client_fd_limit: its
-    open-files limit, which caps the connections it can hold.
-  first_failure: the earliest-due request, warm-up included, that got no 2xx: {outcome,
-    due_clock, in_flight (this client's, when it was due)}; None if every one got a 2xx.
-  start_clock: when the first request was due, on time.monotonic()'s clock (one clock for
-    every process on Linux and macOS), as first_failure's due_clock.
-  With --raw, for merging several clients' reports (bench/offered.py): latencies_ms, every
-    measured answer's latency, and in_flight_history, [clock, in flight] every 0.1 s.
-Exits 0 with the report, 2 on a bad flag, 130 on Ctrl-C (with no report: it would be
-partial). Standard library only (asyncio streams): it runs with any Python 3.10+.
+A progress line a second on stderr, then one JSON object on stdout:
+  offered_rate, duration_s, warmup_s, timeout_s: as asked. sent: requests due in the window
+    (after the warm-up) = ok (2xx) + non_2xx (together: answered) + timeouts + errors
+    {connect, client_fd_limit (this client out of descriptors), write, read, protocol};
+    timeouts_connecting: timeouts that never got a connection (the server was not accepting).
+  ok_all: 2xx answers, warm-up included (what the server counts); answered_in_window: answers
+    received in the window, over duration_s: achieved_rate, what the server kept up with.
+  mean_answered_ms (for Little's law). samples, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, each
+    with its _past_timeout and (but max) _interval_ms: see ranked.
+  peak_in_flight, mean_in_flight (sampled every 0.1 s), connections_opened: in the window;
+    connections_opened_in_warmup.
+  send_lag_ms_p99, send_lag_ms_max: how late this client sent (a self-check; connecting is the
+    server's part); client_behind: that p99 is over 10 ms, the client set the pace.
+  client_cpu_s: this process's CPU in the window; client_fd_limit: its open-files limit.
+  first_failure: the earliest-due request without a 2xx, warm-up included: {outcome,
+    due_clock, in_flight (this client's, then)}, or None. start_clock: when the first request
+    was due. Both on time.monotonic()'s clock, one for every process on Linux and macOS.
+  With --raw, to merge clients (bench/offered.py): latencies_ms, every measured answer's, and
+    in_flight_history, [clock, in flight] every 0.1 s.
+Exits 2 on a bad flag, 130 on Ctrl-C (no partial report). Standard library only: Python 3.10+.
 """
 
 import argparse
@@ -70,8 +50,8 @@ BEHIND_MS = 10  # send lag past this at p99: the client could not keep to its sc
 
 
 class OpenLoop:
-    """The requests of one run, and what became of each: tallies only, no per-connection
-    scan, so the cost of a request does not grow with how many are in flight."""
+    """The requests of one run, and what became of each: tallies only, so a request's cost
+    does not grow with how many are in flight."""
 
     def __init__(self, port, host, path, rate, timeout_s, body=None, source=None):
         self.connections = Connections(host, port, path, body, source)
@@ -79,15 +59,14 @@ class OpenLoop:
         self.in_flight = set()  # the requests' tasks (asyncio keeps only weak references)
         self.window = (math.inf, math.inf)
         self.latencies, self.lags, self.samples = [], [], []  # of the measured requests
-        self.outcomes = Counter()  # measured requests by "ok", "non_2xx", "timeout", or error
-        self.sent = self.answered_in_window = self.peak_in_flight = self.finished_all = 0
-        self.ok_all = 0
+        # requests by "ok", "non_2xx", "timeout", or error: the measured ones, and all of them
+        self.outcomes, self.all_outcomes = Counter(), Counter()
+        self.sent = self.answered_in_window = self.peak_in_flight = 0
         self.cpu_at_start = self.opened_before = None  # when the window opens
         self.first_failure, self.history, self.start_clock = None, [], None
 
     async def request(self, due, measured, in_flight):
-        """One request due at loop time `due`, timed from then, and tallied if `measured`;
-        `in_flight` were in flight when it was due."""
+        """One request due at loop time `due`, timed from then, tallied if `measured`."""
         loop = asyncio.get_running_loop()
         lag = loop.time() - due
         progress = {"connected": False}
@@ -104,9 +83,8 @@ class OpenLoop:
                                 or due < self.first_failure["due_clock"]):
             self.first_failure = {"outcome": outcome, "due_clock": round(due, 3),
                                   "in_flight": in_flight}
-        self.finished_all += 1  # warm-up included, for the progress line
+        self.all_outcomes[outcome] += 1
         answered = outcome in ("ok", "non_2xx")
-        self.ok_all += outcome == "ok"
         if answered and self.window[0] <= done < self.window[1]:
             self.answered_in_window += 1
         if measured:
@@ -116,10 +94,9 @@ class OpenLoop:
                 self.latencies.append(done - due)
 
     async def send(self, first_due, count, warmup_count):
-        """Start request i at first_due + i/rate for i < count, answered or not. A fixed
-        schedule, not Poisson arrivals: runs offer the same load and tests can count exactly;
-        random bursts would queue even below capacity, mixing the arrivals' variance into
-        the server's. A late wake-up starts every overdue request at once: it catches up."""
+        """Start request i at first_due + i/rate, answered or not; a late wake-up starts the
+        overdue ones at once. Not Poisson arrivals: random bursts would queue even below
+        capacity, mixing the arrivals' variance into the server's, and tests count exactly."""
         loop = asyncio.get_running_loop()
         for i in range(count):
             due = first_due + i / self.rate
@@ -136,8 +113,7 @@ class OpenLoop:
                 self.peak_in_flight = max(self.peak_in_flight, len(self.in_flight))
 
     async def watch(self):
-        """Sample the requests in flight during the window, and print progress every second,
-        until cancelled."""
+        """Sample the requests in flight, print progress every second; until cancelled."""
         loop = asyncio.get_running_loop()
         start, end = self.window
         for tick in itertools.count(1):
@@ -148,7 +124,7 @@ class OpenLoop:
                 self.samples.append(len(self.in_flight))
             if tick % round(1 / SAMPLE_EVERY_S) == 0:
                 phase = "warm-up" if now < start else "measuring" if now < end else "draining"
-                print(f"openloop: {phase}: answered or failed {self.finished_all}, in "
+                print(f"openloop: {phase}: answered or failed {self.all_outcomes.total()}, in "
                       f"flight {len(self.in_flight)}, connections opened "
                       f"{self.connections.opened}", file=sys.stderr, flush=True)
 
@@ -179,7 +155,7 @@ class OpenLoop:
             "offered_rate": self.rate, "duration_s": duration_s, "warmup_s": warmup_s,
             "timeout_s": self.timeout_s, "sent": self.sent,
             "answered": outcomes["ok"] + outcomes["non_2xx"], "ok": outcomes["ok"],
-            "ok_all": self.ok_all,
+            "ok_all": self.all_outcomes["ok"],
             "mean_answered_ms": (round(1000 * sum(self.latencies) / len(self.latencies), 1)
                                  if self.latencies else None),
             "non_2xx": outcomes["non_2xx"],
@@ -205,29 +181,22 @@ class OpenLoop:
 
 
 async def interruptible(run):
-    """`run`, cancelled by Ctrl-C: asyncio.run then cancels every other task and reaps it.
-    Python 3.10's asyncio.run would instead raise KeyboardInterrupt inside whichever task was
-    running, and print the others' tracebacks as never retrieved."""
+    """`run`, cancelled by Ctrl-C, so that asyncio.run reaps the other tasks: Python 3.10's
+    raised KeyboardInterrupt in whichever task ran, printing the others' tracebacks."""
     task = asyncio.ensure_future(run)
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
     return await task
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Offer a fixed rate of GET (or POST) requests to a local server, "
-        "answered or not, "
-        "and print one JSON object: latency from when each request was due.")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True, help="the server's port")
     parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "localhost"),
-                        help="loopback only: a tool to measure your own server, not to flood "
-                        "another (default: %(default)s)")
+                        help="loopback only: not a tool to flood another's server")
     parser.add_argument("--source", metavar="ADDR",
-                        help="connect from this loopback address (127.x.y.z): each has ports "
-                        "of its own, so several clients can hold more connections between them")
+                        help="connect from this 127.x.y.z: each has ephemeral ports of its own")
     parser.add_argument("--raw", action="store_true",
-                        help="add every answer's latency and the in-flight history to the "
-                        "report, for merging several clients' reports")
+                        help="add latencies_ms and in_flight_history, to merge several clients")
     parser.add_argument("--path", default="/", help="what to GET (default: %(default)s)")
     parser.add_argument("--post", metavar="JSON",
                         help="POST this JSON body to --path instead of a GET")
@@ -237,38 +206,29 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, required=True,
                         help="seconds from when a request is due until it counts as timed out")
     parser.add_argument("--warmup", type=float, default=0.0,
-                        help="seconds of unmeasured sending first, at the same rate, so the "
-                        "connections are open when measuring starts (default: %(default)s)")
+                        help="seconds of unmeasured sending first, at the same rate")
     args = parser.parse_args(argv)
-    if not all(0 < value < math.inf for value in (args.rate, args.duration, args.timeout)):
-        parser.error("--rate, --duration and --timeout take numbers above 0")
-    if not 0 <= args.warmup < math.inf:
-        parser.error("--warmup takes a number, 0 or more")
-    if not (0 < args.port < 65536 and args.path.startswith("/")):
-        parser.error("--port is from 1 to 65535, and --path starts with /")
-    if args.source and not args.source.startswith("127."):
-        parser.error("--source is a loopback address, 127.x.y.z")
+    if not (all(0 < value < math.inf for value in (args.rate, args.duration, args.timeout))
+            and 0 <= args.warmup < math.inf):
+        parser.error("--rate, --duration and --timeout take numbers above 0, --warmup 0 or more")
+    if not (0 < args.port < 65536 and args.path.startswith("/")
+            and (args.source or "127.").startswith("127.")):
+        parser.error("--port is from 1 to 65535, --path starts with /, --source is 127.x.y.z")
     if round(args.duration * args.rate) < 1:
         parser.error("--rate times --duration is less than one request")
     return args
 
 
-# Latency percentiles that never flatter (ranked): a request that got no answer ranks after
-# every answer, as if it took forever, so a percentile that falls among those is no number.
-# In per mille, so that ranks are exact integers: 0.99 * 100 is 99.00000000000001 in floats
+# in per mille, so that ranks are exact integers: 0.99 * 100 is 99.00000000000001 in floats
 PERCENTILES = (("p50", 500), ("p90", 900), ("p99", 990), ("p999", 999), ("max", 1000))
 
 
 def ranked(values_s, failures=0):
-    """{"samples": .., "p50_ms": .., "p50_past_timeout": .., "p50_interval_ms": .., ...} for
-    each of PERCENTILES, over the values (seconds) and `failures` more requests ranked after
-    all of them: samples counts both, and each interval is the order statistics' 95% one
-    (intervals.quantile_interval; none for max, which is measured, not estimated).
-
-    Nearest rank: pXX is the smallest value that at least XX% of requests took no longer
-    than. Where that rank falls among the failures, pXX_ms is None and pXX_past_timeout
-    True: with more than 1% failed, p99 is None. With no requests at all, every figure is
-    None and no flag is set."""
+    """Percentiles that never flatter: {"samples", "p50_ms", "p50_past_timeout",
+    "p50_interval_ms", ...} for PERCENTILES, over the values (s) and `failures` more ranked
+    after them all (samples counts both). Nearest rank; one that falls among the failures is
+    None, its past_timeout True (over 1% failed: p99 None). Each interval is the 95% one
+    (intervals.quantile_interval; none for max, measured, not estimated)."""
     values = sorted(values_s)
     total = len(values) + failures
     figures = {"samples": total}

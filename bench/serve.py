@@ -1,12 +1,7 @@
-"""./run_bench.sh --serve: both servers running on what the benchmark would use, until Ctrl-C.
-
-For the hands-on parts of the exercises. run_bench.sh has set up .venv, Postgres and Redis
-and exported DATABASE_URL and REDIS_URL; this puts the data back to schema.sql, starts
-sync_server.py on 8080 and async_server.py on 8081 (--serve-ports to choose others; a port
-already taken is an error that names who holds it, never a silent move: the exercises' wrk
-commands name these ports), prints their pages' URLs and the `export` line for starting more
-servers by hand in another terminal, then waits. Ctrl-C or SIGTERM stops both servers;
-run_bench.sh then stops Postgres and Redis.
+"""./run_bench.sh --serve: both servers running on what the benchmark would use, until Ctrl-C,
+for the exercises' hands-on parts. run_bench.sh has started Postgres and Redis and exported
+their URLs. A port already taken is an error naming its holder, never a silent move: the
+exercises' wrk commands name these ports.
 """
 
 import os
@@ -27,15 +22,13 @@ class PortTaken(ServerError):
 
 def check_free(kind, port):
     """Raise PortTaken, naming the holder and the way out, if `port` cannot be bound."""
-    with socket.socket() as sock:
-        try:
+    try:
+        with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
-            return
-        except OSError:
-            pass
-    raise PortTaken(f"port {port}, for {kind}_server.py, is taken by {holder_of(port)}. "
-                    "Stop it, or choose other ports: ./run_bench.sh --serve --serve-ports "
-                    "8090,8091 (and use those in the exercises' commands)")
+    except OSError:
+        raise PortTaken(f"port {port}, for {kind}_server.py, is taken by {holder_of(port)}. "
+                        "Stop it, or choose other ports: ./run_bench.sh --serve --serve-ports "
+                        "8090,8091 (and use those in the exercises' commands)") from None
 
 
 def holder_of(port):
@@ -50,10 +43,9 @@ def holder_of(port):
 
 
 def stop_on(signum, _frame):
-    """Ctrl-C or SIGTERM, once: a second one (run_bench.sh forwards it) must not interrupt
-    the stopping. It is let through to a handler that does nothing, not ignored: a signal
-    already pending when its handler became SIG_IGN made Python print "OSError: Signal 15
-    ignored due to race condition" with a traceback."""
+    """Raise Stopped, once: a second signal (run_bench.sh forwards it) must not interrupt the
+    stopping. It goes to a handler that does nothing, not to SIG_IGN: a signal pending when its
+    handler became SIG_IGN made Python print "OSError: Signal 15 ignored due to race condition"."""
     signal.signal(signal.SIGINT, already_stopping)
     signal.signal(signal.SIGTERM, already_stopping)
     raise Stopped(signum)
@@ -64,21 +56,17 @@ def already_stopping(_signum, _frame):
 
 
 class Stopped(KeyboardInterrupt):
-    """A signal ended the serving: exit 128 + its number, as a shell reports it, even where
-    the shell that started us could not trap it (SIGINT comes in ignored to a background job)."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.status = 128 + signum
+    """A signal ended the serving (args[0]: its number); no `except Exception` on the way
+    catches it."""
 
 
 def serve(say, ports):
-    """Start both servers on `ports` ({"sync": 8080, "async": 8081}), print how to reach them,
-    wait for Ctrl-C or SIGTERM; return 130 or 143 once stopped by them, 1 if a port is taken
-    or a server would not start."""
+    """Start both servers on `ports` ({"sync": 8080, "async": 8081}) on fresh data, print how to
+    reach them, wait for Ctrl-C or SIGTERM. Returns 128 + the signal's number, as a shell
+    reports it even where it could not trap it (a background job's SIGINT comes in ignored);
+    1 if a port is taken or a server would not start."""
     env = {name: os.environ[name] for name in ("DATABASE_URL", "REDIS_URL")}
-    # run_bench.sh runs this in the background: SIGINT may come in ignored
-    signal.signal(signal.SIGINT, stop_on)
+    signal.signal(signal.SIGINT, stop_on)  # SIGINT may come in ignored: a background job
     signal.signal(signal.SIGTERM, stop_on)
     log_dir = tempfile.mkdtemp(prefix="todo-serve.")
     servers = []
@@ -99,7 +87,7 @@ def serve(say, ports):
             signal.pause()  # until a signal's handler raises
     except Stopped as stop:
         say("stopping the servers")
-        return stop.status
+        return 128 + stop.args[0]
     except ServerError as error:
         say(str(error))
         return 1

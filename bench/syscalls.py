@@ -2,15 +2,12 @@
 
     .venv/bin/python -m bench.syscalls [--rate 500] [--wait-ms 1000] [--seconds 8] [--out DIR]
 
-Starts each server under `perf stat` (Linux's linux-perf), which counts the system calls of
-every thread the server ever has, a tenth of a second at a time; offers it a fixed rate of
-GET / with --io-delay-ms (bench/openloop.py); and divides the counts of a few seconds of that
-steady state by the requests the server counted meanwhile (/stats). Counting by tracepoint
-costs little, so the servers run at their usual pace (strace would slow them down many
-times). Needs DATABASE_URL and REDIS_URL, as the servers do, and root or
-kernel.perf_event_paranoid at -1 for the tracepoints. Prints a Markdown table; with --out,
-also writes it to DIR/summary.md, and the counts to DIR/counts.json (not a benchmark's
-results.json: bench.report does not render it).
+Each server runs under `perf stat`, counting every thread's system calls by tracepoint
+(cheap: strace would slow the server many times) while bench/openloop.py offers a fixed rate
+of GET / with --io-delay-ms; a few seconds' counts are divided by the requests /stats counted
+meanwhile. Needs DATABASE_URL, REDIS_URL, and root or kernel.perf_event_paranoid at -1.
+Prints a Markdown table; --out also writes DIR/summary.md and DIR/counts.json (which
+bench.report does not render).
 """
 
 import argparse
@@ -36,6 +33,7 @@ INTERVAL_MS = 100
 
 def counted(kind, args, log_dir):
     """{system call: calls per request} and the requests counted, for one server."""
+    print(f"counting {kind}_server.py's system calls ...", file=sys.stderr, flush=True)
     out = Path(log_dir) / f"perf-{kind}.csv"
     server = Server(kind, ["--io-delay-ms", str(args.wait_ms)], log_dir=log_dir,
                     under=["perf", "stat", "-I", str(INTERVAL_MS), "-x,", "-o", str(out),
@@ -44,7 +42,6 @@ def counted(kind, args, log_dir):
         server.start()
     except ServerError as error:
         sys.exit(f"bench.syscalls: {kind}_server.py did not start under perf: {error}")
-    stats = server.stats  # GET /stats, as the benchmark reads it
     try:
         reset_data()
         warmup_s = args.wait_ms / 1000 + 2
@@ -53,9 +50,9 @@ def counted(kind, args, log_dir):
                                     args.wait_ms / 1000 + 5, warmup_s, None, progress)
             time.sleep(warmup_s + 1)
             # perf's interval clock started with the process it runs the server under
-            before, window_start = stats()["served"], time.monotonic() - server.started_at
+            before, window_start = server.stats()["served"], time.monotonic() - server.started_at
             time.sleep(args.seconds)
-            served = stats()["served"] - before
+            served = server.stats()["served"] - before
             window_end = time.monotonic() - server.started_at
             client.communicate(timeout=args.wait_ms / 1000 + 70)
     finally:
@@ -91,10 +88,7 @@ def main():
     if not shutil.which("perf"):
         sys.exit("bench.syscalls: needs perf (Debian and Ubuntu: apt-get install linux-perf)")
     log_dir = tempfile.mkdtemp(prefix="todo-syscalls.")
-    results = {}
-    for kind in KINDS:
-        print(f"counting {kind}_server.py's system calls ...", file=sys.stderr, flush=True)
-        results[kind] = counted(kind, args, log_dir)
+    results = {kind: counted(kind, args, log_dir) for kind in KINDS}
     names = ["all"] + sorted(CALLS, key=lambda name: -max(
         per.get(name, 0) for per, _ in results.values()))
     heading = (f"System calls per request: GET / offered at {args.rate:g} a second, each "

@@ -1,9 +1,8 @@
-"""Running wrk with bench/wrk.lua, and reading what it prints: its own text report and the
-WRK_JSON line of wrk.lua, which must agree.
+"""Running wrk with bench/wrk.lua, and reading its text report and wrk.lua's WRK_JSON line.
 
-wrk counts every response it completed as a request, whatever its status; "Non-2xx or 3xx"
-counts statuses of 400 and above; a response slower than --timeout counts as a timeout and is
-left out of the latency percentiles. Requests still unanswered when wrk stops count nowhere.
+wrk counts every completed response as a request, whatever its status; "Non-2xx or 3xx"
+counts statuses of 400 and above; a response slower than --timeout is a timeout, left out of
+the latency percentiles. Requests still unanswered when wrk stops count nowhere.
 """
 
 import json
@@ -30,34 +29,27 @@ def start_wrk(case, url, threads, seconds, cpus=None):
                "-d", f"{math.ceil(seconds)}s",
                "--timeout", f"{case.timeout_s}s", "-s", str(LUA), url, "--",
                case.method.lower()]
-    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           preexec_fn=pinned_to(cpus))
-    wrk.command = command
-    return wrk
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=pinned_to(cpus))
 
 
 def stop_wrk(wrk):
-    """Interrupt wrk (on SIGINT it stops and prints its report, as at the end of -d) and
-    return its output, headed by the command. A wrk that fails is an error, not a result.
-
-    SIGINT is sent again each second: the kernel may hand it to a worker thread, which then
-    stops the workers while wrk's main thread sleeps out -d; a second one finds it."""
-    output = ""
+    """Interrupt wrk (it stops and prints its report, as at the end of -d); its output headed
+    by the command. SIGINT goes again each second: the kernel may hand it to a worker thread,
+    which stops the workers while the main thread sleeps out -d; a second one finds it."""
+    command = " ".join(wrk.args)
     for _ in range(30):
         if wrk.poll() is None:
             wrk.send_signal(signal.SIGINT)
         try:
             output, _ = wrk.communicate(timeout=1)
-            break
         except subprocess.TimeoutExpired:
             continue
-    else:
-        wrk.kill()
-        raise SystemExit(f"bench: wrk did not stop: {' '.join(wrk.command)}")
-    if wrk.returncode != 0:
-        raise SystemExit(f"bench: wrk exited with {wrk.returncode}: "
-                         f"{' '.join(wrk.command)}\n{output}")
-    return f"$ {' '.join(wrk.command)}\n{output}"
+        if wrk.returncode != 0:
+            raise SystemExit(f"bench: wrk exited with {wrk.returncode}: {command}\n{output}")
+        return f"$ {command}\n{output}"
+    wrk.kill()
+    raise SystemExit(f"bench: wrk did not stop: {command}")
 
 
 class WrkOutputError(ValueError):
@@ -82,19 +74,18 @@ def parse_wrk(output):
     }
 
 
+# wrk's text report's lines, and the WRK_JSON figures each must match (a line left out: 0s)
+IN_TEXT = {r"^\s*(\d+) requests in ": ("requests",),
+           r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)":
+               ("connect_errors", "read_errors", "write_errors", "timeouts"),
+           r"Non-2xx or 3xx responses: (\d+)": ("status_errors",)}
+
+
 def check_against_text(raw, output):
     """wrk's text report and our Lua summary must tell the same story."""
-    found = re.search(r"^\s*(\d+) requests in ", output, re.M)
-    if not found or int(found.group(1)) != raw["requests"]:
-        raise WrkOutputError("the request count in wrk's report does not match WRK_JSON")
-    found = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                      output)
-    text_errors = tuple(map(int, found.groups())) if found else (0, 0, 0, 0)
-    json_errors = (raw["connect_errors"], raw["read_errors"], raw["write_errors"],
-                   raw["timeouts"])
-    if text_errors != json_errors:
-        raise WrkOutputError(f"socket errors differ: report {text_errors}, "
-                             f"WRK_JSON {json_errors}")
-    found = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if (int(found.group(1)) if found else 0) != raw["status_errors"]:
-        raise WrkOutputError("the Non-2xx count in wrk's report does not match WRK_JSON")
+    for pattern, keys in IN_TEXT.items():
+        found = re.search(pattern, output, re.M)
+        in_text = tuple(map(int, found.groups())) if found else (0,) * len(keys)
+        in_json = tuple(raw[key] for key in keys)
+        if in_text != in_json:
+            raise WrkOutputError(f"wrk's report and WRK_JSON differ: {keys} {in_text}, {in_json}")

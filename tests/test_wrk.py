@@ -37,5 +37,5 @@ def test_output_without_our_lua_summary_is_refused():
 
 def test_report_and_summary_that_disagree_are_refused():
     text = (DATA / "wrk-errors.txt").read_text().replace("connect 106", "connect 105")
-    with pytest.raises(WrkOutputError, match="socket errors differ"):
+    with pytest.raises(WrkOutputError, match="WRK_JSON differ"):
         parse_wrk(text)
