@@ -7,12 +7,8 @@ from pathlib import Path
 from bench.profiles import NAMES, RATE, group_of, stacks
 from bench.text import markdown_table
 
-COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"]
-
-
-def colour_of(frame):
-    """A frame's box takes its group's colour: the flame graph reads like the shares."""
-    return COLOURS[NAMES.index(group_of(frame))]
+COLOURS = dict(zip(NAMES, ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf",
+                          "#bbbbbb"]))  # a frame's box takes its group's: it reads like the shares
 
 
 def draw_flamegraphs(results, out_dir):
@@ -22,8 +18,7 @@ def draw_flamegraphs(results, out_dir):
         profile = run.get("profile")
         if profile and (Path(out_dir) / profile["raw"]).exists():
             svg = flamegraph_svg(stacks(Path(out_dir) / profile["raw"]),
-                                 f"{run['series']} at {run['point']}", colour_of,
-                                 list(zip(NAMES, COLOURS)))
+                                 f"{run['series']} at {run['point']}")
             (Path(out_dir) / profile["flamegraph"]).write_text(svg)
 
 
@@ -72,14 +67,11 @@ function zoom(target) {
 function search() {
   var asked = prompt("Highlight frames matching (a regular expression):", "");
   if (asked === null) return;
-  var pattern = new RegExp(asked), matched = 0, counted = [];
-  boxes.forEach(function (g) {
-    var hit = asked !== "" && pattern.test(g.dataset.full);
+  var pattern = new RegExp(asked), matched = 0, end = -1;
+  boxes.forEach(function (g) {  // callers come before their callees: count a hit once
+    var hit = asked !== "" && pattern.test(g.dataset.full), x = +g.dataset.x;
     g.querySelector("rect").style.fill = hit ? "#e040fb" : "";
-    var x = +g.dataset.x, w = +g.dataset.w;
-    if (hit && !counted.some(function (c) { return x >= c[0] && x + w <= c[1]; })) {
-      counted.push([x, x + w]); matched += w;
-    }
+    if (hit && x >= end) { matched += +g.dataset.w; end = x + +g.dataset.w; }
   });
   document.getElementById("matched").textContent = asked === "" ? "" :
     "Matched: " + (100 * matched / total).toFixed(1) + "% of the samples";
@@ -100,35 +92,30 @@ def stack_tree(stacks):
         if any(START_UP in frame for frame in frames):
             start_up += count
             continue
-        node = tree
+        children = tree
         for frame in frames:
-            node = node.setdefault(frame, {"n": 0, "children": {}})
+            node = children.setdefault(frame, {"n": 0, "children": {}})
             node["n"] += count
-            node = node["children"]
+            children = node["children"]
     return tree, start_up
 
 
-def boxes_of(tree):
-    """(x, width, depth, frame, samples) of each frame, x and width in samples."""
+def boxes_of(children, x=0, depth=1):
+    """[(x, samples, depth, frame)] of each frame, callers before their callees."""
     boxes = []
-
-    def place(children, x, depth):
-        for frame, node in sorted(children.items()):
-            boxes.append((x, node["n"], depth, frame, node["n"]))
-            place(node["children"], x, depth + 1)
-            x += node["n"]
-
-    place(tree, 0, 1)
+    for frame, node in sorted(children.items()):
+        boxes += [(x, node["n"], depth, frame), *boxes_of(node["children"], x, depth + 1)]
+        x += node["n"]
     return boxes
 
 
-def flamegraph_svg(stacks, title, colour_of, legend=()):
-    """The SVG text; colour_of(frame) gives a box its group's colour, legend is
-    [(group, colour)]."""
+def flamegraph_svg(stacks, title):
+    """The SVG text: a box a frame, in its group's colour, above the legend of the groups."""
     tree, start_up = stack_tree(stacks)
     total = sum(node["n"] for node in tree.values())
-    boxes = [(0, total, 0, "all", total)] + [box for box in boxes_of(tree)
-                                             if total and box[1] / total * WIDTH >= MIN_WIDTH]
+    scale = WIDTH / total if total else 0
+    boxes = [(0, total, 0, "all")] + [box for box in boxes_of(tree)
+                                      if box[1] * scale >= MIN_WIDTH]
     height = TOP + (max(box[2] for box in boxes) + 2) * ROW
     skipped = f"; {start_up:,} samples of start-up (imports) left out" if start_up else ""
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -143,20 +130,19 @@ def flamegraph_svg(stacks, title, colour_of, legend=()):
              f'<text id="search" x="{WIDTH - 6}" y="38" text-anchor="end">Search</text>',
              f'<text id="matched" x="{WIDTH - 60}" y="38" text-anchor="end"></text>']
     x = 6
-    for group, colour in legend:
+    for group, colour in COLOURS.items():
         parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colour}"/>'
                      f'<text x="{x + 14}" y="55" font-size="10">{escape(group)}</text>')
         x += 24 + 5.6 * len(group)
-    for x, w, depth, frame, n in boxes:
+    for x, n, depth, frame in boxes:
         name = frame.split(" (")[0]
-        px, pw = x / total * WIDTH if total else 0, w / total * WIDTH if total else WIDTH
-        share = 100 * n / total if total else 0
+        px, pw = x * scale, n * scale if total else WIDTH
         label = name[:int(pw / 6.5)] if pw > 30 else ""
-        colour = "#d8d8d8" if depth == 0 else colour_of(frame)
+        colour = COLOURS[group_of(frame)] if depth else "#d8d8d8"
         parts.append(
-            f'<g class="frame" data-x="{x}" data-w="{w}" data-depth="{depth}" '
+            f'<g class="frame" data-x="{x}" data-w="{n}" data-depth="{depth}" '
             f'data-name="{escape(name)}" data-full="{escape(frame)}"><title>{escape(frame)} '
-            f'({n:,} samples, {share:.1f}%)</title><rect x="{px:.1f}" '
+            f'({n:,} samples, {100 * n / (total or 1):.1f}%)</title><rect x="{px:.1f}" '
             f'y="{TOP + depth * ROW}" width="{max(pw - 0.5, 0.5):.1f}" height="{ROW - 1}" '
             f'fill="{colour}" rx="2"/><text x="{px + 3:.1f}" y="{TOP + depth * ROW + 12}">'
             f'{escape(label)}</text></g>')
