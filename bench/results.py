@@ -56,12 +56,10 @@ EVERY_RUN = {
     "timeouts": ("int", "requests not answered within timeout_s (wrk: over its whole run)"),
     "socket_errors": ("dict", "the client's errors by kind"),
     "latency_mean_ms": ("float?", "mean latency of the answered requests (probe or client)"),
-    "p50_ms": ("float?", "latency percentiles, each request timed from when it was due; "
-               "None: the percentile falls among the timeouts"),
+    "p50_ms": ("float?", "latency, each request timed from when it was due; None: among timeouts"),
     "p90_ms": ("float?", "see p50_ms"),
     "p99_ms": ("float?", "see p50_ms"),
-    "latency_samples": ("int", "requests the percentiles rank, answered or not: what the "
-                        "probe or the open-loop client sent in the window"),
+    "latency_samples": ("int", "what the percentiles rank: all sent in the window, answered or not"),
     "p50_interval_ms": ("list?", "[low, high]: p50's 95% interval (intervals.py), a bound "
                         "not measured None; None: not recorded (version 1)"),
     "p90_interval_ms": ("list?", "see p50_interval_ms"),
@@ -140,9 +138,8 @@ OPEN_LOOP = {
     "limit_lines": ("dict?", "the server's log lines naming a limit: {first, count}, or None"),
     "recovered_s": ("float?", "s from the clients' end to a new connection's 200 from /health; "
                     "None: not within timeout_s + offered.RECOVERY_GRACE_S"),
-    "after_window": ("list", "[[s since the first request was due, served (/stats; None: "
-                     "no answer), threads, CPU s]] every 2 s while the clients waited for "
-                     "their last answers (offered.AfterWindow)"),
+    "after_window": ("list", "[[s since the first request was due, served (/stats; None: no "
+                     "answer), threads, CPU s]] every 2 s after the window (offered.AfterWindow)"),
     "stalled": ("dict?", "{threads, runnable: those ready to run} (Linux) of a server that "
                 "had not served again; None if it did"),
     "thread_cap_how": ("str?", "how the OS capped the server's threads (limits.ThreadCap)"),
@@ -173,10 +170,9 @@ def check(record, fields, where, optional=()):
     found = [f"{where}: no {name}" for name in fields
              if name not in record and name not in optional]
     found += [f"{where}: {name} is not in the contract" for name in record if name not in fields]
-    for name, (kind, _) in fields.items():
-        if name in record and not holds(record[name], kind):
-            found.append(f"{where}: {name} = {record[name]!r} is not {kind}")
-    return found
+    return found + [f"{where}: {name} = {record[name]!r} is not {kind}"
+                    for name, (kind, _) in fields.items()
+                    if name in record and not holds(record[name], kind)]
 
 
 def holds(value, kind):

@@ -35,12 +35,10 @@ def few(run, results):
 def sustained(kind, capacity, rates):
     """"sync sustains 480/s, its capacity between 320 and 640/s", also where no rate or every
     rate offered was under the target."""
-    if capacity["rate"] is None:
-        said = f"{kind} sustains no rate offered (not {rates[0]:,}/s)"
-    else:
-        said = f"{kind} sustains {capacity['rate']:,}/s" + (" (the top rate)" * (
-            capacity["rate"] == rates[-1]))
-    high = (f"past {rates[-1]:,}" if capacity["high"] is None else f"{capacity['high']:,}")
+    said = (f"{kind} sustains no rate offered (not {rates[0]:,}/s)" if capacity["rate"] is None
+            else f"{kind} sustains {capacity['rate']:,}/s"
+            + " (the top rate)" * (capacity["rate"] == rates[-1]))
+    high = f"past {rates[-1]:,}" if capacity["high"] is None else f"{capacity['high']:,}"
     return f"{said}, its capacity between {capacity['low'] or 0:,} and {high}/s"
 
 
@@ -120,16 +118,14 @@ def capacity_section(results):
 Offered open loop to both servers, each request timed from when it was due: rates from 10% to
 110% of the higher saturation under wrk ({saturation}); at each, {cap['rounds']} round(s) of a
 {cap['slice_duration_s']:g} s slice per server after {cap['slice_warmup_s']:g} s of warm-up, in
-an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds,
-a timeout (past {timeout:g} s) or error ranked after every answer; in brackets their 95%
-intervals (bench/intervals.py; "-": past the samples or the timeout; they take requests as
-independent, so near a knee, where latencies come in bursts, they are too narrow). *: a p99
-from under {cap['min_samples']:,} samples, its upper bound among its last values (hollow in
-the chart).
-Capacity: the highest rate whose p99, and every lower rate's, is under the target, within
-the highest rate surely under (upper bound too) and the first surely over (lower bound too).
-Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
-Under the target: "?" where the interval holds the target.
+an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds, a
+timeout (past {timeout:g} s) or error ranked last; in brackets their 95% intervals
+(bench/intervals.py; "-": past the samples or the timeout), which take requests as independent:
+too narrow near a knee, where latencies come in bursts. *: a p99 from under
+{cap['min_samples']:,} samples, its upper bound among its last values (hollow in the chart).
+Capacity: the highest rate whose p99, and every lower rate's, is under the target, within the
+highest rate surely under and the first surely over. Client cores: the open-loop client's CPU;
+behind: its send lag's p99 passed 10 ms. Under the target: "?" where the interval holds it.
 
 {table}
 
@@ -144,8 +140,7 @@ def under(run, target_ms):
 
 
 def terminal_view(results):
-    """The results the terminal's table shows: capacity's wrk runs (its grid is summary.md's);
-    any other scenario's as they are."""
+    """The runs the terminal's table shows: capacity's wrk runs only (its grid is summary.md's)."""
     if not results.get("capacity"):
         return results
     return {**results, "runs": [run for run in results["runs"] if not run["rate"]]}
