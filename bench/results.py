@@ -59,7 +59,7 @@ EVERY_RUN = {
     "p50_ms": ("float?", "latency, each request timed from when it was due; None: among timeouts"),
     "p90_ms": ("float?", "see p50_ms"),
     "p99_ms": ("float?", "see p50_ms"),
-    "latency_samples": ("int", "what the percentiles rank: all sent in the window, answered or not"),
+    "latency_samples": ("int", "the requests sent in the window: the percentiles rank them all"),
     "p50_interval_ms": ("list?", "[low, high]: p50's 95% interval (intervals.py), a bound "
                         "not measured None; None: not recorded (version 1)"),
     "p90_interval_ms": ("list?", "see p50_interval_ms"),
