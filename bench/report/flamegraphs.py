@@ -46,41 +46,21 @@ MIN_WIDTH = 0.3  # px: narrower frames are not drawn, as flamegraph.pl's --minwi
 START_UP = "importlib._bootstrap"  # in the path of every frame that runs an import
 
 SCRIPT = """
-var svg = document.documentElement, boxes = Array.prototype.slice.call(
-  document.querySelectorAll("g.frame")), width = WIDTH, total = TOTAL;
-function zoom(target) {
+var boxes = Array.prototype.slice.call(document.querySelectorAll("g.frame"));
+function zoom(target) {  // target spans the width; its callers too, the rest is hidden
   var x0 = +target.dataset.x, w = +target.dataset.w, depth = +target.dataset.depth;
   boxes.forEach(function (g) {
     var x = +g.dataset.x, gw = +g.dataset.w, inside = x >= x0 && x + gw <= x0 + w;
     var shown = inside || (+g.dataset.depth < depth && x <= x0 && x + gw >= x0 + w);
     g.style.display = shown ? "" : "none";
-    if (!shown) return;
-    var left = Math.max(x, x0), right = Math.min(x + gw, x0 + w);
-    var px = (left - x0) / w * width, pw = (right - left) / w * width;
+    var px = inside ? (x - x0) / w * WIDTH : 0, pw = inside ? gw / w * WIDTH : WIDTH;
     g.querySelector("rect").setAttribute("x", px.toFixed(1));
     g.querySelector("rect").setAttribute("width", Math.max(pw - 0.5, 0.5).toFixed(1));
-    var text = g.querySelector("text"), name = g.dataset.name;
-    text.setAttribute("x", (px + 3).toFixed(1));
-    text.textContent = pw > 30 ? name.slice(0, Math.floor(pw / 6.5)) : "";
+    g.querySelector("text").setAttribute("x", (px + 3).toFixed(1));
+    g.querySelector("text").textContent = pw > 30 ? g.dataset.name.slice(0, pw / 6.5) : "";
   });
-}
-function search() {
-  var asked = prompt("Highlight frames matching (a regular expression):", "");
-  if (asked === null) return;
-  var pattern = new RegExp(asked), matched = 0, end = -1;
-  boxes.forEach(function (g) {  // callers come before their callees: count a hit once
-    var hit = asked !== "" && pattern.test(g.dataset.full), x = +g.dataset.x;
-    g.querySelector("rect").style.fill = hit ? "#e040fb" : "";
-    if (hit && x >= end) { matched += +g.dataset.w; end = x + +g.dataset.w; }
-  });
-  document.getElementById("matched").textContent = asked === "" ? "" :
-    "Matched: " + (100 * matched / total).toFixed(1) + "% of the samples";
 }
 boxes.forEach(function (g) { g.addEventListener("click", function () { zoom(g); }); });
-document.getElementById("search").addEventListener("click", search);
-window.addEventListener("keydown", function (e) {
-  if ((e.ctrlKey || e.metaKey) && e.key === "f") { e.preventDefault(); search(); }
-});
 """
 
 
@@ -121,14 +101,12 @@ def flamegraph_svg(stacks, title):
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
              f'viewBox="0 0 {WIDTH} {height}" font-family="Verdana, sans-serif" '
              'font-size="11">', "<style>g.frame{cursor:pointer} g.frame:hover rect"
-             "{stroke:#000;stroke-width:0.5} #search{cursor:pointer}</style>",
+             "{stroke:#000;stroke-width:0.5}</style>",
              f'<rect width="{WIDTH}" height="{height}" fill="#f8f8f8"/>',
              f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="15">'
              f'{escape(title)}</text>',
              f'<text x="6" y="38">{total:,} samples of request handling{skipped}. Click a '
-             'frame to zoom, the top line to zoom out.</text>',
-             f'<text id="search" x="{WIDTH - 6}" y="38" text-anchor="end">Search</text>',
-             f'<text id="matched" x="{WIDTH - 60}" y="38" text-anchor="end"></text>']
+             'frame to zoom, the top line to zoom out.</text>']
     x = 6
     for group, colour in COLOURS.items():
         parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colour}"/>'
@@ -141,11 +119,10 @@ def flamegraph_svg(stacks, title):
         colour = COLOURS[group_of(frame)] if depth else "#d8d8d8"
         parts.append(
             f'<g class="frame" data-x="{x}" data-w="{n}" data-depth="{depth}" '
-            f'data-name="{escape(name)}" data-full="{escape(frame)}"><title>{escape(frame)} '
+            f'data-name="{escape(name)}"><title>{escape(frame)} '
             f'({n:,} samples, {100 * n / (total or 1):.1f}%)</title><rect x="{px:.1f}" '
             f'y="{TOP + depth * ROW}" width="{max(pw - 0.5, 0.5):.1f}" height="{ROW - 1}" '
             f'fill="{colour}" rx="2"/><text x="{px + 3:.1f}" y="{TOP + depth * ROW + 12}">'
             f'{escape(label)}</text></g>')
-    script = SCRIPT.replace("WIDTH", str(WIDTH)).replace("TOTAL", str(total or 1))
-    parts += [f"<script><![CDATA[{script}]]></script>", "</svg>"]
+    parts += [f"<script><![CDATA[{SCRIPT.replace('WIDTH', str(WIDTH))}]]></script>", "</svg>"]
     return "\n".join(parts) + "\n"

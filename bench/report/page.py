@@ -85,11 +85,7 @@ def files_section(results, out_dir):
                          f"{', '.join(links)}</li>")
     if not items:
         return ""
-    about = (" A flame graph shows where the server's time went while it handled requests "
-             "(py-spy's samples, start-up left out): click a frame to zoom, Search to "
-             "highlight." if any("flame graph" in item for item in items) else "")
-    return f"<h2>Each run's files</h2><p>Files beside this page.{about}</p><ul>" + "".join(
-        items) + "</ul>"
+    return "<h2>Each run's files</h2><p>Files beside this page.</p><ul>" + "".join(items) + "</ul>"
 
 
 def lead_with_reading(summary):
