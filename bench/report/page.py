@@ -42,12 +42,11 @@ def inline(text):
 
 
 def table_html(lines):
-    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
-             if not re.fullmatch(r"\|(-+\|)+", line.strip())]
-    head = "".join(f"<th>{inline(cell)}</th>" for cell in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>"
-                   for row in cells[1:])
-    return f'<div class="table"><table><tr>{head}</tr>{body}</table></div>'
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
+            if not re.fullmatch(r"\|(-+\|)+", line.strip())]
+    return '<div class="table"><table>' + "".join(
+        "<tr>" + "".join(f"<{tag}>{inline(cell)}</{tag}>" for cell in row) + "</tr>"
+        for tag, row in zip(["th"] + ["td"] * len(rows), rows)) + "</table></div>"
 
 
 def markdown_html(text):
