@@ -24,10 +24,8 @@ SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#
 
 
 def series_colour(name):
-    """The same server configuration keeps its colour in every chart; POST points are paler."""
-    series = name.split(" (")[0].removesuffix(" POST")
-    colour = SERIES_COLOURS.get(series, "#2ca02c")
-    return colour + "80" if " POST" in name or "(isolated)" in name else colour
+    """The same server configuration keeps its colour in every chart."""
+    return SERIES_COLOURS.get(name, "#2ca02c")
 
 
 def chart_cell(runs, key):
