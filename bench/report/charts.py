@@ -32,12 +32,10 @@ def chart_cell(runs, key):
     """(the median run's figure, the repeats' lowest, highest: math.inf past the timeout); a
     percentile past the timeout ("past", its label, the timeout in ms); None: not measured."""
     middle, values = median_run(runs), [run.get(key) for run in runs]
-    if middle.get(key) is None:
-        if key not in PERCENTILES:
-            return None
+    if middle.get(key) is None and key in PERCENTILES:
         return "past", f"> {middle['timeout_s']} s", middle["timeout_s"] * 1000
     known = [value for value in values if value is not None]
-    if len(known) < len(values) and key not in PERCENTILES:
+    if len(known) < len(values) and key not in PERCENTILES:  # not measured in every repeat
         return None
     return middle[key], min(known), max(known) if len(known) == len(values) else math.inf
 
