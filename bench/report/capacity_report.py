@@ -20,8 +20,7 @@ def grid_runs(results, method):
 
 
 def with_interval(run, name, timeout_s):
-    """"5.0 ms (4.1–7.9)": a percentile and its 95% interval, "-" for a bound past the
-    samples; past the timeout, "> 1 s" alone."""
+    """"5.0 ms (4.1–7.9)": a percentile, its 95% interval ("-": past the samples); or "> 1 s"."""
     if run[f"{name}_ms"] is None:
         return f"> {timeout_s:g} s"
     low, high = run["offered"][f"{name}_interval_ms"]
@@ -33,8 +32,7 @@ def few(run, results):
 
 
 def sustained(kind, capacity, rates):
-    """"sync sustains 480/s, its capacity between 320 and 640/s", also where no rate or every
-    rate offered was under the target."""
+    """"sync sustains 480/s, its capacity between 320 and 640/s", or no rate, or the top one."""
     said = (f"{kind} sustains no rate offered (not {rates[0]:,}/s)" if capacity["rate"] is None
             else f"{kind} sustains {capacity['rate']:,}/s"
             + " (the top rate)" * (capacity["rate"] == rates[-1]))
@@ -50,8 +48,7 @@ def ratio_text(kind, ratio):
 
 
 def capacity_reading(results):
-    """A "- " line per method: each server's highest rate under the target, its interval and
-    the ratio; then where the open-loop client fell behind, or that it never did."""
+    """A "- " line per method (each server's capacity and the ratio), then the client's."""
     cap = results.get("capacity")
     if not cap:
         return []
@@ -76,8 +73,7 @@ def cores(run):
 
 
 def client_sentence(results):
-    """Where the open-loop client (one Python process) could no longer keep its schedule,
-    and how much CPU it used there; or that it kept it at every rate."""
+    """Where the open-loop client (one Python process) fell behind, and its CPU there; or not."""
     cap, behind = results["capacity"], []
     for method, summary in cap["methods"].items():
         rate = summary["client_behind_from"]
@@ -153,8 +149,7 @@ def capacity_charts(results):
 
 def panel(results, method):
     """p99 (solid, round) and p50 (dashed, square) against the offered rate, log latency up
-    to the timeout (a figure past it, or a bound not measured, at the top edge), the target
-    dashed across."""
+    to the timeout (past it, or a bound not measured: the top edge), the target dashed across."""
     cap, runs, y0 = results["capacity"], grid_runs(results, method), H - BOTTOM
     highest, top = max(run["rate"] for run in runs), cap["timeout_s"] * 1000
     step = nice_top(highest) / 10  # the axis ends on a round figure just past the top rate

@@ -141,8 +141,7 @@ def idle_cost(results):
 
 
 def drawn(results):
-    """Every chart this run's figures allow: [(svg parts, legend)]; capacity's are
-    capacity_report.capacity_charts."""
+    """Every chart this run's figures allow: [(svg parts, legend)] (capacity: capacity_charts)."""
     interleaved = any("slices" in run for run in results["runs"])  # no request is timed
     found = [bars(results, *(INTERLEAVED_LATENCY if interleaved and key == "p99_ms" else
                              (title, key, form))) for title, key, form in FIGURES]

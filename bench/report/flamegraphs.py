@@ -12,8 +12,7 @@ COLOURS = dict(zip(NAMES, ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b"
 
 
 def draw_flamegraphs(results, out_dir):
-    """Each profiled run's interactive flame graph of its request handling, from its raw stacks,
-    where results.json says (its profile's flamegraph)."""
+    """Each profiled run's flame graph, from its raw stacks, where its profile says."""
     for run in results["runs"]:
         profile = run.get("profile")
         if profile and (Path(out_dir) / profile["raw"]).exists():
@@ -65,8 +64,7 @@ boxes.forEach(function (g) { g.addEventListener("click", function () { zoom(g); 
 
 
 def stack_tree(stacks):
-    """{frame: {"n": samples, "children": {...}}} of request handling, and the start-up
-    samples left out."""
+    """{frame: {"n": samples, "children": {...}}} of request handling; start-up's samples."""
     tree, start_up = {}, 0
     for frames, count in stacks:
         if any(START_UP in frame for frame in frames):

@@ -88,8 +88,8 @@ def files_section(results, out_dir):
 
 
 def lead_with_reading(summary):
-    """summary.md's text in the page's order: (its title and any note under it, the section
-    "What it says", what the rest has before its first table, the rest from that table on)."""
+    """summary.md in the page's order: (title and note, "What it says", what the rest has before
+    its first table, the rest from that table on)."""
     sections = re.split(r"\n(?=## )", summary.strip())
     said = next(section for section in sections if section.startswith("## What it says"))
     rest = "\n".join(section for section in sections if section is not said)
