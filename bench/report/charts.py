@@ -145,17 +145,15 @@ def drawn(results):
     interleaved = any("slices" in run for run in results["runs"])  # no request is timed
     found = [bars(results, *(INTERLEAVED_LATENCY if interleaved and key == "p99_ms" else
                              (title, key, form))) for title, key, form in FIGURES]
-    idle = idle_cost(results)
-    if idle["runs"]:
-        found.append(bars(idle, "peak RSS grown per idle connection (KiB)", "idle_kib",
-                          "{:,.1f}"))
+    found.append(bars(idle_cost(results), "peak RSS grown per idle connection (KiB)",
+                      "idle_kib", "{:,.1f}"))  # None without idle connections
     return [chart for chart in found if chart]
 
 
-def svg(parts, width=W, height=H, extra=""):
+def svg(parts, width=W, height=H):
     return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-            f'font-size="11"{extra}>' + "".join(parts) + "</svg>")
+            f'font-size="11">' + "".join(parts) + "</svg>")
 
 
 def charts_html(charts):
