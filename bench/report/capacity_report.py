@@ -120,8 +120,9 @@ timeout (past {timeout:g} s) or error ranked last; in brackets their 95% interva
 too narrow near a knee, where latencies come in bursts. *: a p99 from under
 {cap['min_samples']:,} samples, its upper bound among its last values (hollow in the chart).
 Capacity: the highest rate whose p99, and every lower rate's, is under the target, within the
-highest rate surely under and the first surely over. Client cores: the open-loop client's CPU;
-behind: its send lag's p99 passed 10 ms. Under the target: "?" where the interval holds it.
+highest rate surely under (its upper bound too) and the first surely over (its lower bound
+too). Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
+Under the target: "?" where the interval holds it.
 
 {table}
 
@@ -150,7 +151,8 @@ def capacity_charts(results):
 def panel(results, method):
     """p99 (solid, round) and p50 (dashed, square) against the offered rate, log latency up
     to the timeout (past it, or a bound not measured: the top edge), the target dashed across."""
-    cap, runs, y0 = results["capacity"], grid_runs(results, method), H - BOTTOM
+    cap = results["capacity"]
+    runs, y0 = grid_runs(results, method), H - BOTTOM
     highest, top = max(run["rate"] for run in runs), cap["timeout_s"] * 1000
     step = nice_top(highest) / 10  # the axis ends on a round figure just past the top rate
     x_top = math.ceil(highest * 1.05 / step) * step

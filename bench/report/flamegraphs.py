@@ -88,7 +88,7 @@ def boxes_of(children, x=0, depth=1):
 
 
 def flamegraph_svg(stacks, title):
-    """The SVG text: a box a frame, in its group's colour, above the legend of the groups."""
+    """The SVG text: a box a frame, in its group's colour, under the legend of the groups."""
     tree, start_up = stack_tree(stacks)
     total = sum(node["n"] for node in tree.values())
     scale = WIDTH / total if total else 0
