@@ -96,10 +96,8 @@ def bars(results, title, key, form):
         for n, words in enumerate(point.split(", ")):  # "GET / c=500", "shared"
             parts.append(f'<text x="{LEFT + (i + 0.5) * slot:.1f}" y="{y0 + 14 + 13 * n}" '
                          f'text-anchor="middle" font-size="10">{escape(words)}</text>')
-        for j, name in enumerate(series):
-            if name not in by_series:
-                continue
-            cell, left, what = by_series[name], x + j * bar, f"{name} at {point}"
+        for name, cell in by_series.items():  # a series' bar keeps its place in every group
+            left, what = x + series.index(name) * bar, f"{name} at {point}"
             if not cell or cell[0] == "past":
                 parts.append(mark(cell, left, bar - 2, series_colour(name), what))
                 continue
