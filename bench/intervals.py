@@ -1,19 +1,15 @@
-"""95% intervals, standard library only: for a ratio measured over rounds, and for a quantile.
+"""95% intervals, standard library only, assuming nothing of the values' distribution.
 
-A ratio between two servers is the median of its per-round ratios, with the interval the
-order statistics give it (the sign test's): the number of rounds below the true median is
-Binomial(n, 1/2), so the ranks k and n + 1 - k bound it with at least 95% confidence for the
-largest k that allows. No assumption about the rounds' spread: here a round is sometimes
-2-6x off (a full garbage collection or a stall of the machine landing in one 1 s slice), a
-tail that makes a geometric mean's t interval jump from run to run (measured on the same
-five runs: means 1.05x-1.36x, medians 1.08x-1.13x). It needs 6 rounds: with 5, all on one
-side happens 1 time in 16.
+A ratio over rounds is the median of its per-round ratios, bounded by the order statistics at
+ranks k and n + 1 - k (the sign test: the rounds below the true median are Binomial(n, 1/2)).
+Measured: a round is sometimes 2-6x off (a full garbage collection or a stall of the machine in
+its 1 s slice), a tail that made a geometric mean's t interval jump from run to run (on the
+same five runs: means 1.05x-1.36x, medians 1.08x-1.13x). It needs 6 rounds: with 5, all on
+one side happens 1 time in 16.
 
-A quantile's interval needs no assumption about the latencies' distribution either: the
-number of samples below the true pth quantile is Binomial(n, p), so the order statistics at
-ranks n*p -/+ 1.96*sqrt(n*p*(1-p)) bound it with about 95% confidence (the normal
-approximation of the binomial; with 300 samples, p99's interval runs from about the 293rd
-value to past the last).
+A quantile is bounded by the order statistics at ranks n*p -/+ 1.96*sqrt(n*p*(1-p)) (the
+samples below the true quantile are Binomial(n, p), taken as normal): for p99 of 300 samples,
+from about the 293rd value to past the last.
 """
 
 import math
@@ -34,21 +30,15 @@ def median_interval(values):
 
 
 def quantile_ranks(n, per_mille):
-    """(low, high): 1-based ranks among n ranked samples that bound the per_mille quantile with
-    about 95% confidence; low is at least 1; high may pass n (no upper bound measured)."""
+    """(low, high): the 1-based ranks of n samples bounding the quantile; high may pass n."""
     p = per_mille / 1000
     half = Z * math.sqrt(n * p * (1 - p))
     return max(1, math.floor(n * p - half)), math.ceil(n * p + half)
 
 
 def quantile_interval(sorted_values, per_mille, failures=0):
-    """(low, high) of the per_mille quantile over sorted_values and `failures` more samples
-    ranked after every value (timeouts: they took longer than anything answered). A bound that
-    falls among the failures, or past the last sample, is None: not measured."""
-    n = len(sorted_values) + failures
-    if n == 0:
-        return None, None
-    low, high = quantile_ranks(n, per_mille)
-    def at(rank):
-        return sorted_values[rank - 1] if rank <= len(sorted_values) else None
-    return at(low), at(high)
+    """(low, high) of the quantile over sorted_values and `failures` more samples ranked after
+    them (timeouts); a bound among the failures or past the last sample is None: not measured."""
+    ranks = quantile_ranks(len(sorted_values) + failures, per_mille)  # (1, 0) of no samples
+    return tuple(sorted_values[rank - 1] if 0 < rank <= len(sorted_values) else None
+                 for rank in ranks)

@@ -1,15 +1,13 @@
-"""py-spy's samples of a server (pyspy.py) grouped: the run's shares, and bench/report/'s
-flame graph colours. py-spy writes collapsed stacks, one line each, "frame;frame;...;leaf
-COUNT", a frame being "function (path)". A sample counts where its leaf frame is.
+"""py-spy's samples of a server grouped (pyspy.py writes them): the run's shares and the flame
+graph's colours. A raw line is "frame;frame;...;leaf COUNT", a frame "function (path)".
 """
 
 from pathlib import Path
 
 RATE = 100  # samples a second: py-spy's default
-# The first group with a fragment in a leaf frame's "function (path)" takes the sample: the
-# drivers come first, so redis/_parsers/socket.py is Redis, not the socket module. py-spy sees
-# no frames inside C: time in psycopg2's C code shows as our Postgres method calling it, so
-# that counts as the driver. One home for the grouping: the summary and LESSON.md read it here.
+# A sample counts in the first group with a fragment in its leaf frame: drivers first, so
+# redis/_parsers/socket.py is Redis. py-spy sees no frames inside C: time in psycopg2's C code
+# shows as our Postgres method calling it, so that counts as the driver.
 GROUPS = [
     ("drivers (Postgres, Redis)", ("/psycopg2/", "/asyncpg/", "/redis/", "Postgres.")),
     ("socket reads and writes", ("/socket.py)", "/asyncio/selector_events.py)")),

@@ -1,15 +1,9 @@
-"""The shape of results.json, written once: what every field of a run means and holds.
-
-measure.py (wrk runs), interleave.py (wrk runs in interleaved slices) and offered.py
-(open-loop runs) write runs of this shape; bench/report/ reads them through load(): both sides
-import this module, and nothing of each other (tests/test_layers.py). tests/test_results.py
+"""The contract of results.json, written once: what every field of a run means and holds.
+Both sides import it, and nothing of each other (tests/test_layers.py); tests/test_results.py
 checks every committed run against it. A figure a platform cannot measure is None, never 0.
-
-Types: int, float (an int is a float too), str, bool, list, dict; "?" after a type: or None.
-VERSION changes when a field's meaning does; a results.json of another version breaks the
-contract. Version 2 added latency_samples, the percentiles' intervals and interleaved runs
-(INTERLEAVED); the committed runs of version 1 were upgraded once, their intervals None: not
-recorded, never made up.
+Types: int, float (an int is one too), str, bool, list, dict; "?" after a type: or None.
+VERSION changes when a field's meaning does: 2 added latency_samples, the intervals and
+INTERLEAVED runs; the committed version-1 runs were upgraded once, their intervals None.
 """
 
 import json
@@ -26,10 +20,9 @@ TOP = {
     "runs": ("list", "the runs, in the order they ran"),
     # --scenario capacity only (bench/capacity.py)
     "capacity": ("dict", "{target_ms, seed, rounds, slice_warmup_s, slice_duration_s, "
-                 "timeout_s, min_samples, methods: {GET, POST: {saturation: {server: wrk's "
-                 "req/s}, rates, capacity: {server: capacity.capacity_at's {rate, low, high}}, "
-                 "ratio: {server: capacity.ratio_of's {value, low, high} to sync}, "
-                 "client_behind_from: the lowest rate the client fell behind at, or None}}}"),
+                 "timeout_s, min_samples, methods: {GET, POST: {saturation: {server: req/s}, "
+                 "rates, capacity: {server: capacity_at's}, ratio: {server: ratio_of's, to "
+                 "sync}, client_behind_from: the lowest rate the client fell behind at}}}"),
 }
 
 # Every run, whichever client drove it.
@@ -55,23 +48,20 @@ EVERY_RUN = {
     "threads": ("int?", "wrk's threads (at most its connections); None: open loop"),
     "raw": ("str", "the file with the client's own output"),
     # the window's figures
-    "rps": ("float?", "requests per second: wrk runs, served in the window as Redis or Postgres "
-            "counted them; open loop, answered in the window"),
+    "rps": ("float?", "req/s in the window: wrk runs, served (Redis's or Postgres's count); "
+            "open loop, answered"),
     "requests": ("int?", "wrk runs: served in the window; open loop: sent in the window"),
     "ok": ("int", "2xx answers the client saw (wrk: over its whole run)"),
     "non_2xx": ("int", "other answers the client saw (wrk: over its whole run)"),
     "timeouts": ("int", "requests not answered within timeout_s (wrk: over its whole run)"),
     "socket_errors": ("dict", "the client's errors by kind"),
     "latency_mean_ms": ("float?", "mean latency of the answered requests (probe or client)"),
-    "p50_ms": ("float?", "latency percentiles, each request timed from when it was due; "
-               "None: the percentile falls among the timeouts"),
+    "p50_ms": ("float?", "latency, each request timed from when it was due; None: among timeouts"),
     "p90_ms": ("float?", "see p50_ms"),
     "p99_ms": ("float?", "see p50_ms"),
-    "latency_samples": ("int", "the requests the percentiles rank, answered or not: what the "
-                        "probe or the open-loop client sent in the window"),
-    "p50_interval_ms": ("list?", "[low, high]: p50's 95% interval (intervals.quantile_interval), "
-                        "a bound among the failures or past the last sample None; None: not "
-                        "recorded (version 1)"),
+    "latency_samples": ("int", "the requests sent in the window: the percentiles rank them all"),
+    "p50_interval_ms": ("list?", "[low, high]: p50's 95% interval (intervals.py), a bound "
+                        "not measured None; None: not recorded (version 1)"),
     "p90_interval_ms": ("list?", "see p50_interval_ms"),
     "p99_interval_ms": ("list?", "see p50_interval_ms"),
     # the server, sampled (sampling.Sampler.figures)
@@ -93,8 +83,7 @@ EVERY_RUN = {
     "server_cpus_seen": ("list?", "the CPUs the server's threads were seen running on"),
     "gc_pause_ms": ("float?", "the server's garbage-collection pauses in the window, total"),
     "longest_gc_pause_ms": ("float?", "the longest since the window opened"),
-    "collections": ("int?", "garbage collections of any generation in the window (None: not "
-                    "counted by that run's server)"),
+    "collections": ("int?", "garbage collections of any generation in the window"),
     "full_collections": ("int?", "full (oldest-generation) collections in the window"),
     # the rest of the machine, over the same window
     "postgres_cpu_s": ("float?", "Postgres's CPU (None: not ours to read)"),
@@ -117,8 +106,8 @@ CLOSED_LOOP = {
     "window_s": ("float", "the window's length as measured"),
     "wrk_requests": ("int", "wrk's requests over its whole run, opening included"),
     "wrk_seconds": ("float", "wrk's whole run"),
-    "opening": ("dict", "{connections, all_answered_s, answered, limit_s}: how long until "
-                "the server had answered every connection wrk opened (measure.watch_opening)"),
+    "opening": ("dict", "{connections, all_answered_s, answered, limit_s}: until the server "
+                "had answered every connection wrk opened (measure.watch_opening)"),
     "probe": ("dict", "the probe's figures (measure.probe_figures)"),
     "probe_cpu_s": ("float", "the probe's CPU in its window"),
     "littles_law_in_service": ("float?", "rps x latency_mean_ms: requests in service"),
@@ -139,30 +128,26 @@ OPEN_LOOP = {
     "p999_ms": ("float?", "see p50_ms"),
     "max_ms": ("float?", "see p50_ms"),
     "p999_interval_ms": ("list?", "see p50_interval_ms"),
-    "offered": ("dict", "the open-loop client's whole report (openloop.py's docstring); "
-                "capacity's pooled over its slices, with samples, p50_interval_ms, "
-                "p99_interval_ms and slices (capacity.pooled_report)"),
+    "offered": ("dict", "the open-loop client's report (openloop.py); capacity's pooled over "
+                "its slices, with samples, p50/p99_interval_ms, slices (capacity.pooled_report)"),
     "in_flight_peak": ("int", "most requests the client had in flight"),
     "waiting_upstream_peak": ("int?", "most requests the server counted in the upstream wait"),
     "held": ("dict?", "{threads, fds, maps} of the server at the window's end"),
     "kernel_stack_kb": ("int?", "the machine's kernel thread stacks grown during the run"),
     "limit_met": ("str?", "the first limit the server or the client met, or None"),
     "limit_lines": ("dict?", "the server's log lines naming a limit: {first, count}, or None"),
-    "recovered_s": ("float?", "seconds from the clients' end to a new connection's 200 from "
-                    "/health; None: not within timeout_s + offered.RECOVERY_GRACE_S"),
-    "after_window": ("list", "[[s since the first request was due, served (/stats; None: "
-                     "no answer), threads, CPU s]] every 2 s while the clients waited for their "
-                     "last answers (offered.AfterWindow)"),
-    "stalled": ("dict?", "{threads, runnable}: when the server had not served again, its "
-                "threads and those ready to run (Linux); None if it served again"),
+    "recovered_s": ("float?", "s from the clients' end to a new connection's 200 from /health; "
+                    "None: not within timeout_s + offered.RECOVERY_GRACE_S"),
+    "after_window": ("list", "[[s since the first request was due, served (/stats; None: no "
+                     "answer), threads, CPU s]] every 2 s after the window (offered.AfterWindow)"),
+    "stalled": ("dict?", "{threads, runnable: those ready to run} (Linux) of a server that "
+                "had not served again; None if it did"),
     "thread_cap_how": ("str?", "how the OS capped the server's threads (limits.ThreadCap)"),
     "threads_refused": ("int?", "threads the OS refused the server (pids.events), if known"),
 }
 
-OPTIONAL = {"profile", "profiler_cpu_s", "share",
-            "after_window", "stalled"}  # runs made before the benchmark counted them
-TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-         "list": (list,), "dict": (dict,)}
+OPTIONAL = {"profile", "profiler_cpu_s", "share", "after_window", "stalled"}  # older runs lack
+TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 def fields_of(run):
@@ -185,18 +170,16 @@ def check(record, fields, where, optional=()):
     found = [f"{where}: no {name}" for name in fields
              if name not in record and name not in optional]
     found += [f"{where}: {name} is not in the contract" for name in record if name not in fields]
-    for name, (kind, _) in fields.items():
-        if name in record and not holds(record[name], kind):
-            found.append(f"{where}: {name} = {record[name]!r} is not {kind}")
-    return found
+    return found + [f"{where}: {name} = {record[name]!r} is not {kind}"
+                    for name, (kind, _) in fields.items()
+                    if name in record and not holds(record[name], kind)]
 
 
 def holds(value, kind):
     if value is None:
         return kind.endswith("?")
-    if isinstance(value, bool) and kind.rstrip("?") != "bool":
-        return False
-    return isinstance(value, TYPES[kind.rstrip("?")])
+    kind = kind.rstrip("?")
+    return isinstance(value, TYPES[kind]) and (kind == "bool" or not isinstance(value, bool))
 
 
 def load(out_dir):

@@ -132,7 +132,7 @@ def test_flame_graph_draws_request_handling_root_at_the_top():
     module = "<module> (/srv/async_server.py)"
     stacks = [([module, "_find_and_load (<frozen importlib._bootstrap>)", "x (/a/b.py)"], 7),
               ([module, "main (/srv/async_server.py)", "index (/srv/async_server.py)"], 3)]
-    svg = flamegraph_svg(stacks, "async at GET /", lambda frame: "#abcdef")
+    svg = flamegraph_svg(stacks, "async at GET /")
     assert "3 samples of request handling; 7 samples of start-up (imports) left out" in svg
     assert "importlib" not in svg.split("<g ", 1)[1]
     depths = dict(re.findall(r'data-depth="(\d+)" data-name="([^"]+)"', svg))

@@ -1,15 +1,13 @@
-"""--scenario capacity's results read (bench/capacity.py): the sentences naming each server's
-highest rate under the target, with its interval, and their ratio (for "What it says"),
-summary.md's section with its table, the terminal's view, and report.html's charts: p50
-and p99 against the offered rate, a panel a method, each figure's 95% interval a whisker, a
-p99 from under min_samples samples drawn hollow. Each is empty for another scenario's results.
-Standard library only.
+"""--scenario capacity's results read (bench/capacity.py): each server's highest rate under the
+target with its interval and their ratio ("What it says"), summary.md's section and table, the
+terminal's view, and report.html's charts (p50 and p99 against the offered rate, a panel a
+method). Each is empty for another scenario's results. Standard library only.
 """
 
 import math
 from html import escape
 
-from bench.report.charts import BOTTOM, H, LEFT, W, nice_top, series_colour
+from bench.report.charts import BOTTOM, H, LEFT, W, frame, nice_top, series_colour
 from bench.text import figure, label_of, markdown_table
 
 BUSY_CORES = 0.8  # a Python process using this much of a core has nearly all it can use
@@ -21,17 +19,12 @@ def grid_runs(results, method):
     return [run for run in results["runs"] if run.get("rate") and run["method"] == method]
 
 
-def ms(value, timeout_s):
-    return f"> {timeout_s:g} s" if value is None else f"{value:,.1f} ms"
-
-
 def with_interval(run, name, timeout_s):
-    """"5.0 ms (4.1–7.9)": a percentile and its 95% interval, "-" for a bound past the
-    samples; past the timeout, "> 1 s" alone."""
-    low, high = run["offered"][f"{name}_interval_ms"]
+    """"5.0 ms (4.1–7.9)": a percentile, its 95% interval ("-": past the samples); or "> 1 s"."""
     if run[f"{name}_ms"] is None:
-        return ms(None, timeout_s)
-    return f"{ms(run[f'{name}_ms'], timeout_s)} ({low:,.1f}–{figure(high, '{:,.1f}')})"
+        return f"> {timeout_s:g} s"
+    low, high = run["offered"][f"{name}_interval_ms"]
+    return f"{run[f'{name}_ms']:,.1f} ms ({low:,.1f}–{figure(high, '{:,.1f}')})"
 
 
 def few(run, results):
@@ -39,14 +32,11 @@ def few(run, results):
 
 
 def sustained(kind, capacity, rates):
-    """"sync sustains 480/s, its capacity between 320 and 640/s", also where no rate or every
-    rate offered was under the target."""
-    if capacity["rate"] is None:
-        said = f"{kind} sustains no rate offered (not {rates[0]:,}/s)"
-    else:
-        said = f"{kind} sustains {capacity['rate']:,}/s" + (" (the top rate)" * (
-            capacity["rate"] == rates[-1]))
-    high = (f"past {rates[-1]:,}" if capacity["high"] is None else f"{capacity['high']:,}")
+    """"sync sustains 480/s, its capacity between 320 and 640/s", or no rate, or the top one."""
+    said = (f"{kind} sustains no rate offered (not {rates[0]:,}/s)" if capacity["rate"] is None
+            else f"{kind} sustains {capacity['rate']:,}/s"
+            + " (the top rate)" * (capacity["rate"] == rates[-1]))
+    high = f"past {rates[-1]:,}" if capacity["high"] is None else f"{capacity['high']:,}"
     return f"{said}, its capacity between {capacity['low'] or 0:,} and {high}/s"
 
 
@@ -58,8 +48,7 @@ def ratio_text(kind, ratio):
 
 
 def capacity_reading(results):
-    """A "- " line per method: each server's highest rate under the target, its interval and
-    the ratio; then where the open-loop client fell behind, or that it never did."""
+    """A "- " line per method (each server's capacity and the ratio), then the client's."""
     cap = results.get("capacity")
     if not cap:
         return []
@@ -84,8 +73,7 @@ def cores(run):
 
 
 def client_sentence(results):
-    """Where the open-loop client (one Python process) could no longer keep its schedule,
-    and how much CPU it used there; or that it kept it at every rate."""
+    """Where the open-loop client (one Python process) fell behind, and its CPU there; or not."""
     cap, behind = results["capacity"], []
     for method, summary in cap["methods"].items():
         rate = summary["client_behind_from"]
@@ -126,16 +114,15 @@ def capacity_section(results):
 Offered open loop to both servers, each request timed from when it was due: rates from 10% to
 110% of the higher saturation under wrk ({saturation}); at each, {cap['rounds']} round(s) of a
 {cap['slice_duration_s']:g} s slice per server after {cap['slice_warmup_s']:g} s of warm-up, in
-an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds,
-a timeout (past {timeout:g} s) or error ranked after every answer; in brackets their 95%
-intervals (bench/intervals.py; "-": past the samples or the timeout; they take requests as
-independent, so near a knee, where latencies come in bursts, they are too narrow). *: a p99
-from under {cap['min_samples']:,} samples, its upper bound among its last values (hollow in
-the chart).
-Capacity: the highest rate whose p99, and every lower rate's, is under the target, within
-the highest rate surely under (upper bound too) and the first surely over (lower bound too).
-Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
-Under the target: "?" where the interval holds the target.
+an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds, a
+timeout (past {timeout:g} s) or error ranked last; in brackets their 95% intervals
+(bench/intervals.py; "-": past the samples or the timeout), which take requests as independent:
+too narrow near a knee, where latencies come in bursts. *: a p99 from under
+{cap['min_samples']:,} samples, its upper bound among its last values (hollow in the chart).
+Capacity: the highest rate whose p99, and every lower rate's, is under the target, within the
+highest rate surely under (its upper bound too) and the first surely over (its lower bound
+too). Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
+Under the target: "?" where the interval holds it.
 
 {table}
 
@@ -150,8 +137,7 @@ def under(run, target_ms):
 
 
 def terminal_view(results):
-    """The results the terminal's table shows: capacity's wrk runs (its grid is summary.md's);
-    any other scenario's as they are."""
+    """The runs the terminal's table shows: capacity's wrk runs only (its grid is summary.md's)."""
     if not results.get("capacity"):
         return results
     return {**results, "runs": [run for run in results["runs"] if not run["rate"]]}
@@ -159,14 +145,13 @@ def terminal_view(results):
 
 def capacity_charts(results):
     """A panel a method: [(svg parts, legend)], as charts.drawn's."""
-    cap = results["capacity"]
-    return [panel(results, method, cap) for method in cap["methods"]]
+    return [panel(results, method) for method in results["capacity"]["methods"]]
 
 
-def panel(results, method, cap):
+def panel(results, method):
     """p99 (solid, round) and p50 (dashed, square) against the offered rate, log latency up
-    to the timeout (a figure past it, or a bound not measured, at the top edge), the target
-    dashed across."""
+    to the timeout (past it, or a bound not measured: the top edge), the target dashed across."""
+    cap = results["capacity"]
     runs, y0 = grid_runs(results, method), H - BOTTOM
     highest, top = max(run["rate"] for run in runs), cap["timeout_s"] * 1000
     step = nice_top(highest) / 10  # the axis ends on a round figure just past the top rate
@@ -181,15 +166,10 @@ def panel(results, method, cap):
         share = 1 if value is None else math.log(max(value, bottom) / bottom) / math.log(
             top / bottom)
         return y0 - min(1, share) * (y0 - 30)
-    parts = [f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">'
-             f'{escape(label_of(method))}: p50 and p99 latency (ms, log scale)</text>',
-             f'<line x1="{LEFT}" y1="{y0}" x2="{W - 8}" y2="{y0}" stroke="#333"/>']
     ticks = [10 ** k for k in range(round(math.log10(bottom)), 5) if 10 ** k < top] + [top]
-    for tick in ticks:
-        parts.append(f'<line x1="{LEFT}" y1="{y_of(tick):.1f}" x2="{W - 8}" '
-                     f'y2="{y_of(tick):.1f}" stroke="#eee"/><text x="{LEFT - 4}" '
-                     f'y="{y_of(tick) + 4:.1f}" text-anchor="end">'
-                     f'{f"{tick / 1000:g} s" if tick == top else f"{tick:,g}"}</text>')
+    parts = frame(f"{label_of(method)}: p50 and p99 latency (ms, log scale)",
+                  [(y_of(tick), f"{tick / 1000:g} s" if tick == top else f"{tick:,g}")
+                   for tick in ticks])
     for rate, anchor in ((0, "start"), (x_top / 2, "middle"), (x_top, "end")):
         parts.append(f'<text x="{x_of(rate):.1f}" y="{y0 + 14}" text-anchor="{anchor}">'
                      f'{rate:,.0f}</text>')
@@ -216,8 +196,8 @@ def point(results, run, name, x, y_of, colour):
     """One percentile's mark, its whisker and its hover text."""
     low, high = run["offered"][f"{name}_interval_ms"]
     hollow = name == "p99" and few(run, results)
-    timeout = results["capacity"]["timeout_s"]
-    what = (f"{run['series']} at {run['point']}: {name} {with_interval(run, name, timeout)}, "
+    what = (f"{run['series']} at {run['point']}: {name} "
+            f"{with_interval(run, name, results['capacity']['timeout_s'])}, "
             f"{run['offered']['samples']:,} samples")
     y = y_of(run[f"{name}_ms"])
     shape = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5"' if name == "p99" else

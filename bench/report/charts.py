@@ -1,15 +1,9 @@
-"""The charts of a run, as SVG: report.html's, each in a figure with its legend (page.py), and
-chart.svg, the same charts on one sheet. Grouped bars, a group a point of the scenario's x
-axis, a whisker spanning the repeats. One chart per figure: req/s, p99 (interleaved runs, which
-time no request: the closed loop's mean latency), CPU, context switches and migrations per
-request, and what an idle connection costs (c10k).
-
-Every row of the summary's table has its bar or its mark in every chart: a percentile
-past the client's timeout is drawn to the chart's top, dashed, labelled "> 2 s" (never left
-out, which would draw the worst case as the best); a figure not measured reads "-" in place.
-A percentile from too few requests to be exact (cells.few, "†" in the tables) is an outline:
-it is shown, where it stands, but not filled in as if it were a measured height.
-Standard library only.
+"""The charts of a run as SVG: report.html's, each in a figure with its legend (page.py), and
+chart.svg, the same on one sheet. Grouped bars, a group a point, a whisker spanning the
+repeats. Every row of the summary's table has its bar or its mark in every chart: a percentile
+past the client's timeout is drawn to the top, dashed, labelled "> 2 s" (left out, the worst
+case would look the best); a figure not measured reads "-"; a percentile from too few requests
+(cells.few, "†") is an outline, not filled in as a measured height. Standard library only.
 """
 
 import math
@@ -30,30 +24,20 @@ SERIES_COLOURS = {"sync": "#1f77b4", "async": "#d62728", "sync --workers 32": "#
 
 
 def series_colour(name):
-    """The same server configuration keeps its colour in every chart; POST points are paler."""
-    series = name.split(" (")[0].removesuffix(" POST")
-    colour = SERIES_COLOURS.get(series, "#2ca02c")
-    return colour + "80" if " POST" in name or "(isolated)" in name else colour
+    """The same server configuration keeps its colour in every chart."""
+    return SERIES_COLOURS.get(name, "#2ca02c")
 
 
 def chart_cell(runs, key):
-    """A cell of a chart: (the median run's figure, the repeats' lowest, highest); for a
-    percentile past the timeout, ("past", its label, the timeout in ms); None where it was not
-    measured. A repeat past the timeout takes the whisker to the top (highest: math.inf)."""
+    """(the median run's figure, the repeats' lowest, highest: math.inf past the timeout); a
+    percentile past the timeout ("past", its label, the timeout in ms); None: not measured."""
     middle, values = median_run(runs), [run.get(key) for run in runs]
-    if middle.get(key) is None:
-        if key not in PERCENTILES:
-            return None
+    if middle.get(key) is None and key in PERCENTILES:
         return "past", f"> {middle['timeout_s']} s", middle["timeout_s"] * 1000
     known = [value for value in values if value is not None]
-    if len(known) < len(values) and key not in PERCENTILES:
+    if len(known) < len(values) and key not in PERCENTILES:  # not measured in every repeat
         return None
     return middle[key], min(known), max(known) if len(known) == len(values) else math.inf
-
-
-def past_limit(cells):
-    """The axis must reach a past percentile's timeout, in ms, so that its bar is true."""
-    return max((cell[2] for cell in cells if cell and cell[0] == "past"), default=0)
 
 
 def nice_top(highest):
@@ -64,16 +48,14 @@ def nice_top(highest):
     return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= highest * 1.05)
 
 
-def axis(top, form, unit_label, y0):
-    """The y axis: three ticks and the figure's name."""
-    parts = [f'<line x1="{LEFT}" y1="{y0}" x2="{W - 8}" y2="{y0}" stroke="#333"/>']
-    for tick in (0, top / 2, top):
-        y = y0 - tick / top * (y0 - 30)
+def frame(title, ticks):
+    """A chart's title, its x axis and a grey line across at each (y, label) tick."""
+    parts = [f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">'
+             f'{escape(title)}</text>',
+             f'<line x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - 8}" y2="{H - BOTTOM}" stroke="#333"/>']
+    for y, label in ticks:
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{W - 8}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
-                     f'{form.format(tick)}</text>')
-    parts.append(f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">'
-                 f'{escape(unit_label)}</text>')
+                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
     return parts
 
 
@@ -98,26 +80,24 @@ def bars(results, title, key, form):
     runs_at = groups(results["runs"])
     by_point = {point: {series: chart_cell(runs, key) for series, runs in by_series.items()}
                 for point, by_series in runs_at.items()}
-    cells = [cell for by_series in by_point.values() for cell in by_series.values()]
-    values = [cell[2] if cell[2] != math.inf else cell[1] for cell in cells
-              if cell and cell[0] != "past"]
-    if not any(cells):
+    # the highest figure (a past percentile's: its timeout) sets the axis
+    values = [cell[1] if cell[2] == math.inf else cell[2] for by_series in by_point.values()
+              for cell in by_series.values() if cell]
+    if not values:
         return None
     series = list(dict.fromkeys(s for by_series in by_point.values() for s in by_series))
-    top = nice_top(max(values + [past_limit(cells)]))
+    top = nice_top(max(values))
     y0, slot = H - BOTTOM, (W - LEFT - 8) / len(by_point)
     bar = min(40, slot * 0.8 / len(series))
     y_of = lambda v: y0 - min(v, top) / top * (y0 - 30)  # noqa: E731
-    parts = axis(top, form, title, y0)
+    parts = frame(title, [(y_of(tick), form.format(tick)) for tick in (0, top / 2, top)])
     for i, (point, by_series) in enumerate(by_point.items()):
         x = LEFT + i * slot + (slot - bar * len(series)) / 2
         for n, words in enumerate(point.split(", ")):  # "GET / c=500", "shared"
             parts.append(f'<text x="{LEFT + (i + 0.5) * slot:.1f}" y="{y0 + 14 + 13 * n}" '
                          f'text-anchor="middle" font-size="10">{escape(words)}</text>')
-        for j, name in enumerate(series):
-            if name not in by_series:
-                continue
-            cell, left, what = by_series[name], x + j * bar, f"{name} at {point}"
+        for name, cell in by_series.items():  # a series' bar keeps its place in every group
+            left, what = x + series.index(name) * bar, f"{name} at {point}"
             if not cell or cell[0] == "past":
                 parts.append(mark(cell, left, bar - 2, series_colour(name), what))
                 continue
@@ -145,9 +125,8 @@ def range_text(low, high, form):
 
 
 def idle_cost(results):
-    """results with only the runs that held idle connections, each given idle_kib: the KiB
-    of peak RSS it grew per idle connection against the same server with none (as
-    bench/idle.py's table computes it)."""
+    """results with only the runs that held idle connections, each given idle_kib: KiB of peak
+    RSS grown per idle connection over the same server with none (as bench/idle.py's table)."""
     unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
     runs = []
     for run in results["runs"]:
@@ -160,24 +139,19 @@ def idle_cost(results):
 
 
 def drawn(results):
-    """Every chart this run's figures allow: [(svg parts, legend)]; capacity's are
-    capacity_report.capacity_charts."""
-    figures = FIGURES
-    if any("slices" in run for run in results["runs"]):  # interleaved: no request is timed
-        figures = [INTERLEAVED_LATENCY if key == "p99_ms" else (title, key, form)
-                   for title, key, form in FIGURES]
-    found = [bars(results, title, key, form) for title, key, form in figures]
-    idle = idle_cost(results)
-    if idle["runs"]:
-        found.append(bars(idle, "peak RSS grown per idle connection (KiB)", "idle_kib",
-                          "{:,.1f}"))
+    """Every chart this run's figures allow: [(svg parts, legend)] (capacity: capacity_charts)."""
+    interleaved = any("slices" in run for run in results["runs"])  # no request is timed
+    found = [bars(results, *(INTERLEAVED_LATENCY if interleaved and key == "p99_ms" else
+                             (title, key, form))) for title, key, form in FIGURES]
+    found.append(bars(idle_cost(results), "peak RSS grown per idle connection (KiB)",
+                      "idle_kib", "{:,.1f}"))  # None without idle connections
     return [chart for chart in found if chart]
 
 
-def svg(parts, width=W, height=H, extra=""):
+def svg(parts, width=W, height=H):
     return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-            f'font-size="11"{extra}>' + "".join(parts) + "</svg>")
+            f'font-size="11">' + "".join(parts) + "</svg>")
 
 
 def charts_html(charts):

@@ -7,23 +7,17 @@ from pathlib import Path
 from bench.profiles import NAMES, RATE, group_of, stacks
 from bench.text import markdown_table
 
-COLOURS = ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf", "#bbbbbb"]
-
-
-def colour_of(frame):
-    """A frame's box takes its group's colour: the flame graph reads like the shares."""
-    return COLOURS[NAMES.index(group_of(frame))]
+COLOURS = dict(zip(NAMES, ["#19a979", "#5899da", "#e8743b", "#f2b134", "#ed4a7b", "#945ecf",
+                          "#bbbbbb"]))  # a frame's box takes its group's: it reads like the shares
 
 
 def draw_flamegraphs(results, out_dir):
-    """Each profiled run's interactive flame graph of its request handling, from its raw stacks,
-    where results.json says (its profile's flamegraph)."""
+    """Each profiled run's flame graph, from its raw stacks, where its profile says."""
     for run in results["runs"]:
         profile = run.get("profile")
         if profile and (Path(out_dir) / profile["raw"]).exists():
             svg = flamegraph_svg(stacks(Path(out_dir) / profile["raw"]),
-                                 f"{run['series']} at {run['point']}", colour_of,
-                                 list(zip(NAMES, COLOURS)))
+                                 f"{run['series']} at {run['point']}")
             (Path(out_dir) / profile["flamegraph"]).write_text(svg)
 
 
@@ -51,115 +45,82 @@ MIN_WIDTH = 0.3  # px: narrower frames are not drawn, as flamegraph.pl's --minwi
 START_UP = "importlib._bootstrap"  # in the path of every frame that runs an import
 
 SCRIPT = """
-var svg = document.documentElement, boxes = Array.prototype.slice.call(
-  document.querySelectorAll("g.frame")), width = WIDTH, total = TOTAL;
-function zoom(target) {
+var boxes = Array.prototype.slice.call(document.querySelectorAll("g.frame"));
+function zoom(target) {  // target spans the width; its callers too, the rest is hidden
   var x0 = +target.dataset.x, w = +target.dataset.w, depth = +target.dataset.depth;
   boxes.forEach(function (g) {
     var x = +g.dataset.x, gw = +g.dataset.w, inside = x >= x0 && x + gw <= x0 + w;
     var shown = inside || (+g.dataset.depth < depth && x <= x0 && x + gw >= x0 + w);
     g.style.display = shown ? "" : "none";
-    if (!shown) return;
-    var left = Math.max(x, x0), right = Math.min(x + gw, x0 + w);
-    var px = (left - x0) / w * width, pw = (right - left) / w * width;
+    var px = inside ? (x - x0) / w * WIDTH : 0, pw = inside ? gw / w * WIDTH : WIDTH;
     g.querySelector("rect").setAttribute("x", px.toFixed(1));
     g.querySelector("rect").setAttribute("width", Math.max(pw - 0.5, 0.5).toFixed(1));
-    var text = g.querySelector("text"), name = g.dataset.name;
-    text.setAttribute("x", (px + 3).toFixed(1));
-    text.textContent = pw > 30 ? name.slice(0, Math.floor(pw / 6.5)) : "";
+    g.querySelector("text").setAttribute("x", (px + 3).toFixed(1));
+    g.querySelector("text").textContent = pw > 30 ? g.dataset.name.slice(0, pw / 6.5) : "";
   });
-}
-function search() {
-  var asked = prompt("Highlight frames matching (a regular expression):", "");
-  if (asked === null) return;
-  var pattern = new RegExp(asked), matched = 0, counted = [];
-  boxes.forEach(function (g) {
-    var hit = asked !== "" && pattern.test(g.dataset.full);
-    g.querySelector("rect").style.fill = hit ? "#e040fb" : "";
-    var x = +g.dataset.x, w = +g.dataset.w;
-    if (hit && !counted.some(function (c) { return x >= c[0] && x + w <= c[1]; })) {
-      counted.push([x, x + w]); matched += w;
-    }
-  });
-  document.getElementById("matched").textContent = asked === "" ? "" :
-    "Matched: " + (100 * matched / total).toFixed(1) + "% of the samples";
 }
 boxes.forEach(function (g) { g.addEventListener("click", function () { zoom(g); }); });
-document.getElementById("search").addEventListener("click", search);
-window.addEventListener("keydown", function (e) {
-  if ((e.ctrlKey || e.metaKey) && e.key === "f") { e.preventDefault(); search(); }
-});
 """
 
 
 def stack_tree(stacks):
-    """{frame: {"n": samples, "children": {...}}} of request handling, and the start-up
-    samples left out."""
+    """{frame: {"n": samples, "children": {...}}} of request handling; start-up's samples."""
     tree, start_up = {}, 0
     for frames, count in stacks:
         if any(START_UP in frame for frame in frames):
             start_up += count
             continue
-        node = tree
+        children = tree
         for frame in frames:
-            node = node.setdefault(frame, {"n": 0, "children": {}})
+            node = children.setdefault(frame, {"n": 0, "children": {}})
             node["n"] += count
-            node = node["children"]
+            children = node["children"]
     return tree, start_up
 
 
-def boxes_of(tree):
-    """(x, width, depth, frame, samples) of each frame, x and width in samples."""
+def boxes_of(children, x=0, depth=1):
+    """[(x, samples, depth, frame)] of each frame, callers before their callees."""
     boxes = []
-
-    def place(children, x, depth):
-        for frame, node in sorted(children.items()):
-            boxes.append((x, node["n"], depth, frame, node["n"]))
-            place(node["children"], x, depth + 1)
-            x += node["n"]
-
-    place(tree, 0, 1)
+    for frame, node in sorted(children.items()):
+        boxes += [(x, node["n"], depth, frame), *boxes_of(node["children"], x, depth + 1)]
+        x += node["n"]
     return boxes
 
 
-def flamegraph_svg(stacks, title, colour_of, legend=()):
-    """The SVG text; colour_of(frame) gives a box its group's colour, legend is
-    [(group, colour)]."""
+def flamegraph_svg(stacks, title):
+    """The SVG text: a box a frame, in its group's colour, under the legend of the groups."""
     tree, start_up = stack_tree(stacks)
     total = sum(node["n"] for node in tree.values())
-    boxes = [(0, total, 0, "all", total)] + [box for box in boxes_of(tree)
-                                             if total and box[1] / total * WIDTH >= MIN_WIDTH]
+    scale = WIDTH / total if total else 0
+    boxes = [(0, total, 0, "all")] + [box for box in boxes_of(tree)
+                                      if box[1] * scale >= MIN_WIDTH]
     height = TOP + (max(box[2] for box in boxes) + 2) * ROW
     skipped = f"; {start_up:,} samples of start-up (imports) left out" if start_up else ""
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
              f'viewBox="0 0 {WIDTH} {height}" font-family="Verdana, sans-serif" '
              'font-size="11">', "<style>g.frame{cursor:pointer} g.frame:hover rect"
-             "{stroke:#000;stroke-width:0.5} #search{cursor:pointer}</style>",
+             "{stroke:#000;stroke-width:0.5}</style>",
              f'<rect width="{WIDTH}" height="{height}" fill="#f8f8f8"/>',
              f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="15">'
              f'{escape(title)}</text>',
              f'<text x="6" y="38">{total:,} samples of request handling{skipped}. Click a '
-             'frame to zoom, the top line to zoom out.</text>',
-             f'<text id="search" x="{WIDTH - 6}" y="38" text-anchor="end">Search</text>',
-             f'<text id="matched" x="{WIDTH - 60}" y="38" text-anchor="end"></text>']
+             'frame to zoom, the top line to zoom out.</text>']
     x = 6
-    for group, colour in legend:
+    for group, colour in COLOURS.items():
         parts.append(f'<rect x="{x}" y="46" width="10" height="10" fill="{colour}"/>'
                      f'<text x="{x + 14}" y="55" font-size="10">{escape(group)}</text>')
         x += 24 + 5.6 * len(group)
-    for x, w, depth, frame, n in boxes:
+    for x, n, depth, frame in boxes:
         name = frame.split(" (")[0]
-        px, pw = x / total * WIDTH if total else 0, w / total * WIDTH if total else WIDTH
-        share = 100 * n / total if total else 0
+        px, pw = x * scale, n * scale if total else WIDTH
         label = name[:int(pw / 6.5)] if pw > 30 else ""
-        colour = "#d8d8d8" if depth == 0 else colour_of(frame)
+        colour = COLOURS[group_of(frame)] if depth else "#d8d8d8"
         parts.append(
-            f'<g class="frame" data-x="{x}" data-w="{w}" data-depth="{depth}" '
-            f'data-name="{escape(name)}" data-full="{escape(frame)}"><title>{escape(frame)} '
-            f'({n:,} samples, {share:.1f}%)</title><rect x="{px:.1f}" '
+            f'<g class="frame" data-x="{x}" data-w="{n}" data-depth="{depth}" '
+            f'data-name="{escape(name)}"><title>{escape(frame)} '
+            f'({n:,} samples, {100 * n / (total or 1):.1f}%)</title><rect x="{px:.1f}" '
             f'y="{TOP + depth * ROW}" width="{max(pw - 0.5, 0.5):.1f}" height="{ROW - 1}" '
             f'fill="{colour}" rx="2"/><text x="{px + 3:.1f}" y="{TOP + depth * ROW + 12}">'
             f'{escape(label)}</text></g>')
-    script = SCRIPT.replace("WIDTH", str(WIDTH)).replace("TOTAL", str(total or 1))
-    parts += [f"<script><![CDATA[{script}]]></script>", "</svg>"]
+    parts += [f"<script><![CDATA[{SCRIPT.replace('WIDTH', str(WIDTH))}]]></script>", "</svg>"]
     return "\n".join(parts) + "\n"

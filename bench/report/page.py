@@ -1,13 +1,8 @@
-"""report.html: the page a learner opens after a run. One self-contained file beside
-summary.md (inline CSS and SVG, nothing fetched): the plain reading first ("What it says",
-reading.py), then the machine, the charts (charts.py), the tables with their legend
-after them and the rest of summary.md's text as HTML (__init__.py), and links to each run's
-flame graph and raw wrk output.
-
-    python -m bench.report results/latest     # writes it again from results.json
-
-Standard library only: the few Markdown forms summary.md uses are turned into HTML here
-(headings, paragraphs, lists, tables, `code`, **bold**, [links](href)).
+"""report.html, the page a learner opens after a run: one self-contained file beside
+summary.md (inline CSS and SVG, nothing fetched), "What it says" first, then the machine, the
+charts, summary.md's tables and text, and links to each run's files. Standard library only:
+summary.md's few Markdown forms (headings, paragraphs, lists, tables, `code`, **bold**,
+[links](href)) are turned into HTML here.
 """
 
 import re
@@ -47,12 +42,11 @@ def inline(text):
 
 
 def table_html(lines):
-    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
-             if not re.fullmatch(r"\|(-+\|)+", line.strip())]
-    head = "".join(f"<th>{inline(cell)}</th>" for cell in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>"
-                   for row in cells[1:])
-    return f'<div class="table"><table><tr>{head}</tr>{body}</table></div>'
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
+            if not re.fullmatch(r"\|(-+\|)+", line.strip())]
+    return '<div class="table"><table>' + "".join(
+        "<tr>" + "".join(f"<{tag}>{inline(cell)}</{tag}>" for cell in row) + "</tr>"
+        for tag, row in zip(["th"] + ["td"] * len(rows), rows)) + "</table></div>"
 
 
 def markdown_html(text):
@@ -78,32 +72,24 @@ def markdown_html(text):
 
 
 def files_section(results, out_dir):
-    """Links to the flame graphs and to what wrk printed, each run's, where the file is."""
+    """Links to each run's flame graph and client output, where the file is."""
     items = []
     for run in results["runs"]:
-        what = f"{run['series']} at {run['point']}"
-        client = "client output" if run.get("rate") else "wrk output"
-        links = [f'<a href="{escape(run["raw"])}">{client}</a>'
-                 if run.get("raw") and (out_dir / run["raw"]).exists() else ""]
-        flame = (run.get("profile") or {}).get("flamegraph")
-        if flame and (out_dir / flame).exists():
-            links.insert(0, f'<a href="{escape(flame)}">flame graph</a>')
-        if any(links):
-            items.append(f"<li>{escape(what)}: {', '.join(link for link in links if link)}"
-                         "</li>")
+        files = [("flame graph", (run.get("profile") or {}).get("flamegraph")),
+                 ("client output" if run.get("rate") else "wrk output", run.get("raw"))]
+        links = [f'<a href="{escape(name)}">{label}</a>' for label, name in files
+                 if name and (out_dir / name).exists()]
+        if links:
+            items.append(f"<li>{escape(run['series'])} at {escape(run['point'])}: "
+                         f"{', '.join(links)}</li>")
     if not items:
         return ""
-    flames = any((run.get("profile") or {}).get("flamegraph") for run in results["runs"])
-    about = (" A flame graph shows where the server's time went while it handled requests "
-             "(py-spy's samples, start-up left out): click a frame to zoom, Search to "
-             "highlight." if flames else "")
-    return f"<h2>Each run's files</h2><p>Files beside this page.{about}</p><ul>" + "".join(
-        items) + "</ul>"
+    return "<h2>Each run's files</h2><p>Files beside this page.</p><ul>" + "".join(items) + "</ul>"
 
 
 def lead_with_reading(summary):
-    """summary.md's text in the page's order: (its title and any note under it, the section
-    "What it says", what the rest has before its first table, the rest from that table on)."""
+    """summary.md in the page's order: (title and note, "What it says", what the rest has before
+    its first table, the rest from that table on)."""
     sections = re.split(r"\n(?=## )", summary.strip())
     said = next(section for section in sections if section.startswith("## What it says"))
     rest = "\n".join(section for section in sections if section is not said)
@@ -112,12 +98,12 @@ def lead_with_reading(summary):
     return top, said, head, "|" + rest
 
 
-def render_page(results, summary, out_dir, charts):
-    """The page's HTML; summary is summary.md's text (report.render_summary), charts are
-    charts.drawn's."""
+def write_page(results, summary, out_dir, charts):
+    """Write report.html into out_dir from summary.md's text and charts.drawn's; its path."""
     top, said, head, rest = lead_with_reading(summary)
     title = f"Benchmark: scenario {results['scenario']}"
-    return f"""<!DOCTYPE html>
+    path = Path(out_dir) / "report.html"
+    path.write_text(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{STYLE}</style></head>
@@ -133,11 +119,5 @@ def render_page(results, summary, out_dir, charts):
 {markdown_html(rest)}
 {files_section(results, Path(out_dir))}
 </body></html>
-"""
-
-
-def write_page(results, summary, out_dir, charts):
-    """Write report.html into out_dir; returns its path."""
-    path = Path(out_dir) / "report.html"
-    path.write_text(render_page(results, summary, out_dir, charts))
+""")
     return path
