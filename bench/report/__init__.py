@@ -14,9 +14,10 @@ from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
 from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
-                                compared, few, latency_cell, latency_heading, littles_law_off,
-                                migrations, opening, percentile_cell, placed, ratio_cell,
-                                server_cpu, socket_errors, summarize, switches, unaccepted)
+                                compared, cpu_per_request, few, latency_cell, latency_heading,
+                                littles_law_off, migrations, opening, percentile_cell, placed,
+                                ratio_cell, server_cpu, socket_errors, summarize, switches,
+                                unaccepted)
 from bench.report.charts import drawn, write_chart
 from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.report.page import write_page
@@ -37,56 +38,50 @@ averages of 5 runs). Not measured here:
 | -c 1500 -t 10 -d 60s --timeout 5s | aiohttp | 36563 | 1257 | 0 | 608 |
 """
 
-HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered", "Timeouts",
-           "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
+def axis(results):
+    return results["x_axis"][0].upper() + results["x_axis"][1:]
 
 
 def rps_cell(row):
     """The median run's req/s, and the repeats' range where there were repeats."""
-    rps = f"{row['run']['rps']:,.0f}"
-    if row["spread"]:
-        rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
-    return rps
+    return f"{row['run']['rps']:,.0f}" + (f" {spread_cell(row)}" if row["spread"] else "")
+
+
+def spread_cell(row):
+    return f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"] else ""
 
 
 def table(results):
     """Every column of every row; no Ratio where it compares nothing (--only)."""
-    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
     ratio = compared(results)
-    rows = []
-    for row in summarize(results):
+    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req", "p50", "p99",
+                "All answered", "Timeouts", "Socket errors", "Non-2xx", "Accepted",
+                "Peak threads", "Peak RSS", "Audit"]
+
+    def cells(row):
         run = row["run"]
-        cells = [row["point"], row["series"], rps_cell(row),
-                 *[ratio_cell(row)] * ratio,
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
-                     " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
-                 percentile_cell(run, "p50_ms", "interval"),
-                 percentile_cell(run, "p99_ms", "interval"), opening(run),
-                 "-" if "slices" in run else f"{run['timeouts']:,}",
-                 socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
-                 figure(run.get("peak_connections"), "{:,}"),
-                 figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
-                 audit_cell(run)]
-        rows.append(cells)
-    return markdown_table([axis] + [h for h in HEADINGS if ratio or h != "Ratio"], rows)
+        return [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
+                cpu_per_request(run) + (" ({:.2f}–{:.2f})".format(*row["cpu_spread"])
+                                        if row["cpu_spread"] else ""),
+                percentile_cell(run, "p50_ms", "interval"),
+                percentile_cell(run, "p99_ms", "interval"), opening(run),
+                "-" if "slices" in run else f"{run['timeouts']:,}",
+                socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
+                figure(run.get("peak_connections"), "{:,}"),
+                figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
+                audit_cell(run)]
+    return markdown_table(headings, [cells(row) for row in summarize(results)])
 
 
 def short_table(results):
-    """summary.md's first table: each row's req/s (and the repeats' range), ratio, CPU per
-    request, p99 and audit, within COLUMNS for the committed runs (README.md copies rows of
-    docs/runs/fair's); table() after it has every column."""
-    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
+    """summary.md's first table, within COLUMNS (README.md copies rows of docs/runs/fair's)."""
     ratio = compared(results)
-    rows = []
-    for row in summarize(results):
-        run = row["run"]
-        rows.append([row["point"], row["series"], rps_cell(row),
-                     *[ratio_cell(row)] * ratio,
-                     figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
-                     latency_cell(run), audit_word(run)])
-    headings = ([axis, "Server", "Req/s"] + ["Ratio"] * ratio
-                + ["CPU/req", latency_heading(results), "Audit"])
-    return markdown_table(headings, rows)
+    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req",
+                latency_heading(results), "Audit"]
+    return markdown_table(headings, [
+        [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
+         cpu_per_request(row["run"]), latency_cell(row["run"]), audit_word(row["run"])]
+        for row in summarize(results)])
 
 
 def footnotes(results):
@@ -118,130 +113,117 @@ def inside_the_runs(results):
                 "context switches per request (voluntary + involuntary)",
                 "CPU migrations per request (CPUs run on)", "GC pauses (longest)",
                 "Postgres CPU", "Redis CPU", "wrk CPU", "other CPU"]
-    rows = []
-    for row in summarize(results):
+
+    def cells(row):
         run = row["run"]
         off = littles_law_off(run)
-        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service"))
-                 + ("" if off is None else f" ({off:+d}%){LITTLE}"),
-                 figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
-                 migrations(run), gc_pauses(run),
-                 figure(run.get("postgres_cpu_s"), "{:.1f} s"),
-                 figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
-                 figure(run.get("other_cpu_s"), "{:.1f} s")]
-        rows.append(cells)
-    return markdown_table(headings, rows)
+        return [row["point"], row["series"], figure(run.get("littles_law_in_service"))
+                + ("" if off is None else f" ({off:+d}%){LITTLE}"),
+                figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
+                cpu_per_request(run), switches(run), migrations(run), gc_pauses(run),
+                *[figure(run.get(key), "{:.1f} s") for key in
+                  ("postgres_cpu_s", "redis_cpu_s", "wrk_cpu_s", "other_cpu_s")]]
+    return markdown_table(headings, [cells(row) for row in summarize(results)])
+
+
+def section(title, intro, headings, rows):
+    """A section of summary.md: its heading, what its columns mean, its table; none without
+    rows."""
+    if not rows:
+        return ""
+    return f"## {title}\n\n{intro}\n\n{markdown_table(headings, rows)}\n\n"
 
 
 def offered_table(results):
-    """The summary's section on runs at a fixed offered rate: what the waits cost each model."""
-    runs = [run for run in results["runs"] if run.get("rate")]
-    if not runs:
-        return ""
-    lines = ["## What the waiting requests cost", "",
-             "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
-             "timed from when it was due. Waiting: the most requests the server itself counted "
-             "inside the upstream wait at once. GC pauses: the server's garbage collections "
-             "in the window, as it timed them (no Python code runs meanwhile). Threads and "
-             "open files of the server at the end of the window; kernel stacks: the "
-             "machine's grown since before the run (Linux). Client CPU: the open-loop "
-             "client's own.", ""]
-    headings = ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99",
-                "p99.9", "Timeouts", "Errors", "Threads", "Open files", "Peak RSS",
-                "Kernel stacks", "CPU/req", "GC pauses (longest) in collections (full)",
-                "Client CPU", "Limit met"]
-    rows = []
-    for row in summarize(results):
-        run = row["run"]
-        if not run.get("rate"):
-            continue
+    """Runs at a fixed offered rate: what the waits cost each model."""
+    def cells(run):
         held = run.get("held") or {}
-        cells = [row["point"], row["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
-                 figure(run.get("waiting_upstream_peak"), "{:,}"),
-                 percentile_cell(run, "p50_ms", "interval"),
-                 percentile_cell(run, "p99_ms", "interval"),
-                 percentile_cell(run, "p999_ms", "interval"), f"{run['timeouts']:,}",
-                 socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
-                 figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
-                 figure(run.get("kernel_stack_kb"), "{:,} KiB"),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), gc_pauses(run),
-                 figure(run.get("wrk_cpu_s"), "{:.1f} s"), run.get("limit_met") or "none"]
-        rows.append(cells)
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
+        return [run["point"], run["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
+                figure(run.get("waiting_upstream_peak"), "{:,}"),
+                *[percentile_cell(run, key, "interval")
+                  for key in ("p50_ms", "p99_ms", "p999_ms")],
+                f"{run['timeouts']:,}", socket_errors(run["socket_errors"]),
+                figure(held.get("threads"), "{:,}"), figure(held.get("fds"), "{:,}"),
+                figure(run["peak_rss_mb"], "{:,.0f} MB"),
+                figure(run.get("kernel_stack_kb"), "{:,} KiB"), cpu_per_request(run),
+                gc_pauses(run), figure(run.get("wrk_cpu_s"), "{:.1f} s"),
+                run.get("limit_met") or "none"]
+    return section(
+        "What the waiting requests cost",
+        "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
+        "timed from when it was due. Waiting: the most requests the server itself counted "
+        "inside the upstream wait at once. GC pauses: the server's garbage collections "
+        "in the window, as it timed them (no Python code runs meanwhile). Threads and "
+        "open files of the server at the end of the window; kernel stacks: the "
+        "machine's grown since before the run (Linux). Client CPU: the open-loop "
+        "client's own.",
+        ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99", "p99.9",
+         "Timeouts", "Errors", "Threads", "Open files", "Peak RSS", "Kernel stacks", "CPU/req",
+         "GC pauses (longest) in collections (full)", "Client CPU", "Limit met"],
+        [cells(row["run"]) for row in summarize(results) if row["run"].get("rate")])
 
 
 def limits_table(results):
-    """The summary's section on the limits runs met: when, what the clients got, what the
-    server said, and whether it served again once the load had gone."""
-    runs = [row for row in summarize(results)
-            if row["run"].get("rate") and row["run"].get("limit_met")]
-    if not runs:
-        return ""
-    lines = ["## The limits met", "",
-             "Met: the earliest request that got no 2xx, counted from the first request due; in "
-             "flight: the client's requests sent and not yet finished then (sampled every 0.1 "
-             "s). What the clients got is over the measured window: timed out connecting (the "
-             "server was not accepting), timed out once connected, refused or reset, 5xx. "
-             "Server's log: its first line naming the limit, and how many such lines in all. "
-             "Served again: seconds from the clients' end until a new connection got a 200 "
-             "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
-             "late still wait out their wait, though their clients have gone; where counted, "
-             "when it last answered and what it did from then). Thread cap: how "
-             "the OS capped the server's threads, and how many it refused (pids.events), where "
-             "set.", ""]
-    headings = ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
-                "Timed out", "Refused or reset", "5xx", "Server's log", "Served again",
-                "Thread cap"]
-    rows = []
-    for row in runs:
-        run = row["run"]
+    """Runs that met a limit: when, what the clients got, what the server said, and whether it
+    served again once the load had gone."""
+    def cells(run):
         offered, first = run["offered"], run["offered"].get("first_failure")
-        met = (f"{first['due_clock'] - offered['start_clock']:.1f} s "
-               f"({first['in_flight']:,})" if first else "-")
+        connecting = offered.get("timeouts_connecting", 0)
         said = run.get("limit_lines")
-        said = (f"{said['count']:,} lines: \"{said['first'].split(' ', 3)[-1]}\""
-                if said else "nothing")
-        errors = run["socket_errors"]
         cap = run.get("thread_cap_how") or "-"
         if run.get("threads_refused") is not None:
             cap += f"; {run['threads_refused']:,} refused"
-        cells = [row["point"], row["series"], run["limit_met"], met, f"{run['ok']:,}",
-                 f"{offered.get('timeouts_connecting', 0):,}",
-                 f"{run['timeouts'] - offered.get('timeouts_connecting', 0):,}",
-                 f"{errors.get('connect', 0) + errors.get('read', 0) + errors.get('write', 0):,}",
-                 f"{run['non_2xx']:,}", said,
-                 served_again(run), cap]
-        rows.append(cells)
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
+        return [run["point"], run["series"], run["limit_met"],
+                f"{first['due_clock'] - offered['start_clock']:.1f} s ({first['in_flight']:,})"
+                if first else "-", f"{run['ok']:,}", f"{connecting:,}",
+                f"{run['timeouts'] - connecting:,}",
+                f"{sum(run['socket_errors'].get(k, 0) for k in ('connect', 'read', 'write')):,}",
+                f"{run['non_2xx']:,}",
+                f"{said['count']:,} lines: \"{said['first'].split(' ', 3)[-1]}\""
+                if said else "nothing", served_again(run), cap]
+    return section(
+        "The limits met",
+        "Met: the earliest request that got no 2xx, counted from the first request due; in "
+        "flight: the client's requests sent and not yet finished then (sampled every 0.1 "
+        "s). What the clients got is over the measured window: timed out connecting (the "
+        "server was not accepting), timed out once connected, refused or reset, 5xx. "
+        "Server's log: its first line naming the limit, and how many such lines in all. "
+        "Served again: seconds from the clients' end until a new connection got a 200 "
+        "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
+        "late still wait out their wait, though their clients have gone; where counted, "
+        "when it last answered and what it did from then). Thread cap: how "
+        "the OS capped the server's threads, and how many it refused (pids.events), where "
+        "set.",
+        ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
+         "Timed out", "Refused or reset", "5xx", "Server's log", "Served again", "Thread cap"],
+        [cells(row["run"]) for row in summarize(results)
+         if row["run"].get("rate") and row["run"].get("limit_met")])
 
 
 def idle_table(results):
-    """The summary's section on runs with idle connections: what each one cost the server."""
-    runs = [run for run in results["runs"] if run.get("idle")]
-    if not runs:
-        return ""
+    """Runs with idle connections: what each one cost the server."""
     unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-    lines = ["## What the idle connections cost", "",
-             "Per idle connection, against the same server with none: its peak RSS grown, "
-             "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
-             "machine: only the sync server starts threads). Stayed open: none was closed by "
-             "the server. The idle clients' own CPU is one asyncio process's.", ""]
-    headings = ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
-                "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"]
-    rows = []
-    for run in runs:
+
+    def cells(run):
         idle, base = run["idle"], unloaded.get(run["series"])
         def per(grown):
             return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
         rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
                else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
         closed = idle["closed_by_server"]
-        rows.append([run["point"], run["series"], f"{idle['opened']:,}",
-                     f"no: {closed:,} closed" if closed else "yes",
-                     f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
-                     per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"])
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n"
+        return [run["point"], run["series"], f"{idle['opened']:,}",
+                f"no: {closed:,} closed" if closed else "yes",
+                f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
+                per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"]
+    return section(
+        "What the idle connections cost",
+        "Per idle connection, against the same server with none: its peak RSS grown, "
+        "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
+        "machine: only the sync server starts threads). Stayed open: none was closed by "
+        "the server. The idle clients' own CPU is one asyncio process's.",
+        ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
+         "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"],
+        [cells(run) for run in results["runs"] if run.get("idle")])
 
 
 def served_again(run):
@@ -253,8 +235,7 @@ def served_again(run):
     answered = [sample for sample in samples if sample[1] is not None]
     if not stalled or not answered:
         return "no"
-    most = max(sample[1] for sample in answered)
-    last = next(sample for sample in answered if sample[1] == most)  # when it got there
+    last = max(answered, key=lambda sample: sample[1])  # the first to get there
     later = [sample for sample in samples if sample[0] >= last[0] and sample[3] is not None]
     busy = ((later[-1][3] - later[0][3]) / (later[-1][0] - later[0][0])
             if len(later) > 1 and later[-1][0] > later[0][0] else None)
@@ -452,13 +433,10 @@ def compact_table(results):
     cells = {}
     for row in rows:
         run = row["run"]
-        spread = [f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"]
-                  else ""] * ranged
         cells.setdefault(row["point"], []).append(
-            [row["series"], f"{run['rps']:,.0f}"] + spread
-            + [ratio_cell(row)] * ratio
-            + [latency_cell(run), opening(run),
-               figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
+            [row["series"], f"{run['rps']:,.0f}", *[spread_cell(row)] * ranged,
+             *[ratio_cell(row)] * ratio, latency_cell(run), opening(run), cpu_per_request(run),
+             audit_word(run)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]
     widths[0] = min(widths[0], COLUMNS - 2 - sum(w + 2 for w in widths[1:]))

@@ -23,6 +23,10 @@ def cell_ms(value):
     return figure(value, "{:,.1f} ms")
 
 
+def cpu_per_request(run):
+    return figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms")
+
+
 def socket_errors(errors):
     total = sum(errors.values())
     return "0" if not total else ", ".join(f"{k} {v}" for k, v in errors.items() if v)
