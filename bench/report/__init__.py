@@ -13,11 +13,11 @@ import textwrap
 from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
-from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
-                                compared, cpu_per_request, few, latency_cell, latency_heading,
+from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, compared,
+                                cpu_per_request, few, latency_cell, latency_heading,
                                 littles_law_off, migrations, opening, percentile_cell, placed,
-                                ratio_cell, server_cpu, socket_errors, summarize, switches,
-                                unaccepted)
+                                ratio_cell, series_ran, server_cpu, socket_errors, summarize,
+                                switches, unaccepted)
 from bench.report.charts import drawn, write_chart
 from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.report.page import write_page
@@ -337,10 +337,9 @@ def smoke_note(results):
 def ratio_note(results):
     """The legend's sentence on Ratio: what it divides by, or why there is none."""
     if compared(results):
-        return (f"Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same "
+        return (f"Ratio: req/s divided by the req/s of `{results['baseline']}` at the same "
                 "point, the\nscenario's baseline (1.00x).")
-    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
-    return f"No Ratio column: only {series} ran, with nothing to\ndivide by."
+    return f"No Ratio column: only {series_ran(results)} ran, with nothing to\ndivide by."
 
 
 def render_summary(results):
@@ -465,9 +464,8 @@ def headline(results):
     if compared(results):
         return (f"Scenario {results['scenario']}: each server's median run at each point "
                 f"(Ratio: to {results.get('baseline') or 'the baseline'}).")
-    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
     only = f" (--only {results['settings']['only']})" if results["settings"].get("only") else ""
-    return f"Scenario {results['scenario']}: {series} alone{only}, its median run at each point."
+    return f"Scenario {results['scenario']}: {series_ran(results)} alone{only}, its median run at each point."
 
 
 def terminal_summary(results, report_path):

@@ -1,16 +1,12 @@
-"""The plain reading of a results.json, a few short lines: the headline (which server served
-more, where, by how much, with the repeats' range), the cause in one sentence with its count,
-then what went wrong (NOISY, PARTIAL, INVALID, errors, audits). The per-case figures are in
-the tables below it, not here. A --quick run is a smoke test: its reading says so and gives
-no verdict; a run of one server alone (--only) says there is nothing to compare.
-"""
+"""The plain reading of a results.json ("What it says"): which server served more, where and
+by how much, the cause in one sentence, then what went wrong. The tables hold the rest; a
+--quick run gives no verdict."""
 
 import math
 
 from bench.report.capacity_report import capacity_reading
-from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of,
-                                compared, groups, littles_law_off, median_run, percentile_cell,
-                                summarize, unaccepted)
+from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, compared, groups,
+                                littles_law_off, percentile_cell, summarize, unaccepted)
 from bench.text import figure
 
 # what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
@@ -29,7 +25,7 @@ def reading(results):
 
 
 def smoke_test(results):
-    """--quick's reading: whether everything ran, and how to measure; no ratio, no cause."""
+    """Whether everything ran, and how to measure; no ratio, no cause."""
     runs = results["runs"]
     passed = sum(run["audit"]["result"] == "ok" and run["valid"] for run in runs)
     return [f"- --quick is a {SMOKE_TEST}. {passed} of {len(runs)} runs served requests "
@@ -38,12 +34,12 @@ def smoke_test(results):
 
 
 def alone(results):
-    """Where Ratio compares nothing (--only, or one series): say so, and how to compare."""
+    """Where Ratio compares nothing (--only, or one series): why, and how to compare."""
     if compared(results):
         return []
     series = list(dict.fromkeys(run["series"] for run in results["runs"]))
     only = results["settings"].get("only")
-    base = baseline_of(results)
+    base = results["baseline"]
     why = "nothing else ran beside it" if base in series else f"{base} did not run"
     return [f"- Only {' and '.join(series)} ran{f' (--only {only})' if only else ''}: no "
             f"Ratio, as {why}; its figures are in the tables. Run without --only to compare "
@@ -51,9 +47,8 @@ def alone(results):
 
 
 def closed_headline(results, rows):
-    """Per placement and series: its req/s over the baseline's at each point, with the range
-    over repeats and whether that range holds 1.00x."""
-    base = baseline_of(results)
+    """Per placement and series: its ratio to the baseline at each point, with its range."""
+    base = results["baseline"]
     several = len({row["run"].get("placement") for row in rows}) > 1
     lines = {}
     for row in rows:
@@ -79,9 +74,9 @@ def within(interval):
 
 
 def repeat_ratios(results, row):
-    """This row's series' req/s over the baseline's, repeat by repeat (two or more)."""
+    """This row's ratios to the baseline, repeat by repeat (two or more)."""
     runs = groups(results["runs"])[row["point"]]
-    base = {run.get("repeat"): run["rps"] for run in runs.get(baseline_of(results), [])}
+    base = {run.get("repeat"): run["rps"] for run in runs.get(results["baseline"], [])}
     ratios = [run["rps"] / base[run.get("repeat")] for run in runs[row["series"]]
               if base.get(run.get("repeat"))]
     return ratios if len(ratios) > 1 else []
@@ -99,10 +94,9 @@ def spread(ratios):
 
 
 def cause(results, rows):
-    """Where the ratio is furthest from 1.00x (of those whose CPU was measured): what each
-    server paid per request there, in CPU, context switches and migrations; and the
-    baseline's for the same request in the other placements."""
-    base_name = baseline_of(results)
+    """Where the ratio is furthest from 1.00x (CPU measured): what each server paid per request
+    there, and the baseline for the same request in the other placements."""
+    base_name = results["baseline"]
     base_of = {r["point"]: r["run"] for r in rows if r["series"] == base_name}
     far = [row for row in rows if row["ratio"] and row["series"] != base_name
            and None not in (row["run"].get("server_cpu_ms_per_request"),
@@ -121,9 +115,8 @@ def cause(results, rows):
 
 
 def stalls(results):
-    """Interleaved runs: the slices in which a server served at under half its median rate
-    (a long collection, a convoy of threads woken at once, the machine), which the median
-    ratio sets aside and Req/s counts."""
+    """Interleaved slices served at under half the median rate (a long collection, a convoy of
+    threads woken at once, the machine)."""
     lines = []
     for run in results["runs"]:
         rates = sorted(served / seconds for served, seconds in run.get("slices", []))
@@ -138,8 +131,8 @@ def stalls(results):
 
 
 def same_request(run, other):
-    """The same request to the same server configuration, placed elsewhere: not the next
-    point of a scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
+    """The same request and server configuration placed elsewhere: not the next point of a
+    scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
     return (run.get("placement") != other.get("placement")
             and all(run.get(key) == other.get(key)
                     for key in ("method", "connections", "idle", "flags")))
@@ -152,17 +145,17 @@ def paid(run):
 
 
 def offered_headline(results):
-    """For runs at a fixed offered rate: the machine's limits, then per series how far it
-    answered every request in time, and the first limit it met."""
+    """Open-loop runs: the machine's limits, then per series where it answered every request
+    in time, and the first limit it met."""
     runs = [run for run in results["runs"] if run.get("rate")]
     if not runs:
         return []
     cap = max((run.get("thread_cap") or 0 for run in runs), default=0)
     lines = [f"Limits: {limits_sentence(results['machine'].get('limits'), cap)}"]
     by_series = {}
-    for point, series_runs in groups(runs).items():
-        for series, runs_of_point in series_runs.items():
-            by_series.setdefault(series, []).append((point, median_run(runs_of_point)))
+    for row in summarize(results):
+        if row["run"].get("rate"):
+            by_series.setdefault(row["series"], []).append((row["point"], row["run"]))
     for series, points in by_series.items():
         kept = [point for point, run in points if not run["timeouts"] and not run.get("limit_met")]
         failed = [(point, run) for point, run in points if point not in kept]
@@ -178,9 +171,8 @@ def offered_headline(results):
 
 
 def thread_ceiling(limits):
-    """(how many connections a thread-per-connection server could hold at most, the name of
-    the limit that says so), or (None, None) if no limit is known. Each connection takes a
-    thread and a descriptor. Upper bounds: other processes use some of what is machine-wide."""
+    """(the most connections a thread per connection could hold, the limit that says so), or
+    (None, None). Each takes a thread and a descriptor; the machine-wide ones are upper bounds."""
     ceilings = {"RLIMIT_NOFILE (soft)": limits["nofile_soft"],
                 "RLIMIT_NPROC": None if limits["nproc_exempt"] else limits["nproc"],
                 "vm.max_map_count / 2": (None if limits["max_map_count"] is None
@@ -197,9 +189,8 @@ def thread_ceiling(limits):
 
 
 def limits_sentence(limits, thread_cap=0):
-    """What stops each model first on this machine (bench/limits.py): threads for a thread
-    per connection, open files for both, as read before the run. thread_cap: the cap the
-    run itself set on each server's threads (the laptop scenario), which counts as a limit."""
+    """What stops each model first here: threads for a thread per connection, open files for
+    both. thread_cap: the cap the run set on each server's threads (the laptop scenario)."""
     if not limits:
         return "none could be read on this system."
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
@@ -219,18 +210,15 @@ def limits_sentence(limits, thread_cap=0):
             f"{files} open files, one per connection.{first}")
 
 
-def noisy(run):
-    return (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)
-
-
 def sampled(run):
-    """How long the machine's CPU was read for the run: its window, or its rounds."""
+    """How long the machine's CPU was read: the run's window, or its rounds."""
     return run.get("sampled_s", run.get("duration_s", 0))
 
 
 def noisy_line(results):
-    """One line for the runs other programs disturbed: the worst of them, and what to do."""
-    runs = [run for run in results["runs"] if noisy(run)]
+    """One line for the runs other programs disturbed: the worst, and what to do."""
+    runs = [run for run in results["runs"]
+            if (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)]
     if not runs:
         return []
     worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
@@ -245,8 +233,7 @@ def noisy_line(results):
 
 
 def warnings(results):
-    """A short line for each run that measured less than it should, and one for the runs
-    other programs disturbed (NOISY)."""
+    """A line for each run that measured less than it should, then LATENCY and NOISY."""
     lines = []
     for run in results["runs"]:
         what = f"{run['series']} at {run['point']}"
@@ -263,8 +250,7 @@ def warnings(results):
 
 
 def littles_law_line(results):
-    """One line for the runs whose probe breaks Little's law (cells.littles_law_off): the
-    three furthest off, each with how far."""
+    """One line for the runs whose probe breaks Little's law: the three furthest off."""
     off = sorted(((run, littles_law_off(run)) for run in results["runs"]
                   if littles_law_off(run) is not None), key=lambda pair: -abs(pair[1]))
     if not off:
