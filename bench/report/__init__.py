@@ -1,9 +1,7 @@
-"""The report: results.json (bench/results.py describes every field) turned into the tables a
-learner reads: summary.md, with every column and the plain reading (reading.py), and what
-./run_bench.sh prints at the end (terminal_summary): the columns a first look needs, within
-COLUMNS, and where the whole report is (page.py, charts.py, flamegraphs.py).
+"""results.json turned into summary.md's tables and legends, and the table ./run_bench.sh
+prints at the end (terminal_summary, within COLUMNS).
 
-    python -m bench.report results/latest     # writes every file above again from results.json
+    python -m bench.report results/latest     # writes every file of the report again
 """
 
 import os
@@ -127,8 +125,7 @@ def inside_the_runs(results):
 
 
 def section(title, intro, headings, rows):
-    """A section of summary.md: its heading, what its columns mean, its table; none without
-    rows."""
+    """A section of summary.md: its heading, what its columns mean, its table (if any rows)."""
     if not rows:
         return ""
     return f"## {title}\n\n{intro}\n\n{markdown_table(headings, rows)}\n\n"
@@ -150,13 +147,11 @@ def offered_table(results):
                 run.get("limit_met") or "none"]
     return section(
         "What the waiting requests cost",
-        "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
-        "timed from when it was due. Waiting: the most requests the server itself counted "
-        "inside the upstream wait at once. GC pauses: the server's garbage collections "
-        "in the window, as it timed them (no Python code runs meanwhile). Threads and "
-        "open files of the server at the end of the window; kernel stacks: the "
-        "machine's grown since before the run (Linux). Client CPU: the open-loop "
-        "client's own.",
+        "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each timed "
+        "from when it was due. Waiting: the most requests the server counted inside the "
+        "upstream wait at once. Threads and open files: the server's at the end of the "
+        "window; kernel stacks: the machine's growth since before the run (Linux). Client "
+        "CPU: the open-loop client's own.",
         ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99", "p99.9",
          "Timeouts", "Errors", "Threads", "Open files", "Peak RSS", "Kernel stacks", "CPU/req",
          "GC pauses (longest) in collections (full)", "Client CPU", "Limit met"],
@@ -164,8 +159,7 @@ def offered_table(results):
 
 
 def limits_table(results):
-    """Runs that met a limit: when, what the clients got, what the server said, and whether it
-    served again once the load had gone."""
+    """Runs that met a limit: when, what the clients got, what the server said, and after."""
     def cells(run):
         offered, first = run["offered"], run["offered"].get("first_failure")
         connecting = offered.get("timeouts_connecting", 0)
@@ -183,17 +177,15 @@ def limits_table(results):
                 if said else "nothing", served_again(run), cap]
     return section(
         "The limits met",
-        "Met: the earliest request that got no 2xx, counted from the first request due; in "
-        "flight: the client's requests sent and not yet finished then (sampled every 0.1 "
-        "s). What the clients got is over the measured window: timed out connecting (the "
-        "server was not accepting), timed out once connected, refused or reset, 5xx. "
-        "Server's log: its first line naming the limit, and how many such lines in all. "
-        "Served again: seconds from the clients' end until a new connection got a 200 "
-        "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
-        "late still wait out their wait, though their clients have gone; where counted, "
-        "when it last answered and what it did from then). Thread cap: how "
-        "the OS capped the server's threads, and how many it refused (pids.events), where "
-        "set.",
+        "Met: when the earliest request that got no 2xx was due, from the first one due, and "
+        "the client's requests in flight then (sampled every 0.1 s). Over the window, what "
+        "the clients got: timed out connecting (the server was not accepting), timed out once "
+        "connected, refused or reset, 5xx. Server's log: its first line naming the limit, and "
+        "how many such lines. Served again: seconds from the clients' end until a new "
+        "connection got a 200 from /health; \"no\": not within the timeout and 10 s more "
+        "(requests accepted late still wait out their wait), then, where counted, when it "
+        "last answered and what it did from then. Thread cap: how the OS capped the server's "
+        "threads, and how many it refused (pids.events).",
         ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
          "Timed out", "Refused or reset", "5xx", "Server's log", "Served again", "Thread cap"],
         [cells(row["run"]) for row in summarize(results)
@@ -217,17 +209,17 @@ def idle_table(results):
                 per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"]
     return section(
         "What the idle connections cost",
-        "Per idle connection, against the same server with none: its peak RSS grown, "
-        "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
-        "machine: only the sync server starts threads). Stayed open: none was closed by "
-        "the server. The idle clients' own CPU is one asyncio process's.",
+        "Per idle connection, against the same server with none: peak RSS grown, and the "
+        "kernel's thread stacks grown (Linux's KernelStack, machine-wide: only the sync server "
+        "starts threads). Stayed open: the server closed none. Idle clients' CPU: one asyncio "
+        "process's.",
         ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
          "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"],
         [cells(run) for run in results["runs"] if run.get("idle")])
 
 
 def served_again(run):
-    """How soon a new connection got a 200 after the load; where none did, and the run counted
+    """How soon a new connection got a 200 after the load; where none did and the run counted
     it (offered.AfterWindow), when the server last answered and what it did from then."""
     if run.get("recovered_s") is not None:
         return f"{run['recovered_s']:.1f} s"
@@ -244,8 +236,7 @@ def served_again(run):
 
 
 def gc_pauses(run):
-    """The server's garbage-collection pauses in the window: their total, the longest, and
-    how many collections (full ones) where the server counted them."""
+    """The server's GC pauses in the window: total, longest, collections (full) if counted."""
     if run.get("gc_pause_ms") is None:
         return "-"
     text = f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"
@@ -281,41 +272,41 @@ def runs_line(results):
 
 def how_measured(results):
     """The legend of the tables: how the window was measured, and what each column means."""
+    counted = "as Redis (page views) or Postgres (inserts) counted them"
     if any("slices" in run for run in results["runs"]):
-        return INTERLEAVED_LEGEND.format(slice_s=results["settings"]["slice_s"])
-    return f"""\
-Each wrk run opens its connections at once; the window is measured after the server has
-answered every one of them once ("All answered": how long that took, read from the OS) and
-a warm-up, on the same connections. Req/s: the requests served in the window, per second,
-as Redis (page views) or Postgres (inserts) counted them.
-{ratio_note(results)} p50 and p99: a probe's, requests of the same kind at a low
-fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
-when it was due; a timeout ranks after every answer, and a percentile that falls among them
-reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
-included. CPU/req: the server's CPU time over the requests it counted, in the window.
-Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
-opened). Audit: the Redis counter or the new rows match the successful responses wrk and
-the probe saw, plus at most one request per connection still in flight when they stopped."""
-
-
-INTERLEAVED_LEGEND = """\
-Each server has its own wrk, which opens its connections at once ("All answered": how long
-until the server had answered every one, read from the OS) and is then paused (SIGSTOP)
-while the other server is measured. A slice resumes one wrk for {slice_s} s, pauses it, and
-ends when that server has answered every request it was sent: no request of one server is
-served in the other's slice. Req/s: the requests its slices served over their length, as
-Redis (page views) or Postgres (inserts) counted them. Ratio: the median over the rounds of
-req/s over the baseline's in the same round, with its 95% interval from the order
-statistics (bench/intervals.py; none under 6 rounds): a round with a stall (a long garbage
-collection, the machine) moves it by one rank, not by its size, as it would a mean. Where the
-interval holds 1.00x, the two cannot be told apart on this machine. Mean latency:
-connections / req/s, Little's law for a closed loop in which every connection always has a
-request out; percentiles, timeouts and wrk's latency are not measured here (a paused wrk's
-requests age while it is stopped: "-"); the capacity scenario times every request at fixed
-offered rates. Socket errors and non-2xx: wrk's, opening included. CPU/req: the server's CPU
-time over the requests it counted in the rounds. Accepted: the most connections the server
-held open at once. Audit: the Redis counter or the new rows match both wrks' successful
-responses, plus at most one request per connection still in flight when they stopped."""
+        how = [
+            "Each server has its own wrk, which opens its connections at once (\"All answered\":"
+            " how long until the server had answered every one, read from the OS), then is "
+            "paused (SIGSTOP) while the other is measured. A slice resumes one wrk for "
+            f"{results['settings']['slice_s']} s, pauses it, and ends once that server has "
+            "answered all it was sent. Req/s: the requests its slices served over their length, "
+            f"{counted}. Ratio: the median over the rounds of req/s over the baseline's in the "
+            "same round, with its 95% interval (bench/intervals.py; none under 6 rounds): a "
+            "stall moves it by one rank, not by its size. An interval holding 1.00x cannot tell "
+            "the two apart here. Mean latency: connections / req/s (Little's law: every "
+            "connection always has a request out); a paused wrk's requests age while it is "
+            "stopped, so percentiles and timeouts are not measured (\"-\"): the capacity "
+            "scenario times every request."]
+    else:
+        how = [
+            "Each wrk run opens its connections at once; the window is measured on them after "
+            "the server has answered every one once (\"All answered\": how long that took, read"
+            f" from the OS) and a warm-up. Req/s: the requests served in the window, per second, "
+            f"{counted}.",
+            f"Ratio: req/s over the req/s of `{results['baseline']}` at the same point, the "
+            "scenario's baseline (1.00x)." if compared(results) else
+            f"No Ratio column: only {series_ran(results)} ran, with nothing to divide by.",
+            f"p50 and p99: a probe's, requests of the same kind at a low fixed rate "
+            f"({probe_rate(results)} a second here) on connections of its own, each timed from "
+            "when it was due; a timeout ranks after every answer, and a percentile among them "
+            "reads \"> timeout\"."]
+    return textwrap.fill(" ".join(how + [
+        "Timeouts (where measured), socket errors and non-2xx: wrk's over its whole run, "
+        "opening included. CPU/req: the server's CPU time over the requests it counted in the "
+        "window. Accepted: the most connections the server held open at once (PARTIAL: fewer "
+        "than wrk opened). Audit: the Redis counter or the new rows match the clients' "
+        "successful responses, plus at most one request per connection in flight when they "
+        "stopped. \"-\": not measurable on this machine."]), COLUMNS, break_on_hyphens=False)
 
 
 def probe_rate(results):
@@ -325,27 +316,10 @@ def probe_rate(results):
     return f"{rates[0]:g}" if rates else "no"
 
 
-def smoke_note(results):
-    """summary.md's first paragraph for a --quick run; nothing for the others."""
-    if not results["settings"].get("quick"):
-        return ""
-    return (f"**--quick is a {SMOKE_TEST}.** Its runs are short and unrepeated: they show "
-            "that both servers, wrk, Postgres and Redis work together here. For a "
-            "measurement, run ./run_bench.sh without --quick.\n\n")
-
-
-def ratio_note(results):
-    """The legend's sentence on Ratio: what it divides by, or why there is none."""
-    if compared(results):
-        return (f"Ratio: req/s divided by the req/s of `{results['baseline']}` at the same "
-                "point, the\nscenario's baseline (1.00x).")
-    return f"No Ratio column: only {series_ran(results)} ran, with nothing to\ndivide by."
-
-
 def render_summary(results):
     machine, settings = results["machine"], results["settings"]
     median = " (median, min–max)" if settings["repeat"] > 1 else ""
-    quick = smoke_note(results)
+    quick = f"**--quick is a {SMOKE_TEST}.**\n\n" if settings.get("quick") else ""
     return f"""
 # Benchmark: scenario `{results['scenario']}`
 
@@ -362,7 +336,6 @@ The same runs with every column; what each means follows the table.
 {table(results)}
 
 {how_measured(results)}
-A "-" is a figure this machine could not measure.
 
 ## What it says
 
@@ -371,18 +344,16 @@ A "-" is a figure this machine could not measure.
 ## Inside the runs
 
 Little's law: requests in service = throughput × time each spends in the system. The first
-column computes it from the server's req/s and the probe's mean latency (it should come
-close to wrk's connections, plus the probe's few); the next two are what the server
-counted. {LITTLE}: the first is more than {LITTLE_OFF}% off the second, so the probe's latency
-is flagged (not checked for --workers: its count leaves out connections waiting for a
-worker). CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
-window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
-× that time; what wrk uses, the servers, Postgres and Redis cannot.
-Context switches and CPU migrations are summed over all the server's threads, from the
-kernel's per-thread counts (Linux; bench/sampling.py), and divided by the requests the
-server counted in the window; a migration is a thread woken on another CPU than it last ran
-on. "CPUs run on" are those its threads were seen running on. GC pauses: the server's
-garbage collections in the window, as it timed them (no Python code runs meanwhile).
+column computes it from req/s and the probe's mean latency (near wrk's connections plus the
+probe's few); the next two are what the server counted. {LITTLE}: more than {LITTLE_OFF}% off, so
+the probe's latency is flagged (not for --workers, whose count leaves out connections waiting
+for a worker). CPU: seconds used in a run's {settings['duration_s']} s window and the probe's
+warm-up of about a second before it, out of {machine['cores']} cores × that time; what wrk,
+Postgres and Redis use, the servers cannot. Context switches and CPU migrations: summed over
+the server's threads (Linux's per-thread counts), per request it counted; a migration is a
+thread woken on another CPU than it last ran on ("CPUs run on": those its threads were seen
+on). GC pauses: the server's garbage collections in the window, as it timed them (no Python
+code runs meanwhile).
 
 {inside_the_runs(results)}
 
@@ -405,8 +376,7 @@ def main():
 
 
 def write_report(results, out_dir):
-    """summary.md, chart.svg, the flame graphs and report.html in out_dir, from results;
-    report.html's path."""
+    """summary.md, chart.svg, the flame graphs and report.html in out_dir; report.html's path."""
     draw_flamegraphs(results, out_dir)
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
@@ -423,8 +393,7 @@ def audit_word(run):
 
 
 def compact_table(results):
-    """A block per point: each server's req/s (and the repeats' range), ratio to the baseline
-    (where it compares something), p99, CPU per request and audit, in aligned columns."""
+    """The terminal's table: a block per point, a row per server, in aligned columns."""
     rows, lines = summarize(results), []
     ranged, ratio = any(row["spread"] for row in rows), compared(results)
     head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
@@ -465,7 +434,8 @@ def headline(results):
         return (f"Scenario {results['scenario']}: each server's median run at each point "
                 f"(Ratio: to {results.get('baseline') or 'the baseline'}).")
     only = f" (--only {results['settings']['only']})" if results["settings"].get("only") else ""
-    return f"Scenario {results['scenario']}: {series_ran(results)} alone{only}, its median run at each point."
+    return (f"Scenario {results['scenario']}: {series_ran(results)} alone{only}, its median run "
+            "at each point.")
 
 
 def terminal_summary(results, report_path):
