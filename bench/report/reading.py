@@ -5,8 +5,9 @@ by how much, the cause in one sentence, then what went wrong. The tables hold th
 import math
 
 from bench.report.capacity_report import capacity_reading
-from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, compared, groups,
-                                littles_law_off, percentile_cell, summarize, unaccepted)
+from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, compared,
+                                cpu_per_request, groups, littles_law_off, percentile_cell,
+                                summarize, unaccepted)
 from bench.text import figure
 
 # what --quick is, said in the same words wherever a quick run shows (run_bench.sh too)
@@ -96,22 +97,34 @@ def spread(ratios):
 def cause(results, rows):
     """Where the ratio is furthest from 1.00x (CPU measured): what each server paid per request
     there, and the baseline for the same request in the other placements."""
-    base_name = results["baseline"]
-    base_of = {r["point"]: r["run"] for r in rows if r["series"] == base_name}
-    far = [row for row in rows if row["ratio"] and row["series"] != base_name
+    name = results["baseline"]
+    base_of = {r["point"]: r["run"] for r in rows if r["series"] == name}
+    far = [row for row in rows if row["ratio"] and row["series"] != name
            and None not in (row["run"].get("server_cpu_ms_per_request"),
                             base_of[row["point"]].get("server_cpu_ms_per_request"))]
     if not far:
         return []
     row = max(far, key=lambda row: abs(math.log(row["ratio"])))
     base = base_of[row["point"]]
-    line = (f"- Why, at {row['point']}: {base_name} paid {paid(base)} per request, "
-            f"{row['series']} {paid(row['run'])}")
-    same = [r["run"] for r in rows if r["series"] == base_name and r["point"] != row["point"]
-            and same_request(r["run"], base)]
-    for run in same:
-        line += f"; {base_name} on {run['placement']}, {paid(run)}"
-    return [line + "."]
+    return [f"- Why, at {row['point']}: {name} paid {paid(base)} per request, {row['series']} "
+            f"{paid(row['run'])}" + "".join(
+                f"; {name} on {r['run']['placement']}, {paid(r['run'])}" for r in rows
+                if r["series"] == name and r["point"] != row["point"]
+                and same_request(r["run"], base)) + "."]
+
+
+def same_request(run, other):
+    """The same request and server configuration placed elsewhere: not the next point of a
+    scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
+    return (run.get("placement") != other.get("placement")
+            and all(run.get(key) == other.get(key)
+                    for key in ("method", "connections", "idle", "flags")))
+
+
+def paid(run):
+    return (f"{cpu_per_request(run)} of CPU, "
+            f"{figure(run.get('server_switches_per_request'), '{:.1f}')} context switches and "
+            f"{figure(run.get('server_migrations_per_request'), '{:.2f}')} migrations")
 
 
 def stalls(results):
@@ -130,33 +143,16 @@ def stalls(results):
             "The ratio, a median, sets them aside; Req/s counts them."] if lines else []
 
 
-def same_request(run, other):
-    """The same request and server configuration placed elsewhere: not the next point of a
-    scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
-    return (run.get("placement") != other.get("placement")
-            and all(run.get(key) == other.get(key)
-                    for key in ("method", "connections", "idle", "flags")))
-
-
-def paid(run):
-    return (f"{figure(run.get('server_cpu_ms_per_request'), '{:.2f} ms')} of CPU, "
-            f"{figure(run.get('server_switches_per_request'), '{:.1f}')} context switches and "
-            f"{figure(run.get('server_migrations_per_request'), '{:.2f}')} migrations")
-
-
 def offered_headline(results):
     """Open-loop runs: the machine's limits, then per series where it answered every request
     in time, and the first limit it met."""
-    runs = [run for run in results["runs"] if run.get("rate")]
-    if not runs:
+    rows = [row for row in summarize(results) if row["run"].get("rate")]
+    if not rows:
         return []
-    cap = max((run.get("thread_cap") or 0 for run in runs), default=0)
+    cap = max(row["run"].get("thread_cap") or 0 for row in rows)
     lines = [f"Limits: {limits_sentence(results['machine'].get('limits'), cap)}"]
-    by_series = {}
-    for row in summarize(results):
-        if row["run"].get("rate"):
-            by_series.setdefault(row["series"], []).append((row["point"], row["run"]))
-    for series, points in by_series.items():
+    for series in dict.fromkeys(row["series"] for row in rows):
+        points = [(row["point"], row["run"]) for row in rows if row["series"] == series]
         kept = [point for point, run in points if not run["timeouts"] and not run.get("limit_met")]
         failed = [(point, run) for point, run in points if point not in kept]
         kept = ", ".join(point.split(", ")[0] for point in kept) or "no point"  # "20 s wait"
@@ -196,40 +192,16 @@ def limits_sentence(limits, thread_cap=0):
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
     if thread_cap and (ceiling is None or thread_cap < ceiling):
         ceiling, name = thread_cap, "the cap this run set on each server's threads"
-    shared = " machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
+    shared = ", machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
     threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
-               f"{ceiling:,} ({name}{shared and ',' + shared})" if ceiling
+               f"{ceiling:,} ({name}{shared})" if ceiling
                else "no limit on threads could be read here")
-    files = figure(limits.get("nofile_soft"), "{:,}")
-    first = ""
-    if ceiling and limits.get("nofile_soft"):
-        first = (" So the first limit here is open files, for both servers alike."
-                 if limits["nofile_soft"] <= ceiling else
-                 " So the first limit here is threads, for the thread-per-connection server.")
+    files = limits.get("nofile_soft")
+    first = "" if not ceiling or not files else (
+        " So the first limit here is open files, for both servers alike." if files <= ceiling
+        else " So the first limit here is threads, for the thread-per-connection server.")
     return (f"{threads}; each process, either server and the client alike, may hold "
-            f"{files} open files, one per connection.{first}")
-
-
-def sampled(run):
-    """How long the machine's CPU was read: the run's window, or its rounds."""
-    return run.get("sampled_s", run.get("duration_s", 0))
-
-
-def noisy_line(results):
-    """One line for the runs other programs disturbed: the worst, and what to do."""
-    runs = [run for run in results["runs"]
-            if (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)]
-    if not runs:
-        return []
-    worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
-    what = f"{worst['series']} at {worst['point']}"
-    where = (f"during {what}" if len(runs) == 1 else
-             f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
-    repeat = ("" if results["settings"].get("repeat", 1) > 1 else
-              "; --repeat 5 shows how far runs vary")
-    return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
-            f"{sampled(worst):g} s, time the servers could not have. Close other programs "
-            f"(browsers, builds, other benchmarks) and run again{repeat}."]
+            f"{figure(files, '{:,}')} open files, one per connection.{first}")
 
 
 def warnings(results):
@@ -261,3 +233,22 @@ def littles_law_line(results):
             f"probe's mean latency is more than {LITTLE_OFF}% off the requests the server had "
             f"in service ({named}{more}): the probe's requests may not have waited as wrk's "
             "did; read their p50 and p99 with care."]
+
+
+def noisy_line(results):
+    """One line for the runs other programs disturbed: the worst, and what to do."""
+    def sampled(run):  # how long the machine's CPU was read: the run's window, or its rounds
+        return run.get("sampled_s", run.get("duration_s", 0))
+    runs = [run for run in results["runs"]
+            if (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)]
+    if not runs:
+        return []
+    worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
+    what = f"{worst['series']} at {worst['point']}"
+    where = (f"during {what}" if len(runs) == 1 else
+             f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
+    repeat = ("" if results["settings"].get("repeat", 1) > 1 else
+              "; --repeat 5 shows how far runs vary")
+    return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
+            f"{sampled(worst):g} s, time the servers could not have. Close other programs "
+            f"(browsers, builds, other benchmarks) and run again{repeat}."]
