@@ -12,10 +12,10 @@ from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
 from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, compared,
-                                cpu_per_request, few, latency_cell, latency_heading,
+                                cpu_per_request, few, flags, latency_cell, latency_heading,
                                 littles_law_off, migrations, opening, percentile_cell, placed,
                                 ratio_cell, series_ran, server_cpu, socket_errors, summarize,
-                                switches, unaccepted)
+                                switches)
 from bench.report.charts import drawn, write_chart
 from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.report.page import write_page
@@ -245,29 +245,23 @@ def gc_pauses(run):
     return text
 
 
-def threads_used(results):
-    """wrk's threads as asked, and where a run with fewer connections had fewer."""
-    asked = results["settings"]["threads"]
-    fewer = sorted({run["threads"] for run in results["runs"]
-                    if run["threads"] is not None and run["threads"] < asked})
-    if not fewer:
-        return f"{asked} threads"
-    return (f"{asked} threads ({', '.join(map(str, fewer))} in runs with fewer connections: "
-            "wrk needs a connection per thread)")
-
-
 def runs_line(results):
-    settings = results["settings"]
-    if not any("slices" in run for run in results["runs"]):
+    """How long each run was, in what order, with how many wrk threads and repeats."""
+    settings, runs = results["settings"], results["runs"]
+    fewer = sorted({run["threads"] for run in runs
+                    if run["threads"] is not None and run["threads"] < settings["threads"]})
+    wrk = (f"wrk with {settings['threads']} threads" + (
+        f" ({', '.join(map(str, fewer))} in runs with fewer connections: wrk needs a connection "
+        "per thread)" if fewer else "") + f", {settings['repeat']} repeat(s)")
+    if not any("slices" in run for run in runs):
         return (f"Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s "
-                f"warm-up, wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
-    rounds = sorted({len(run["slices"]) for run in results["runs"]})
+                f"warm-up, {wrk}")
+    rounds = sorted({len(run["slices"]) for run in runs})
     warm = (f"after a {settings['warmup_s']} s warm-up each" if settings["warmup_s"] else
             "after the opening, with no other warm-up")
     return (f"Runs: at each point both servers, interleaved: {rounds[0]}"
             f"{'' if len(rounds) == 1 else f' to {rounds[-1]}'} rounds, each giving each "
-            f"server one slice of load in a random order (seed {settings['seed']}), {warm}; "
-            f"wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
+            f"server one slice of load in a random order (seed {settings['seed']}), {warm}; {wrk}")
 
 
 def how_measured(results):
@@ -387,14 +381,12 @@ def write_report(results, out_dir):
 
 
 def audit_word(run):
-    """The audit, and PARTIAL or INVALID where the run measured fewer clients than asked."""
-    return " ".join([run["audit"]["result"]] + ["PARTIAL"] * bool(unaccepted(run))
-                    + ["INVALID"] * (not run["valid"]))
+    return " ".join([run["audit"]["result"], *flags(run)])
 
 
 def compact_table(results):
     """The terminal's table: a block per point, a row per server, in aligned columns."""
-    rows, lines = summarize(results), []
+    rows = summarize(results)
     ranged, ratio = any(row["spread"] for row in rows), compared(results)
     head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
             + [latency_heading(results), "All answered", "CPU/req", "Audit"])
@@ -414,9 +406,8 @@ def compact_table(results):
         rest = [cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1])]
         return ("  " + "  ".join([first.ljust(widths[0])] + rest + [line[-1]])).rstrip()
 
-    for point, lines_of_point in cells.items():
-        lines += [point, aligned(head)] + [aligned(line) for line in lines_of_point] + [""]
-    return "\n".join(lines)
+    return "\n".join(line for point, block in cells.items()
+                     for line in [point, aligned(head), *map(aligned, block), ""])
 
 
 def wrapped(text):
@@ -432,7 +423,7 @@ def headline(results):
     """The summary's first line: what the table shows, and what Ratio divides by."""
     if compared(results):
         return (f"Scenario {results['scenario']}: each server's median run at each point "
-                f"(Ratio: to {results.get('baseline') or 'the baseline'}).")
+                f"(Ratio: to {results['baseline']}).")
     only = f" (--only {results['settings']['only']})" if results["settings"].get("only") else ""
     return (f"Scenario {results['scenario']}: {series_ran(results)} alone{only}, its median run "
             "at each point.")

@@ -33,8 +33,12 @@ def audit_cell(run):
     if audit["result"] != "ok":
         text += f" ({audit['what']} {audit['counted']}, clients {audit['wrk_ok']}" + (
             f" + {audit['probe_ok']})" if "probe_ok" in audit else ")")
-    return ", ".join([text] + ["PARTIAL"] * bool(unaccepted(run))
-                     + ["INVALID"] * (not run["valid"]))
+    return ", ".join([text, *flags(run)])
+
+
+def flags(run):
+    """PARTIAL and INVALID where the run measured fewer clients than asked."""
+    return ["PARTIAL"] * bool(unaccepted(run)) + ["INVALID"] * (not run["valid"])
 
 
 def unaccepted(run):
