@@ -177,14 +177,14 @@ def limits_table(results):
                 if said else "nothing", served_again(run), cap]
     return section(
         "The limits met",
-        "Met: when the earliest request that got no 2xx was due, from the first one due, and "
-        "the client's requests in flight then (sampled every 0.1 s). Over the window, what "
-        "the clients got: timed out connecting (the server was not accepting), timed out once "
-        "connected, refused or reset, 5xx. Server's log: its first line naming the limit, and "
-        "how many such lines. Served again: seconds from the clients' end until a new "
+        "Met: when the first request that got no 2xx was due, from the first one due, and the "
+        "client's requests in flight then (sampled every 0.1 s). Over the window, the clients' "
+        "requests timed out connecting (the server was not accepting), timed out once "
+        "connected, were refused or reset, or got a 5xx. Server's log: its first line naming "
+        "the limit, and how many. Served again: seconds from the clients' end until a new "
         "connection got a 200 from /health; \"no\": not within the timeout and 10 s more "
-        "(requests accepted late still wait out their wait), then, where counted, when it "
-        "last answered and what it did from then. Thread cap: how the OS capped the server's "
+        "(requests accepted late still wait out their wait), then, where counted, when it last "
+        "answered and what it did from then. Thread cap: how the OS capped the server's "
         "threads, and how many it refused (pids.events).",
         ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
          "Timed out", "Refused or reset", "5xx", "Server's log", "Served again", "Thread cap"],
@@ -269,38 +269,35 @@ def how_measured(results):
     counted = "as Redis (page views) or Postgres (inserts) counted them"
     if any("slices" in run for run in results["runs"]):
         how = [
-            "Each server has its own wrk, which opens its connections at once (\"All answered\":"
-            " how long until the server had answered every one, read from the OS), then is "
-            "paused (SIGSTOP) while the other is measured. A slice resumes one wrk for "
+            "Each server has its own wrk: it opens its connections at once (\"All answered\": "
+            "until the server had answered every one, read from the OS), then is paused "
+            "(SIGSTOP) while the other is measured. A slice resumes one wrk for "
             f"{results['settings']['slice_s']} s, pauses it, and ends once that server has "
-            "answered all it was sent. Req/s: the requests its slices served over their length, "
-            f"{counted}. Ratio: the median over the rounds of req/s over the baseline's in the "
-            "same round, with its 95% interval (bench/intervals.py; none under 6 rounds): a "
-            "stall moves it by one rank, not by its size. An interval holding 1.00x cannot tell "
-            "the two apart here. Mean latency: connections / req/s (Little's law: every "
-            "connection always has a request out); a paused wrk's requests age while it is "
-            "stopped, so percentiles and timeouts are not measured (\"-\"): the capacity "
-            "scenario times every request."]
+            f"answered all it was sent. Req/s: its slices' requests over their length, {counted}."
+            " Ratio: the median over the rounds of req/s over the baseline's in the same round, "
+            "with its 95% interval (bench/intervals.py; none under 6 rounds), which a stall "
+            "moves by one rank, not by its size; one holding 1.00x cannot tell the two apart. "
+            "Mean latency: connections / req/s (Little's law: every connection always has a "
+            "request out). Percentiles and timeouts: not measured, as a paused wrk's requests age."]
     else:
         how = [
             "Each wrk run opens its connections at once; the window is measured on them after "
-            "the server has answered every one once (\"All answered\": how long that took, read"
-            f" from the OS) and a warm-up. Req/s: the requests served in the window, per second, "
-            f"{counted}.",
-            f"Ratio: req/s over the req/s of `{results['baseline']}` at the same point, the "
-            "scenario's baseline (1.00x)." if compared(results) else
+            "the server has answered each once (\"All answered\": how long that took, read from "
+            f"the OS) and a warm-up. Req/s: the window's requests per second, {counted}.",
+            f"Ratio: req/s over `{results['baseline']}`'s at the same point, the scenario's "
+            "baseline (1.00x)." if compared(results) else
             f"No Ratio column: only {series_ran(results)} ran, with nothing to divide by.",
             f"p50 and p99: a probe's, requests of the same kind at a low fixed rate "
-            f"({probe_rate(results)} a second here) on connections of its own, each timed from "
-            "when it was due; a timeout ranks after every answer, and a percentile among them "
-            "reads \"> timeout\"."]
+            f"({probe_rate(results)} a second here) on connections of its own, timed from when "
+            "each was due; a timeout ranks after every answer (a percentile among them: "
+            "\"> timeout\")."]
     return textwrap.fill(" ".join(how + [
         "Timeouts (where measured), socket errors and non-2xx: wrk's over its whole run, "
-        "opening included. CPU/req: the server's CPU time over the requests it counted in the "
-        "window. Accepted: the most connections the server held open at once (PARTIAL: fewer "
-        "than wrk opened). Audit: the Redis counter or the new rows match the clients' "
-        "successful responses, plus at most one request per connection in flight when they "
-        "stopped. \"-\": not measurable on this machine."]), COLUMNS, break_on_hyphens=False)
+        "opening included. CPU/req: the server's CPU time per request it counted in the window. "
+        "Accepted: the most connections it held open at once (PARTIAL: fewer than wrk opened). "
+        "Audit: the Redis counter or the new rows match the clients' successes, plus at most "
+        "one request per connection in flight when they stopped. \"-\": not measurable here."]),
+        COLUMNS, break_on_hyphens=False)
 
 
 def probe_rate(results):
@@ -339,15 +336,14 @@ The same runs with every column; what each means follows the table.
 
 Little's law: requests in service = throughput × time each spends in the system. The first
 column computes it from req/s and the probe's mean latency (near wrk's connections plus the
-probe's few); the next two are what the server counted. {LITTLE}: more than {LITTLE_OFF}% off, so
-the probe's latency is flagged (not for --workers, whose count leaves out connections waiting
-for a worker). CPU: seconds used in a run's {settings['duration_s']} s window and the probe's
-warm-up of about a second before it, out of {machine['cores']} cores × that time; what wrk,
-Postgres and Redis use, the servers cannot. Context switches and CPU migrations: summed over
-the server's threads (Linux's per-thread counts), per request it counted; a migration is a
-thread woken on another CPU than it last ran on ("CPUs run on": those its threads were seen
-on). GC pauses: the server's garbage collections in the window, as it timed them (no Python
-code runs meanwhile).
+probe's few); the next two are what the server counted. {LITTLE}: over {LITTLE_OFF}% off, the
+probe's latency flagged (not for --workers: its count leaves out connections waiting for a
+worker). CPU: seconds used in the {settings['duration_s']} s window and the probe's warm-up
+of about a second before it, out of {machine['cores']} cores × that time; what wrk, Postgres
+and Redis use, the servers cannot. Context switches and migrations: summed over the server's
+threads (Linux's per-thread counts), per request it counted; a migration: a thread woken on
+another CPU than it last ran on ("CPUs run on": those its threads were seen on). GC pauses:
+the server's collections in the window, as it timed them (no Python code runs meanwhile).
 
 {inside_the_runs(results)}
 
