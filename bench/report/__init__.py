@@ -95,13 +95,10 @@ def footnotes(results):
         notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
                      "1,000): one of the few slowest, which another run would draw "
                      "differently, not an exact figure.")
-    off = [f"{run['series']} at {run['point']}, {littles_law_off(run):+d}%" for run in runs
-           if littles_law_off(run) is not None]
-    if off:
-        notes.append(f"{LITTLE} Little's law does not hold for the probe: req/s × its mean "
-                     f"latency is more than {LITTLE_OFF}% off the requests the server had in "
-                     f"service ({'; '.join(off)}): its requests may not have waited as wrk's "
-                     "did, nor its percentiles be theirs.")
+    if any(littles_law_off(run) is not None for run in runs):
+        notes.append(f"{LITTLE} Req/s × the probe's mean latency is more than {LITTLE_OFF}% off "
+                     "the requests in service (LATENCY, under What it says): the probe's "
+                     "percentiles may not be those of wrk's requests.")
     return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
 
 
