@@ -277,6 +277,9 @@ def how_measured(results):
             "Mean latency: connections / req/s (Little's law: every connection always has a "
             "request out). Percentiles and timeouts: not measured, as a paused wrk's requests age."]
     else:
+        rates = sorted({run["probe"]["offered_rate"] for run in results["runs"]
+                        if run.get("probe")})
+        rate = " to ".join(f"{r:g}" for r in dict.fromkeys(rates[:1] + rates[-1:])) or "no"
         how = [
             "Each wrk run opens its connections at once; the window is measured on them after "
             "the server has answered each once (\"All answered\": how long that took, read from "
@@ -285,7 +288,7 @@ def how_measured(results):
             "baseline (1.00x)." if compared(results) else
             f"No Ratio column: only {series_ran(results)} ran, with nothing to divide by.",
             f"p50 and p99: a probe's, requests of the same kind at a low fixed rate "
-            f"({probe_rate(results)} a second here) on connections of its own, timed from when "
+            f"({rate} a second here) on connections of its own, timed from when "
             "each was due; a timeout ranks after every answer (a percentile among them: "
             "\"> timeout\")."]
     return textwrap.fill(" ".join(how + [
@@ -295,13 +298,6 @@ def how_measured(results):
         "Audit: the Redis counter or the new rows match the clients' successes, plus at most "
         "one request per connection in flight when they stopped. \"-\": not measurable here."]),
         COLUMNS, break_on_hyphens=False)
-
-
-def probe_rate(results):
-    rates = sorted({run["probe"]["offered_rate"] for run in results["runs"] if run.get("probe")})
-    if len(rates) > 1:
-        return f"{rates[0]:g} to {rates[-1]:g}"
-    return f"{rates[0]:g}" if rates else "no"
 
 
 def render_summary(results):

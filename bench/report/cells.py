@@ -15,10 +15,6 @@ PER_MILLE = {"p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999}
 LITTLE_OFF, LITTLE = 15, "‡"
 
 
-def cell_ms(value):
-    return figure(value, "{:,.1f} ms")
-
-
 def cpu_per_request(run):
     return figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms")
 
@@ -60,7 +56,7 @@ def percentile_cell(run, key, detail="n"):
     samples, short = run.get("latency_samples"), detail == "short"
     if run[key] is None and "slices" in run:  # interleaved: a paused wrk's requests age
         return "-"
-    text = (f"> {run['timeout_s']} s" if run[key] is None else cell_ms(run[key])
+    text = (f"> {run['timeout_s']} s" if run[key] is None else figure(run[key], "{:,.1f} ms")
             if not short or samples is None else figure(run[key], "{:,.0f}"))
     if samples is None:
         return text
@@ -95,7 +91,7 @@ def latency_heading(results):
 
 def latency_cell(run):
     if "slices" in run:
-        return cell_ms(run["latency_mean_ms"])
+        return figure(run["latency_mean_ms"], "{:,.1f} ms")
     return percentile_cell(run, "p99_ms", "short")
 
 
