@@ -171,8 +171,7 @@ def thread_ceiling(limits):
     (None, None). Each takes a thread and a descriptor; the machine-wide ones are upper bounds."""
     ceilings = {"RLIMIT_NOFILE (soft)": limits["nofile_soft"],
                 "RLIMIT_NPROC": None if limits["nproc_exempt"] else limits["nproc"],
-                "vm.max_map_count / 2": (None if limits["max_map_count"] is None
-                                         else limits["max_map_count"] // 2),
+                "vm.max_map_count / 2": limits["max_map_count"] and limits["max_map_count"] // 2,
                 "kernel.pid_max": limits["pid_max"],
                 "kernel.threads-max": limits["threads_max"],
                 "kern.num_taskthreads (per process)": limits.get("task_threads"),
