@@ -1,9 +1,7 @@
-"""The report: results.json (bench/results.py describes every field) turned into the tables a
-learner reads: summary.md, with every column and the plain reading (reading.py), and what
-./run_bench.sh prints at the end (terminal_summary): the columns a first look needs, within
-COLUMNS, and where the whole report is (page.py, charts.py, flamegraphs.py).
+"""results.json turned into summary.md's tables and legends, and the table ./run_bench.sh
+prints at the end (terminal_summary, within COLUMNS).
 
-    python -m bench.report results/latest     # writes every file above again from results.json
+    python -m bench.report results/latest     # writes every file of the report again
 """
 
 import os
@@ -13,10 +11,11 @@ import textwrap
 from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
-from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, baseline_of,
-                                compared, few, latency_cell, latency_heading, littles_law_off,
-                                migrations, opening, percentile_cell, placed, ratio_cell,
-                                server_cpu, socket_errors, summarize, switches, unaccepted)
+from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, compared,
+                                cpu_per_request, few, flags, latency_cell, latency_heading,
+                                littles_law_off, migrations, opening, percentile_cell, placed,
+                                ratio_cell, series_ran, server_cpu, socket_errors, summarize,
+                                switches)
 from bench.report.charts import drawn, write_chart
 from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.report.page import write_page
@@ -37,56 +36,50 @@ averages of 5 runs). Not measured here:
 | -c 1500 -t 10 -d 60s --timeout 5s | aiohttp | 36563 | 1257 | 0 | 608 |
 """
 
-HEADINGS = ["Server", "Req/s", "Ratio", "CPU/req", "p50", "p99", "All answered", "Timeouts",
-           "Socket errors", "Non-2xx", "Accepted", "Peak threads", "Peak RSS", "Audit"]
+def axis(results):
+    return results["x_axis"][0].upper() + results["x_axis"][1:]
 
 
 def rps_cell(row):
     """The median run's req/s, and the repeats' range where there were repeats."""
-    rps = f"{row['run']['rps']:,.0f}"
-    if row["spread"]:
-        rps += f" ({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})"
-    return rps
+    return f"{row['run']['rps']:,.0f}" + (f" {spread_cell(row)}" if row["spread"] else "")
+
+
+def spread_cell(row):
+    return f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"] else ""
 
 
 def table(results):
     """Every column of every row; no Ratio where it compares nothing (--only)."""
-    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
     ratio = compared(results)
-    rows = []
-    for row in summarize(results):
+    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req", "p50", "p99",
+                "All answered", "Timeouts", "Socket errors", "Non-2xx", "Accepted",
+                "Peak threads", "Peak RSS", "Audit"]
+
+    def cells(row):
         run = row["run"]
-        cells = [row["point"], row["series"], rps_cell(row),
-                 *[ratio_cell(row)] * ratio,
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms") + (
-                     " ({:.2f}–{:.2f})".format(*row["cpu_spread"]) if row["cpu_spread"] else ""),
-                 percentile_cell(run, "p50_ms", "interval"),
-                 percentile_cell(run, "p99_ms", "interval"), opening(run),
-                 "-" if "slices" in run else f"{run['timeouts']:,}",
-                 socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
-                 figure(run.get("peak_connections"), "{:,}"),
-                 figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
-                 audit_cell(run)]
-        rows.append(cells)
-    return markdown_table([axis] + [h for h in HEADINGS if ratio or h != "Ratio"], rows)
+        return [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
+                cpu_per_request(run) + (" ({:.2f}–{:.2f})".format(*row["cpu_spread"])
+                                        if row["cpu_spread"] else ""),
+                percentile_cell(run, "p50_ms", "interval"),
+                percentile_cell(run, "p99_ms", "interval"), opening(run),
+                "-" if "slices" in run else f"{run['timeouts']:,}",
+                socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
+                figure(run.get("peak_connections"), "{:,}"),
+                figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
+                audit_cell(run)]
+    return markdown_table(headings, [cells(row) for row in summarize(results)])
 
 
 def short_table(results):
-    """summary.md's first table: each row's req/s (and the repeats' range), ratio, CPU per
-    request, p99 and audit, within COLUMNS for the committed runs (README.md copies rows of
-    docs/runs/fair's); table() after it has every column."""
-    axis = results["x_axis"][0].upper() + results["x_axis"][1:]
+    """summary.md's first table, within COLUMNS (README.md copies rows of docs/runs/fair's)."""
     ratio = compared(results)
-    rows = []
-    for row in summarize(results):
-        run = row["run"]
-        rows.append([row["point"], row["series"], rps_cell(row),
-                     *[ratio_cell(row)] * ratio,
-                     figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"),
-                     latency_cell(run), audit_word(run)])
-    headings = ([axis, "Server", "Req/s"] + ["Ratio"] * ratio
-                + ["CPU/req", latency_heading(results), "Audit"])
-    return markdown_table(headings, rows)
+    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req",
+                latency_heading(results), "Audit"]
+    return markdown_table(headings, [
+        [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
+         cpu_per_request(row["run"]), latency_cell(row["run"]), audit_word(row["run"])]
+        for row in summarize(results)])
 
 
 def footnotes(results):
@@ -102,13 +95,10 @@ def footnotes(results):
         notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
                      "1,000): one of the few slowest, which another run would draw "
                      "differently, not an exact figure.")
-    off = [f"{run['series']} at {run['point']}, {littles_law_off(run):+d}%" for run in runs
-           if littles_law_off(run) is not None]
-    if off:
-        notes.append(f"{LITTLE} Little's law does not hold for the probe: req/s × its mean "
-                     f"latency is more than {LITTLE_OFF}% off the requests the server had in "
-                     f"service ({'; '.join(off)}): its requests may not have waited as wrk's "
-                     "did, nor its percentiles be theirs.")
+    if any(littles_law_off(run) is not None for run in runs):
+        notes.append(f"{LITTLE} Req/s × the probe's mean latency is more than {LITTLE_OFF}% off "
+                     "the requests in service (LATENCY, under What it says): the probe's "
+                     "percentiles may not be those of wrk's requests.")
     return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
 
 
@@ -118,134 +108,114 @@ def inside_the_runs(results):
                 "context switches per request (voluntary + involuntary)",
                 "CPU migrations per request (CPUs run on)", "GC pauses (longest)",
                 "Postgres CPU", "Redis CPU", "wrk CPU", "other CPU"]
-    rows = []
-    for row in summarize(results):
+
+    def cells(row):
         run = row["run"]
         off = littles_law_off(run)
-        cells = [row["point"], row["series"], figure(run.get("littles_law_in_service"))
-                 + ("" if off is None else f" ({off:+d}%){LITTLE}"),
-                 figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), switches(run),
-                 migrations(run), gc_pauses(run),
-                 figure(run.get("postgres_cpu_s"), "{:.1f} s"),
-                 figure(run.get("redis_cpu_s"), "{:.1f} s"), figure(run["wrk_cpu_s"], "{:.1f} s"),
-                 figure(run.get("other_cpu_s"), "{:.1f} s")]
-        rows.append(cells)
-    return markdown_table(headings, rows)
+        return [row["point"], row["series"], figure(run.get("littles_law_in_service"))
+                + ("" if off is None else f" ({off:+d}%){LITTLE}"),
+                figure(run["mean_in_service"]), figure(run["peak_in_service"]), server_cpu(run),
+                cpu_per_request(run), switches(run), migrations(run), gc_pauses(run),
+                *[figure(run.get(key), "{:.1f} s") for key in
+                  ("postgres_cpu_s", "redis_cpu_s", "wrk_cpu_s", "other_cpu_s")]]
+    return markdown_table(headings, [cells(row) for row in summarize(results)])
+
+
+def section(title, intro, headings, rows):
+    """A section of summary.md: its heading, what its columns mean, its table (if any rows)."""
+    if not rows:
+        return ""
+    return f"## {title}\n\n{intro}\n\n{markdown_table(headings, rows)}\n\n"
 
 
 def offered_table(results):
-    """The summary's section on runs at a fixed offered rate: what the waits cost each model."""
-    runs = [run for run in results["runs"] if run.get("rate")]
-    if not runs:
-        return ""
-    lines = ["## What the waiting requests cost", "",
-             "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each "
-             "timed from when it was due. Waiting: the most requests the server itself counted "
-             "inside the upstream wait at once. GC pauses: the server's garbage collections "
-             "in the window, as it timed them (no Python code runs meanwhile). Threads and "
-             "open files of the server at the end of the window; kernel stacks: the "
-             "machine's grown since before the run (Linux). Client CPU: the open-loop "
-             "client's own.", ""]
-    headings = ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99",
-                "p99.9", "Timeouts", "Errors", "Threads", "Open files", "Peak RSS",
-                "Kernel stacks", "CPU/req", "GC pauses (longest) in collections (full)",
-                "Client CPU", "Limit met"]
-    rows = []
-    for row in summarize(results):
-        run = row["run"]
-        if not run.get("rate"):
-            continue
+    """Runs at a fixed offered rate: what the waits cost each model."""
+    def cells(run):
         held = run.get("held") or {}
-        cells = [row["point"], row["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
-                 figure(run.get("waiting_upstream_peak"), "{:,}"),
-                 percentile_cell(run, "p50_ms", "interval"),
-                 percentile_cell(run, "p99_ms", "interval"),
-                 percentile_cell(run, "p999_ms", "interval"), f"{run['timeouts']:,}",
-                 socket_errors(run["socket_errors"]), figure(held.get("threads"), "{:,}"),
-                 figure(held.get("fds"), "{:,}"), figure(run["peak_rss_mb"], "{:,.0f} MB"),
-                 figure(run.get("kernel_stack_kb"), "{:,} KiB"),
-                 figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), gc_pauses(run),
-                 figure(run.get("wrk_cpu_s"), "{:.1f} s"), run.get("limit_met") or "none"]
-        rows.append(cells)
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
+        return [run["point"], run["series"], f"{run['rate']:,.0f}/s", f"{run['rps']:,.0f}",
+                figure(run.get("waiting_upstream_peak"), "{:,}"),
+                *[percentile_cell(run, key, "interval")
+                  for key in ("p50_ms", "p99_ms", "p999_ms")],
+                f"{run['timeouts']:,}", socket_errors(run["socket_errors"]),
+                figure(held.get("threads"), "{:,}"), figure(held.get("fds"), "{:,}"),
+                figure(run["peak_rss_mb"], "{:,.0f} MB"),
+                figure(run.get("kernel_stack_kb"), "{:,} KiB"), cpu_per_request(run),
+                gc_pauses(run), figure(run.get("wrk_cpu_s"), "{:.1f} s"),
+                run.get("limit_met") or "none"]
+    return section(
+        "What the waiting requests cost",
+        "Offered: requests sent a second on a fixed schedule (bench/openloop.py), each timed "
+        "from when it was due. Waiting: the most requests the server counted inside the "
+        "upstream wait at once. Threads and open files: the server's at the end of the "
+        "window; kernel stacks: the machine's growth since before the run (Linux). Client "
+        "CPU: the open-loop client's own.",
+        ["Point", "Server", "Offered", "Answered req/s", "Waiting", "p50", "p99", "p99.9",
+         "Timeouts", "Errors", "Threads", "Open files", "Peak RSS", "Kernel stacks", "CPU/req",
+         "GC pauses (longest) in collections (full)", "Client CPU", "Limit met"],
+        [cells(row["run"]) for row in summarize(results) if row["run"].get("rate")])
 
 
 def limits_table(results):
-    """The summary's section on the limits runs met: when, what the clients got, what the
-    server said, and whether it served again once the load had gone."""
-    runs = [row for row in summarize(results)
-            if row["run"].get("rate") and row["run"].get("limit_met")]
-    if not runs:
-        return ""
-    lines = ["## The limits met", "",
-             "Met: the earliest request that got no 2xx, counted from the first request due; in "
-             "flight: the client's requests sent and not yet finished then (sampled every 0.1 "
-             "s). What the clients got is over the measured window: timed out connecting (the "
-             "server was not accepting), timed out once connected, refused or reset, 5xx. "
-             "Server's log: its first line naming the limit, and how many such lines in all. "
-             "Served again: seconds from the clients' end until a new connection got a 200 "
-             "from /health (\"no\": not within the timeout and 10 s more; requests accepted "
-             "late still wait out their wait, though their clients have gone; where counted, "
-             "when it last answered and what it did from then). Thread cap: how "
-             "the OS capped the server's threads, and how many it refused (pids.events), where "
-             "set.", ""]
-    headings = ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
-                "Timed out", "Refused or reset", "5xx", "Server's log", "Served again",
-                "Thread cap"]
-    rows = []
-    for row in runs:
-        run = row["run"]
+    """Runs that met a limit: when, what the clients got, what the server said, and after."""
+    def cells(run):
         offered, first = run["offered"], run["offered"].get("first_failure")
-        met = (f"{first['due_clock'] - offered['start_clock']:.1f} s "
-               f"({first['in_flight']:,})" if first else "-")
+        connecting = offered.get("timeouts_connecting", 0)
         said = run.get("limit_lines")
-        said = (f"{said['count']:,} lines: \"{said['first'].split(' ', 3)[-1]}\""
-                if said else "nothing")
-        errors = run["socket_errors"]
         cap = run.get("thread_cap_how") or "-"
         if run.get("threads_refused") is not None:
             cap += f"; {run['threads_refused']:,} refused"
-        cells = [row["point"], row["series"], run["limit_met"], met, f"{run['ok']:,}",
-                 f"{offered.get('timeouts_connecting', 0):,}",
-                 f"{run['timeouts'] - offered.get('timeouts_connecting', 0):,}",
-                 f"{errors.get('connect', 0) + errors.get('read', 0) + errors.get('write', 0):,}",
-                 f"{run['non_2xx']:,}", said,
-                 served_again(run), cap]
-        rows.append(cells)
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n\n"
+        return [run["point"], run["series"], run["limit_met"],
+                f"{first['due_clock'] - offered['start_clock']:.1f} s ({first['in_flight']:,})"
+                if first else "-", f"{run['ok']:,}", f"{connecting:,}",
+                f"{run['timeouts'] - connecting:,}",
+                f"{sum(run['socket_errors'].get(k, 0) for k in ('connect', 'read', 'write')):,}",
+                f"{run['non_2xx']:,}",
+                f"{said['count']:,} lines: \"{said['first'].split(' ', 3)[-1]}\""
+                if said else "nothing", served_again(run), cap]
+    return section(
+        "The limits met",
+        "Met: when the first request that got no 2xx was due, from the first one due, and the "
+        "client's requests in flight then (sampled every 0.1 s). Over the window, the clients' "
+        "requests timed out connecting (the server was not accepting), timed out once "
+        "connected, were refused or reset, or got a 5xx. Server's log: its first line naming "
+        "the limit, and how many. Served again: seconds from the clients' end until a new "
+        "connection got a 200 from /health; \"no\": not within the timeout and 10 s more "
+        "(requests accepted late still wait out their wait), then, where counted, when it last "
+        "answered and what it did from then. Thread cap: how the OS capped the server's "
+        "threads, and how many it refused (pids.events).",
+        ["Point", "Server", "Limit met", "Met (in flight)", "2xx", "Timed out connecting",
+         "Timed out", "Refused or reset", "5xx", "Server's log", "Served again", "Thread cap"],
+        [cells(row["run"]) for row in summarize(results) if row["run"].get("limit_met")])
 
 
 def idle_table(results):
-    """The summary's section on runs with idle connections: what each one cost the server."""
-    runs = [run for run in results["runs"] if run.get("idle")]
-    if not runs:
-        return ""
+    """Runs with idle connections: what each one cost the server."""
     unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-    lines = ["## What the idle connections cost", "",
-             "Per idle connection, against the same server with none: its peak RSS grown, "
-             "and the kernel's thread stacks grown (Linux's KernelStack, for the whole "
-             "machine: only the sync server starts threads). Stayed open: none was closed by "
-             "the server. The idle clients' own CPU is one asyncio process's.", ""]
-    headings = ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
-                "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"]
-    rows = []
-    for run in runs:
+
+    def cells(run):
         idle, base = run["idle"], unloaded.get(run["series"])
         def per(grown):
             return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
         rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
                else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
         closed = idle["closed_by_server"]
-        rows.append([run["point"], run["series"], f"{idle['opened']:,}",
-                     f"no: {closed:,} closed" if closed else "yes",
-                     f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
-                     per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"])
-    return "\n".join(lines + [markdown_table(headings, rows)]) + "\n"
+        return [run["point"], run["series"], f"{idle['opened']:,}",
+                f"no: {closed:,} closed" if closed else "yes",
+                f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
+                per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"]
+    return section(
+        "What the idle connections cost",
+        "Per idle connection, against the same server with none: peak RSS grown, and the "
+        "kernel's thread stacks grown (Linux's KernelStack, machine-wide: only the sync server "
+        "starts threads). Stayed open: the server closed none. Idle clients' CPU: one asyncio "
+        "process's.",
+        ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
+         "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"],
+        [cells(run) for run in results["runs"] if run.get("idle")])
 
 
 def served_again(run):
-    """How soon a new connection got a 200 after the load; where none did, and the run counted
+    """How soon a new connection got a 200 after the load; where none did and the run counted
     it (offered.AfterWindow), when the server last answered and what it did from then."""
     if run.get("recovered_s") is not None:
         return f"{run['recovered_s']:.1f} s"
@@ -253,8 +223,7 @@ def served_again(run):
     answered = [sample for sample in samples if sample[1] is not None]
     if not stalled or not answered:
         return "no"
-    most = max(sample[1] for sample in answered)
-    last = next(sample for sample in answered if sample[1] == most)  # when it got there
+    last = max(answered, key=lambda sample: sample[1])  # the first to get there
     later = [sample for sample in samples if sample[0] >= last[0] and sample[3] is not None]
     busy = ((later[-1][3] - later[0][3]) / (later[-1][0] - later[0][0])
             if len(later) > 1 and later[-1][0] > later[0][0] else None)
@@ -263,8 +232,7 @@ def served_again(run):
 
 
 def gc_pauses(run):
-    """The server's garbage-collection pauses in the window: their total, the longest, and
-    how many collections (full ones) where the server counted them."""
+    """The server's GC pauses in the window: total, longest, collections (full) if counted."""
     if run.get("gc_pause_ms") is None:
         return "-"
     text = f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"
@@ -273,99 +241,68 @@ def gc_pauses(run):
     return text
 
 
-def threads_used(results):
-    """wrk's threads as asked, and where a run with fewer connections had fewer."""
-    asked = results["settings"]["threads"]
-    fewer = sorted({run["threads"] for run in results["runs"]
-                    if run["threads"] is not None and run["threads"] < asked})
-    if not fewer:
-        return f"{asked} threads"
-    return (f"{asked} threads ({', '.join(map(str, fewer))} in runs with fewer connections: "
-            "wrk needs a connection per thread)")
-
-
 def runs_line(results):
-    settings = results["settings"]
-    if not any("slices" in run for run in results["runs"]):
+    """How long each run was, in what order, with how many wrk threads and repeats."""
+    settings, runs = results["settings"], results["runs"]
+    fewer = sorted({run["threads"] for run in runs
+                    if run["threads"] is not None and run["threads"] < settings["threads"]})
+    wrk = (f"wrk with {settings['threads']} threads" + (
+        f" ({', '.join(map(str, fewer))} in runs with fewer connections: wrk needs a connection "
+        "per thread)" if fewer else "") + f", {settings['repeat']} repeat(s)")
+    if not any("slices" in run for run in runs):
         return (f"Runs: {settings['duration_s']} s each after a {settings['warmup_s']} s "
-                f"warm-up, wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
-    rounds = sorted({len(run["slices"]) for run in results["runs"]})
+                f"warm-up, {wrk}")
+    rounds = sorted({len(run["slices"]) for run in runs})
     warm = (f"after a {settings['warmup_s']} s warm-up each" if settings["warmup_s"] else
             "after the opening, with no other warm-up")
     return (f"Runs: at each point both servers, interleaved: {rounds[0]}"
             f"{'' if len(rounds) == 1 else f' to {rounds[-1]}'} rounds, each giving each "
-            f"server one slice of load in a random order (seed {settings['seed']}), {warm}; "
-            f"wrk with {threads_used(results)}, {settings['repeat']} repeat(s)")
+            f"server one slice of load in a random order (seed {settings['seed']}), {warm}; {wrk}")
 
 
 def how_measured(results):
     """The legend of the tables: how the window was measured, and what each column means."""
+    counted = "as Redis (page views) or Postgres (inserts) counted them"
     if any("slices" in run for run in results["runs"]):
-        return INTERLEAVED_LEGEND.format(slice_s=results["settings"]["slice_s"])
-    return f"""\
-Each wrk run opens its connections at once; the window is measured after the server has
-answered every one of them once ("All answered": how long that took, read from the OS) and
-a warm-up, on the same connections. Req/s: the requests served in the window, per second,
-as Redis (page views) or Postgres (inserts) counted them.
-{ratio_note(results)} p50 and p99: a probe's, requests of the same kind at a low
-fixed rate ({probe_rate(results)} a second here) on connections of its own, each timed from
-when it was due; a timeout ranks after every answer, and a percentile that falls among them
-reads "> timeout". Timeouts, socket errors and non-2xx: wrk's over its whole run, opening
-included. CPU/req: the server's CPU time over the requests it counted, in the window.
-Accepted: the most connections the server held open at once (PARTIAL: fewer than wrk
-opened). Audit: the Redis counter or the new rows match the successful responses wrk and
-the probe saw, plus at most one request per connection still in flight when they stopped."""
-
-
-INTERLEAVED_LEGEND = """\
-Each server has its own wrk, which opens its connections at once ("All answered": how long
-until the server had answered every one, read from the OS) and is then paused (SIGSTOP)
-while the other server is measured. A slice resumes one wrk for {slice_s} s, pauses it, and
-ends when that server has answered every request it was sent: no request of one server is
-served in the other's slice. Req/s: the requests its slices served over their length, as
-Redis (page views) or Postgres (inserts) counted them. Ratio: the median over the rounds of
-req/s over the baseline's in the same round, with its 95% interval from the order
-statistics (bench/intervals.py; none under 6 rounds): a round with a stall (a long garbage
-collection, the machine) moves it by one rank, not by its size, as it would a mean. Where the
-interval holds 1.00x, the two cannot be told apart on this machine. Mean latency:
-connections / req/s, Little's law for a closed loop in which every connection always has a
-request out; percentiles, timeouts and wrk's latency are not measured here (a paused wrk's
-requests age while it is stopped: "-"); the capacity scenario times every request at fixed
-offered rates. Socket errors and non-2xx: wrk's, opening included. CPU/req: the server's CPU
-time over the requests it counted in the rounds. Accepted: the most connections the server
-held open at once. Audit: the Redis counter or the new rows match both wrks' successful
-responses, plus at most one request per connection still in flight when they stopped."""
-
-
-def probe_rate(results):
-    rates = sorted({run["probe"]["offered_rate"] for run in results["runs"] if run.get("probe")})
-    if len(rates) > 1:
-        return f"{rates[0]:g} to {rates[-1]:g}"
-    return f"{rates[0]:g}" if rates else "no"
-
-
-def smoke_note(results):
-    """summary.md's first paragraph for a --quick run; nothing for the others."""
-    if not results["settings"].get("quick"):
-        return ""
-    return (f"**--quick is a {SMOKE_TEST}.** Its runs are short and unrepeated: they show "
-            "that both servers, wrk, Postgres and Redis work together here. For a "
-            "measurement, run ./run_bench.sh without --quick.\n\n")
-
-
-def ratio_note(results):
-    """The legend's sentence on Ratio: what it divides by, or why there is none."""
-    if compared(results):
-        return (f"Ratio: req/s divided by the req/s of `{baseline_of(results)}` at the same "
-                "point, the\nscenario's baseline (1.00x).")
-    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
-    return f"No Ratio column: only {series} ran, with nothing to\ndivide by."
+        how = [
+            "Each server has its own wrk: it opens its connections at once (\"All answered\": "
+            "until the server had answered every one, read from the OS), then is paused "
+            "(SIGSTOP) while the other is measured. A slice resumes one wrk for "
+            f"{results['settings']['slice_s']} s, pauses it, and ends once that server has "
+            f"answered all it was sent. Req/s: its slices' requests over their length, {counted}."
+            " Ratio: the median over the rounds of req/s over the baseline's in the same round, "
+            "with its 95% interval (bench/intervals.py; none under 6 rounds), which a stall "
+            "moves by one rank, not by its size; one holding 1.00x cannot tell the two apart. "
+            "Mean latency: connections / req/s (Little's law: every connection always has a "
+            "request out). Percentiles and timeouts: not measured, as a paused wrk's requests age."]
+    else:
+        rates = sorted({run["probe"]["offered_rate"] for run in results["runs"]
+                        if run.get("probe")})
+        rate = " to ".join(f"{r:g}" for r in dict.fromkeys(rates[:1] + rates[-1:])) or "no"
+        how = [
+            "Each wrk run opens its connections at once; the window is measured on them after "
+            "the server has answered each once (\"All answered\": how long that took, read from "
+            f"the OS) and a warm-up. Req/s: the window's requests per second, {counted}.",
+            f"Ratio: req/s over `{results['baseline']}`'s at the same point, the scenario's "
+            "baseline (1.00x)." if compared(results) else
+            f"No Ratio column: only {series_ran(results)} ran, with nothing to divide by.",
+            f"p50 and p99: a probe's, requests of the same kind at a low fixed rate "
+            f"({rate} a second here) on connections of its own, timed from when "
+            "each was due; a timeout ranks after every answer (a percentile among them: "
+            "\"> timeout\")."]
+    return textwrap.fill(" ".join(how + [
+        "Timeouts (where measured), socket errors and non-2xx: wrk's over its whole run, "
+        "opening included. CPU/req: the server's CPU time per request it counted in the window. "
+        "Accepted: the most connections it held open at once (PARTIAL: fewer than wrk opened). "
+        "Audit: the Redis counter or the new rows match the clients' successes, plus at most "
+        "one request per connection in flight when they stopped. \"-\": not measurable here."]),
+        COLUMNS, break_on_hyphens=False)
 
 
 def render_summary(results):
     machine, settings = results["machine"], results["settings"]
     median = " (median, min–max)" if settings["repeat"] > 1 else ""
-    quick = smoke_note(results)
+    quick = f"**--quick is a {SMOKE_TEST}.**\n\n" if settings.get("quick") else ""
     return f"""
 # Benchmark: scenario `{results['scenario']}`
 
@@ -382,7 +319,6 @@ The same runs with every column; what each means follows the table.
 {table(results)}
 
 {how_measured(results)}
-A "-" is a figure this machine could not measure.
 
 ## What it says
 
@@ -391,18 +327,15 @@ A "-" is a figure this machine could not measure.
 ## Inside the runs
 
 Little's law: requests in service = throughput × time each spends in the system. The first
-column computes it from the server's req/s and the probe's mean latency (it should come
-close to wrk's connections, plus the probe's few); the next two are what the server
-counted. {LITTLE}: the first is more than {LITTLE_OFF}% off the second, so the probe's latency
-is flagged (not checked for --workers: its count leaves out connections waiting for a
-worker). CPU is seconds used while the server was sampled: a wrk run's {settings['duration_s']} s
-window and the probe's warm-up of about a second before it, out of {machine['cores']} cores \
-× that time; what wrk uses, the servers, Postgres and Redis cannot.
-Context switches and CPU migrations are summed over all the server's threads, from the
-kernel's per-thread counts (Linux; bench/sampling.py), and divided by the requests the
-server counted in the window; a migration is a thread woken on another CPU than it last ran
-on. "CPUs run on" are those its threads were seen running on. GC pauses: the server's
-garbage collections in the window, as it timed them (no Python code runs meanwhile).
+column computes it from req/s and the probe's mean latency (near wrk's connections plus the
+probe's few); the next two are what the server counted. {LITTLE}: over {LITTLE_OFF}% off, the
+probe's latency flagged (not for --workers: its count leaves out connections waiting for a
+worker). CPU: seconds used in the {settings['duration_s']} s window and the probe's warm-up
+of about a second before it, out of {machine['cores']} cores × that time; what wrk, Postgres
+and Redis use, the servers cannot. Context switches and migrations: summed over the server's
+threads (Linux's per-thread counts), per request it counted; a migration: a thread woken on
+another CPU than it last ran on ("CPUs run on": those its threads were seen on). GC pauses:
+the server's collections in the window, as it timed them (no Python code runs meanwhile).
 
 {inside_the_runs(results)}
 
@@ -425,8 +358,7 @@ def main():
 
 
 def write_report(results, out_dir):
-    """summary.md, chart.svg, the flame graphs and report.html in out_dir, from results;
-    report.html's path."""
+    """summary.md, chart.svg, the flame graphs and report.html in out_dir; report.html's path."""
     draw_flamegraphs(results, out_dir)
     summary = render_summary(results)
     (out_dir / "summary.md").write_text(summary)
@@ -437,28 +369,22 @@ def write_report(results, out_dir):
 
 
 def audit_word(run):
-    """The audit, and PARTIAL or INVALID where the run measured fewer clients than asked."""
-    return " ".join([run["audit"]["result"]] + ["PARTIAL"] * bool(unaccepted(run))
-                    + ["INVALID"] * (not run["valid"]))
+    return " ".join([run["audit"]["result"], *flags(run)])
 
 
 def compact_table(results):
-    """A block per point: each server's req/s (and the repeats' range), ratio to the baseline
-    (where it compares something), p99, CPU per request and audit, in aligned columns."""
-    rows, lines = summarize(results), []
+    """The terminal's table: a block per point, a row per server, in aligned columns."""
+    rows = summarize(results)
     ranged, ratio = any(row["spread"] for row in rows), compared(results)
     head = (["Server", "Req/s"] + ["(min–max)"] * ranged + ["Ratio"] * ratio
             + [latency_heading(results), "All answered", "CPU/req", "Audit"])
     cells = {}
     for row in rows:
         run = row["run"]
-        spread = [f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"]
-                  else ""] * ranged
         cells.setdefault(row["point"], []).append(
-            [row["series"], f"{run['rps']:,.0f}"] + spread
-            + [ratio_cell(row)] * ratio
-            + [latency_cell(run), opening(run),
-               figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms"), audit_word(run)])
+            [row["series"], f"{run['rps']:,.0f}", *[spread_cell(row)] * ranged,
+             *[ratio_cell(row)] * ratio, latency_cell(run), opening(run), cpu_per_request(run),
+             audit_word(run)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]
     widths[0] = min(widths[0], COLUMNS - 2 - sum(w + 2 for w in widths[1:]))
@@ -468,9 +394,8 @@ def compact_table(results):
         rest = [cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1])]
         return ("  " + "  ".join([first.ljust(widths[0])] + rest + [line[-1]])).rstrip()
 
-    for point, lines_of_point in cells.items():
-        lines += [point, aligned(head)] + [aligned(line) for line in lines_of_point] + [""]
-    return "\n".join(lines)
+    return "\n".join(line for point, block in cells.items()
+                     for line in [point, aligned(head), *map(aligned, block), ""])
 
 
 def wrapped(text):
@@ -486,10 +411,10 @@ def headline(results):
     """The summary's first line: what the table shows, and what Ratio divides by."""
     if compared(results):
         return (f"Scenario {results['scenario']}: each server's median run at each point "
-                f"(Ratio: to {results.get('baseline') or 'the baseline'}).")
-    series = " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
+                f"(Ratio: to {results['baseline']}).")
     only = f" (--only {results['settings']['only']})" if results["settings"].get("only") else ""
-    return f"Scenario {results['scenario']}: {series} alone{only}, its median run at each point."
+    return (f"Scenario {results['scenario']}: {series_ran(results)} alone{only}, its median run "
+            "at each point.")
 
 
 def terminal_summary(results, report_path):

@@ -1,10 +1,6 @@
-"""results.json read for the tables: the runs grouped per point and series, the median run
-of each, its spread over repeats and its ratio to the scenario's baseline (summarize); and
-how one figure is written in a cell: "-" for what could not be measured (never 0), "> 2 s"
-for a percentile past the client's timeout, with its sample count and its marks (few,
-littles_law_off), PARTIAL and INVALID for runs that measured fewer clients than asked. The
-summary, its reading, the charts and the terminal read through here.
-"""
+"""results.json read for the tables: the runs grouped, the median run of each point and series
+with its spread and ratio (summarize), and how one figure is written in a cell ("-" for what
+could not be measured, never 0)."""
 
 from bench.intervals import median_interval
 from bench.text import figure
@@ -19,13 +15,12 @@ PER_MILLE = {"p50_ms": 500, "p90_ms": 900, "p99_ms": 990, "p999_ms": 999}
 LITTLE_OFF, LITTLE = 15, "‡"
 
 
-def cell_ms(value):
-    return figure(value, "{:,.1f} ms")
+def cpu_per_request(run):
+    return figure(run.get("server_cpu_ms_per_request"), "{:.2f} ms")
 
 
 def socket_errors(errors):
-    total = sum(errors.values())
-    return "0" if not total else ", ".join(f"{k} {v}" for k, v in errors.items() if v)
+    return ", ".join(f"{k} {v}" for k, v in errors.items() if v) or "0"
 
 
 def audit_cell(run):
@@ -34,33 +29,34 @@ def audit_cell(run):
     if audit["result"] != "ok":
         text += f" ({audit['what']} {audit['counted']}, clients {audit['wrk_ok']}" + (
             f" + {audit['probe_ok']})" if "probe_ok" in audit else ")")
-    if unaccepted(run):
-        text += ", PARTIAL"
-    return text if run["valid"] else text + ", INVALID"
+    return ", ".join([text, *flags(run)])
+
+
+def flags(run):
+    """PARTIAL and INVALID where the run measured fewer clients than asked."""
+    return ["PARTIAL"] * bool(unaccepted(run)) + ["INVALID"] * (not run["valid"])
 
 
 def unaccepted(run):
     """wrk's connections the server never accepted while wrk measured (they waited in the
-    listen queue, their requests neither served nor counted), if more than 1% of them."""
+    listen queue, neither served nor counted), if more than 1% of them. Not for a --workers
+    server (it closes each connection: wrk's come and go) nor an open-loop client (it opens
+    connections as requests fall due)."""
     accepted = run.get("peak_connections")
-    if (run.get("knobs") or {}).get("workers"):  # it closes each connection: wrk's come and go
-        return 0
-    if run.get("rate"):  # an open-loop client opens connections as requests fall due
-        return 0
-    if accepted is None or accepted >= 0.99 * run["connections"]:
+    if ((run.get("knobs") or {}).get("workers") or run.get("rate") or accepted is None
+            or accepted >= 0.99 * run["connections"]):
         return 0
     return run["connections"] - accepted
 
 
 def percentile_cell(run, key, detail="n"):
-    """A percentile from the open-loop client or the probe, which rank a timeout or an error
-    after every answer: None is one that fell among them, past the timeout. Then the requests
-    it ranked, its 95% interval where recorded if `detail` is "interval", and its marks (FEW,
-    LITTLE); "short", for tables within COLUMNS: "1,720 (300)", the heading "p99 (n)"."""
+    """A percentile of the open-loop client or the probe (None: it fell among the timeouts),
+    the requests it ranked, its 95% interval where recorded if detail is "interval", and its
+    marks (FEW, LITTLE); "short", for tables within COLUMNS: "1,720 (300)"."""
     samples, short = run.get("latency_samples"), detail == "short"
     if run[key] is None and "slices" in run:  # interleaved: a paused wrk's requests age
         return "-"
-    text = (f"> {run['timeout_s']} s" if run[key] is None else cell_ms(run[key])
+    text = (f"> {run['timeout_s']} s" if run[key] is None else figure(run[key], "{:,.1f} ms")
             if not short or samples is None else figure(run[key], "{:,.0f}"))
     if samples is None:
         return text
@@ -79,9 +75,8 @@ def few(run, key):
 
 def littles_law_off(run):
     """How far (%) req/s x the probe's mean latency is from the mean the server counted in
-    service, where further than LITTLE_OFF; else None. Only a closed-loop run has a probe to
-    check, and a --workers server counts in service none of the connections queued for a
-    worker, which the probe's latency includes: it is not checked."""
+    service, where further than LITTLE_OFF; else None. Not checked for an open-loop run (no
+    probe) nor --workers (its count leaves out connections queued for a worker)."""
     estimate, counted = run.get("littles_law_in_service"), run.get("mean_in_service")
     if run.get("rate") or (run.get("knobs") or {}).get("workers") or not counted:
         return None
@@ -90,14 +85,13 @@ def littles_law_off(run):
 
 
 def latency_heading(results):
-    """The short tables' latency: the probe's p99, or for interleaved runs the closed loop's
-    mean (connections / req/s, Little's law)."""
+    """The probe's p99, or for interleaved runs the mean by Little's law."""
     return "Mean latency" if any("slices" in run for run in results["runs"]) else "p99 (n)"
 
 
 def latency_cell(run):
     if "slices" in run:
-        return cell_ms(run["latency_mean_ms"])
+        return figure(run["latency_mean_ms"], "{:,.1f} ms")
     return percentile_cell(run, "p99_ms", "short")
 
 
@@ -113,9 +107,9 @@ def switches(run):
     voluntary = run.get("server_ctx_switches_voluntary")
     if voluntary is None:
         return "-"
-    involuntary = run["server_ctx_switches_involuntary"]
+    involuntary = figure(run["server_ctx_switches_involuntary"], "{:,}")
     per_request = figure(run.get("server_switches_per_request"), "{:.1f}")
-    return f"{per_request} ({voluntary:,} + {figure(involuntary, '{:,}')})"
+    return f"{per_request} ({voluntary:,} + {involuntary})"
 
 
 def migrations(run):
@@ -129,35 +123,28 @@ def cpu_list(cpus):
 
 
 def placed(results):
-    """Where the server and the load ran, per placement, as the OS reported it: the CPUs the
-    server was allowed (read back from it), those its threads were seen running on, and the
-    load's."""
+    """Per placement, the CPUs the server was allowed (read back from it), those its threads
+    were seen running on, and the load's."""
     by_placement = {}
     for run in results["runs"]:
-        by_placement.setdefault(run.get("placement"), []).append(run)
-    sentences = []
-    for where, runs in by_placement.items():
-        cpus = [run.get("cpus") or {} for run in runs]
-        allowed = sorted({cpu_list(c.get("server")) for c in cpus})
-        seen = sorted({cpu_list(c.get("seen")) for c in cpus})
-        load = sorted({cpu_list(c.get("load")) for c in cpus})
-        sentences.append(f"Placement {where}: the server allowed CPUs {' or '.join(allowed)} "
-                         f"(read back from the OS), its threads seen running on "
-                         f"{' or '.join(seen)}; wrk, Postgres and Redis on {' or '.join(load)}.")
-    return " ".join(sentences)
+        by_placement.setdefault(run.get("placement"), []).append(run.get("cpus") or {})
+
+    def listed(cpus, key):
+        return " or ".join(sorted({cpu_list(c.get(key)) for c in cpus}))
+    return " ".join(f"Placement {where}: the server allowed CPUs {listed(cpus, 'server')} (read "
+                    f"back from the OS), its threads seen running on {listed(cpus, 'seen')}; "
+                    f"wrk, Postgres and Redis on {listed(cpus, 'load')}."
+                    for where, cpus in by_placement.items())
 
 
 def opening(run):
-    """How long the server took to answer every connection wrk opened at once
-    (measure.watch_opening)."""
-    figure_ = run.get("opening")
-    if not figure_:
+    """How long the server took to answer every connection wrk opened at once."""
+    opened = run.get("opening") or {}
+    if opened.get("all_answered_s") is not None:
+        return f"{opened['all_answered_s']:.1f} s"
+    if opened.get("answered") is None:
         return "-"
-    if figure_["all_answered_s"] is not None:
-        return f"{figure_['all_answered_s']:.1f} s"
-    if figure_["answered"] is None:
-        return "-"
-    return f"{figure_['answered']:,} of {figure_['connections']:,} by {figure_['limit_s']} s"
+    return f"{opened['answered']:,} of {opened['connections']:,} by {opened['limit_s']} s"
 
 
 def groups(runs):
@@ -179,32 +166,30 @@ def median_run(runs):
     return {**middle, "rps": (middle["rps"] + ranked[len(ranked) // 2]["rps"]) / 2}
 
 
-def baseline_of(results):
-    """The series Ratio divides by at each point."""
-    return results["baseline"]
-
-
 def compared(results):
-    """Whether Ratio compares anything: the baseline and another series ran at one point
-    (not so with --only, which runs one server alone)."""
-    return any(row["ratio"] is not None and row["series"] != baseline_of(results)
+    """Whether Ratio compares anything (not so with --only, which runs one server alone)."""
+    return any(row["ratio"] is not None and row["series"] != results["baseline"]
                for row in summarize(results))
 
 
+def series_ran(results):
+    return " and ".join(dict.fromkeys(run["series"] for run in results["runs"]))
+
+
 def summarize(results):
-    """One row per point and series: the median run, the spread of req/s over repeats, and
-    the ratio of its req/s to the baseline series' at that point (None without a baseline);
-    for interleaved runs, the ratio within rounds with its 95% interval (interleaved)."""
+    """One row per point and series: the median run, the spreads over repeats of req/s and
+    CPU/req, and the ratio of its req/s to the baseline's at that point (None without one);
+    for interleaved runs, the ratio within rounds with its 95% interval."""
     rows = []
     for point, by_series in groups(results["runs"]).items():
-        baseline = by_series.get(baseline_of(results))
+        baseline = by_series.get(results["baseline"])
         baseline_rps = median_run(baseline)["rps"] if baseline else None
         for series, runs in by_series.items():
             run = median_run(runs)
             rps = [r["rps"] for r in runs]
             cpu = [r.get("server_cpu_ms_per_request") for r in runs]
             within = (interleaved(runs, baseline) if baseline and "slices" in run
-                      and series != baseline_of(results) else None)
+                      and series != results["baseline"] else None)
             rows.append({"point": point, "series": series, "run": run,
                          "spread": (min(rps), max(rps)) if len(rps) > 1 else None,
                          "cpu_spread": (min(cpu), max(cpu)) if len(cpu) > 1
@@ -217,7 +202,7 @@ def summarize(results):
 
 def interleaved(runs, baseline):
     """(ratio, low, high, rounds): the median of the rounds' req/s ratios to the baseline's in
-    the same round (and repeat), with its 95% interval (bench/intervals.py)."""
+    the same round (and repeat), with its 95% interval."""
     base = {run["repeat"]: run["slices"] for run in baseline}
     ratios = [(served / seconds) / (base_served / base_seconds)
               for run in runs for (served, seconds), (base_served, base_seconds)

@@ -1,15 +1,12 @@
-"""The plain reading of a results.json, a few short lines: the headline (which server served
-more, where, by how much, with the repeats' range), the cause in one sentence with its count,
-then what went wrong (NOISY, PARTIAL, INVALID, errors, audits). The per-case figures are in
-the tables below it, not here. A --quick run is a smoke test: its reading says so and gives
-no verdict; a run of one server alone (--only) says there is nothing to compare.
-"""
+"""The plain reading of a results.json ("What it says"): which server served more, where and
+by how much, the cause in one sentence, then what went wrong. The tables hold the rest; a
+--quick run gives no verdict."""
 
 import math
 
 from bench.report.capacity_report import capacity_reading
-from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, baseline_of,
-                                compared, groups, littles_law_off, median_run, percentile_cell,
+from bench.report.cells import (LITTLE, LITTLE_OFF, NOISY_SHARE, audit_cell, compared,
+                                cpu_per_request, groups, littles_law_off, percentile_cell,
                                 summarize, unaccepted)
 from bench.text import figure
 
@@ -29,7 +26,7 @@ def reading(results):
 
 
 def smoke_test(results):
-    """--quick's reading: whether everything ran, and how to measure; no ratio, no cause."""
+    """Whether everything ran, and how to measure; no ratio, no cause."""
     runs = results["runs"]
     passed = sum(run["audit"]["result"] == "ok" and run["valid"] for run in runs)
     return [f"- --quick is a {SMOKE_TEST}. {passed} of {len(runs)} runs served requests "
@@ -38,12 +35,12 @@ def smoke_test(results):
 
 
 def alone(results):
-    """Where Ratio compares nothing (--only, or one series): say so, and how to compare."""
+    """Where Ratio compares nothing (--only, or one series): why, and how to compare."""
     if compared(results):
         return []
     series = list(dict.fromkeys(run["series"] for run in results["runs"]))
     only = results["settings"].get("only")
-    base = baseline_of(results)
+    base = results["baseline"]
     why = "nothing else ran beside it" if base in series else f"{base} did not run"
     return [f"- Only {' and '.join(series)} ran{f' (--only {only})' if only else ''}: no "
             f"Ratio, as {why}; its figures are in the tables. Run without --only to compare "
@@ -51,9 +48,8 @@ def alone(results):
 
 
 def closed_headline(results, rows):
-    """Per placement and series: its req/s over the baseline's at each point, with the range
-    over repeats and whether that range holds 1.00x."""
-    base = baseline_of(results)
+    """Per placement and series: its ratio to the baseline at each point, with its range."""
+    base = results["baseline"]
     several = len({row["run"].get("placement") for row in rows}) > 1
     lines = {}
     for row in rows:
@@ -79,9 +75,9 @@ def within(interval):
 
 
 def repeat_ratios(results, row):
-    """This row's series' req/s over the baseline's, repeat by repeat (two or more)."""
+    """This row's ratios to the baseline, repeat by repeat (two or more)."""
     runs = groups(results["runs"])[row["point"]]
-    base = {run.get("repeat"): run["rps"] for run in runs.get(baseline_of(results), [])}
+    base = {run.get("repeat"): run["rps"] for run in runs.get(results["baseline"], [])}
     ratios = [run["rps"] / base[run.get("repeat")] for run in runs[row["series"]]
               if base.get(run.get("repeat"))]
     return ratios if len(ratios) > 1 else []
@@ -99,31 +95,41 @@ def spread(ratios):
 
 
 def cause(results, rows):
-    """Where the ratio is furthest from 1.00x (of those whose CPU was measured): what each
-    server paid per request there, in CPU, context switches and migrations; and the
-    baseline's for the same request in the other placements."""
-    base_name = baseline_of(results)
-    base_of = {r["point"]: r["run"] for r in rows if r["series"] == base_name}
-    far = [row for row in rows if row["ratio"] and row["series"] != base_name
+    """Where the ratio is furthest from 1.00x (CPU measured): what each server paid per request
+    there, and the baseline for the same request in the other placements."""
+    name = results["baseline"]
+    base_of = {r["point"]: r["run"] for r in rows if r["series"] == name}
+    far = [row for row in rows if row["ratio"] and row["series"] != name
            and None not in (row["run"].get("server_cpu_ms_per_request"),
                             base_of[row["point"]].get("server_cpu_ms_per_request"))]
     if not far:
         return []
     row = max(far, key=lambda row: abs(math.log(row["ratio"])))
     base = base_of[row["point"]]
-    line = (f"- Why, at {row['point']}: {base_name} paid {paid(base)} per request, "
-            f"{row['series']} {paid(row['run'])}")
-    same = [r["run"] for r in rows if r["series"] == base_name and r["point"] != row["point"]
-            and same_request(r["run"], base)]
-    for run in same:
-        line += f"; {base_name} on {run['placement']}, {paid(run)}"
-    return [line + "."]
+    return [f"- Why, at {row['point']}: {name} paid {paid(base)} per request, {row['series']} "
+            f"{paid(row['run'])}" + "".join(
+                f"; {name} on {r['run']['placement']}, {paid(r['run'])}" for r in rows
+                if r["series"] == name and r["point"] != row["point"]
+                and same_request(r["run"], base)) + "."]
+
+
+def same_request(run, other):
+    """The same request and server configuration placed elsewhere: not the next point of a
+    scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
+    return (run.get("placement") != other.get("placement")
+            and all(run.get(key) == other.get(key)
+                    for key in ("method", "connections", "idle", "flags")))
+
+
+def paid(run):
+    return (f"{cpu_per_request(run)} of CPU, "
+            f"{figure(run.get('server_switches_per_request'), '{:.1f}')} context switches and "
+            f"{figure(run.get('server_migrations_per_request'), '{:.2f}')} migrations")
 
 
 def stalls(results):
-    """Interleaved runs: the slices in which a server served at under half its median rate
-    (a long collection, a convoy of threads woken at once, the machine), which the median
-    ratio sets aside and Req/s counts."""
+    """Interleaved slices served at under half the median rate (a long collection, a convoy of
+    threads woken at once, the machine)."""
     lines = []
     for run in results["runs"]:
         rates = sorted(served / seconds for served, seconds in run.get("slices", []))
@@ -137,33 +143,16 @@ def stalls(results):
             "The ratio, a median, sets them aside; Req/s counts them."] if lines else []
 
 
-def same_request(run, other):
-    """The same request to the same server configuration, placed elsewhere: not the next
-    point of a scenario that varies a knob (cpu 2 ms is not cpu 0 ms on shared)."""
-    return (run.get("placement") != other.get("placement")
-            and all(run.get(key) == other.get(key)
-                    for key in ("method", "connections", "idle", "flags")))
-
-
-def paid(run):
-    return (f"{figure(run.get('server_cpu_ms_per_request'), '{:.2f} ms')} of CPU, "
-            f"{figure(run.get('server_switches_per_request'), '{:.1f}')} context switches and "
-            f"{figure(run.get('server_migrations_per_request'), '{:.2f}')} migrations")
-
-
 def offered_headline(results):
-    """For runs at a fixed offered rate: the machine's limits, then per series how far it
-    answered every request in time, and the first limit it met."""
-    runs = [run for run in results["runs"] if run.get("rate")]
-    if not runs:
+    """Open-loop runs: the machine's limits, then per series where it answered every request
+    in time, and the first limit it met."""
+    rows = [row for row in summarize(results) if row["run"].get("rate")]
+    if not rows:
         return []
-    cap = max((run.get("thread_cap") or 0 for run in runs), default=0)
+    cap = max(row["run"].get("thread_cap") or 0 for row in rows)
     lines = [f"Limits: {limits_sentence(results['machine'].get('limits'), cap)}"]
-    by_series = {}
-    for point, series_runs in groups(runs).items():
-        for series, runs_of_point in series_runs.items():
-            by_series.setdefault(series, []).append((point, median_run(runs_of_point)))
-    for series, points in by_series.items():
+    for series in dict.fromkeys(row["series"] for row in rows):
+        points = [(row["point"], row["run"]) for row in rows if row["series"] == series]
         kept = [point for point, run in points if not run["timeouts"] and not run.get("limit_met")]
         failed = [(point, run) for point, run in points if point not in kept]
         kept = ", ".join(point.split(", ")[0] for point in kept) or "no point"  # "20 s wait"
@@ -178,13 +167,11 @@ def offered_headline(results):
 
 
 def thread_ceiling(limits):
-    """(how many connections a thread-per-connection server could hold at most, the name of
-    the limit that says so), or (None, None) if no limit is known. Each connection takes a
-    thread and a descriptor. Upper bounds: other processes use some of what is machine-wide."""
+    """(the most connections a thread per connection could hold, the limit that says so), or
+    (None, None). Each takes a thread and a descriptor; the machine-wide ones are upper bounds."""
     ceilings = {"RLIMIT_NOFILE (soft)": limits["nofile_soft"],
                 "RLIMIT_NPROC": None if limits["nproc_exempt"] else limits["nproc"],
-                "vm.max_map_count / 2": (None if limits["max_map_count"] is None
-                                         else limits["max_map_count"] // 2),
+                "vm.max_map_count / 2": limits["max_map_count"] and limits["max_map_count"] // 2,
                 "kernel.pid_max": limits["pid_max"],
                 "kernel.threads-max": limits["threads_max"],
                 "kern.num_taskthreads (per process)": limits.get("task_threads"),
@@ -197,56 +184,27 @@ def thread_ceiling(limits):
 
 
 def limits_sentence(limits, thread_cap=0):
-    """What stops each model first on this machine (bench/limits.py): threads for a thread
-    per connection, open files for both, as read before the run. thread_cap: the cap the
-    run itself set on each server's threads (the laptop scenario), which counts as a limit."""
+    """What stops each model first here: threads for a thread per connection, open files for
+    both. thread_cap: the cap the run set on each server's threads (the laptop scenario)."""
     if not limits:
         return "none could be read on this system."
     ceiling, name = thread_ceiling({**limits, "nofile_soft": None})  # threads alone
     if thread_cap and (ceiling is None or thread_cap < ceiling):
         ceiling, name = thread_cap, "the cap this run set on each server's threads"
-    shared = " machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
+    shared = ", machine-wide: an upper bound" if name and name.startswith("kernel.") else ""
     threads = (f"the OS would refuse the thread-per-connection server a new thread at about "
-               f"{ceiling:,} ({name}{shared and ',' + shared})" if ceiling
+               f"{ceiling:,} ({name}{shared})" if ceiling
                else "no limit on threads could be read here")
-    files = figure(limits.get("nofile_soft"), "{:,}")
-    first = ""
-    if ceiling and limits.get("nofile_soft"):
-        first = (" So the first limit here is open files, for both servers alike."
-                 if limits["nofile_soft"] <= ceiling else
-                 " So the first limit here is threads, for the thread-per-connection server.")
+    files = limits.get("nofile_soft")
+    first = "" if not ceiling or not files else (
+        " So the first limit here is open files, for both servers alike." if files <= ceiling
+        else " So the first limit here is threads, for the thread-per-connection server.")
     return (f"{threads}; each process, either server and the client alike, may hold "
-            f"{files} open files, one per connection.{first}")
-
-
-def noisy(run):
-    return (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)
-
-
-def sampled(run):
-    """How long the machine's CPU was read for the run: its window, or its rounds."""
-    return run.get("sampled_s", run.get("duration_s", 0))
-
-
-def noisy_line(results):
-    """One line for the runs other programs disturbed: the worst of them, and what to do."""
-    runs = [run for run in results["runs"] if noisy(run)]
-    if not runs:
-        return []
-    worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
-    what = f"{worst['series']} at {worst['point']}"
-    where = (f"during {what}" if len(runs) == 1 else
-             f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
-    repeat = ("" if results["settings"].get("repeat", 1) > 1 else
-              "; --repeat 5 shows how far runs vary")
-    return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
-            f"{sampled(worst):g} s, time the servers could not have. Close other programs "
-            f"(browsers, builds, other benchmarks) and run again{repeat}."]
+            f"{figure(files, '{:,}')} open files, one per connection.{first}")
 
 
 def warnings(results):
-    """A short line for each run that measured less than it should, and one for the runs
-    other programs disturbed (NOISY)."""
+    """A line for each run that measured less than it should, then LATENCY and NOISY."""
     lines = []
     for run in results["runs"]:
         what = f"{run['series']} at {run['point']}"
@@ -263,8 +221,7 @@ def warnings(results):
 
 
 def littles_law_line(results):
-    """One line for the runs whose probe breaks Little's law (cells.littles_law_off): the
-    three furthest off, each with how far."""
+    """One line for the runs whose probe breaks Little's law: the three furthest off."""
     off = sorted(((run, littles_law_off(run)) for run in results["runs"]
                   if littles_law_off(run) is not None), key=lambda pair: -abs(pair[1]))
     if not off:
@@ -275,3 +232,22 @@ def littles_law_line(results):
             f"probe's mean latency is more than {LITTLE_OFF}% off the requests the server had "
             f"in service ({named}{more}): the probe's requests may not have waited as wrk's "
             "did; read their p50 and p99 with care."]
+
+
+def noisy_line(results):
+    """One line for the runs other programs disturbed: the worst, and what to do."""
+    def sampled(run):  # how long the machine's CPU was read: the run's window, or its rounds
+        return run.get("sampled_s", run.get("duration_s", 0))
+    runs = [run for run in results["runs"]
+            if (run.get("other_cpu_s") or 0) > NOISY_SHARE * sampled(run)]
+    if not runs:
+        return []
+    worst = max(runs, key=lambda run: run["other_cpu_s"] / sampled(run))
+    what = f"{worst['series']} at {worst['point']}"
+    where = (f"during {what}" if len(runs) == 1 else
+             f"in {len(runs)} of {len(results['runs'])} runs, the most during {what}")
+    repeat = ("" if results["settings"].get("repeat", 1) > 1 else
+              "; --repeat 5 shows how far runs vary")
+    return [f"- NOISY: {where}, other processes used {worst['other_cpu_s']:.1f} s of CPU in "
+            f"{sampled(worst):g} s, time the servers could not have. Close other programs "
+            f"(browsers, builds, other benchmarks) and run again{repeat}."]
