@@ -1,24 +1,17 @@
 """Which CPUs the server under test may run on, and which the load (wrk, Postgres, Redis) may.
-
-On a small machine the scheduler decides as much as the servers: a threaded server whose
-threads may run on any core is woken on one core while the thread holding the GIL runs on
-another, and pays for every such hand-off in CPU per request, while an event loop runs on
-one core whatever it is allowed. A placement makes that a setting of the run instead of an
-accident of it.
+On a small machine the scheduler decides as much as the servers: a threaded server pays CPU
+per request for each hand-off of the GIL between cores, while an event loop runs on one core
+whatever it is allowed. A placement makes that a setting of the run, not an accident of it:
 
     shared    every process may use every CPU, and the OS places them (what a laptop does)
     isolated  the server alone on the last core; wrk, Postgres and Redis on the others
     spread    the server on the upper half of the cores (at least two), the load on the lower
-              half; on 2 cores the server gets both and the load core 0, as they cannot part
 
-Every placement is set explicitly, shared included: a child process inherits its parent's
-affinity, so a server started with none of its own by a benchmark that has pinned itself
-would run where the benchmark was pinned. The same inheritance is the rule for a server's
-own children (a process pool's workers, --processes' copies): they go where the server was
-placed, so isolated gives a process pool one core, and bench/sampling.py counts them as the
-server. Linux only (os.sched_setaffinity); elsewhere every
-placement runs as shared, and says so. Standard library only, but for pin_services, which
-finds the services' processes by port.
+Every placement is set explicitly, shared included: a child inherits its parent's affinity,
+so a server started with none of its own would run where the benchmark pinned itself. A
+server's own children (a process pool's workers, --processes' copies) go where it was placed
+and count as the server (bench/sampling.py). Linux only (os.sched_setaffinity); elsewhere
+every placement runs as shared, and says so.
 """
 
 import functools
@@ -41,8 +34,9 @@ def machine_cpus():
 
 
 def cpus_for(placement, cores=None):
-    """{"server": [...], "load": [...]} for a placement on this machine (shared: every CPU
-    for both; with one core, every placement is shared); None where the OS has no affinity."""
+    """{"server": [...], "load": [...]} for a placement on this machine (with one core,
+    every placement is shared; spread on two, the server both, the load core 0); None where
+    the OS has no affinity."""
     cores = machine_cpus() if cores is None else cores
     if not supported() or not cores:
         return None
@@ -99,11 +93,9 @@ def listeners(port):
         return ()
 
 
-@functools.lru_cache(maxsize=None)
-def listening_on(port):
-    """listeners(port), found once: a scan of every TCP socket on the machine is slow while
-    a run holds thousands of them, and the services do not move."""
-    return listeners(port)
+# found once: a scan of every TCP socket is slow while a run holds thousands, and the
+# services do not move
+listening_on = functools.lru_cache(maxsize=None)(listeners)
 
 
 def pin_services(cpus):

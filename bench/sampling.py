@@ -294,8 +294,8 @@ class ThreadCounts:
 
     def __init__(self, pid):
         self.pid = pid
-        self.first = self.last = self.snapshot()
-        self.ended = dict.fromkeys(FIELDS, 0.0)  # what threads gone since were seen doing
+        self.last = self.snapshot()
+        self.sums = dict.fromkeys(FIELDS, 0.0)
         self.cpus_seen = set()
 
     def snapshot(self):
@@ -311,30 +311,20 @@ class ThreadCounts:
         return threads
 
     def read(self):
-        """Fold a new reading in: a thread born since starts from 0, one that ended keeps
-        what its last reading showed, one that ran since the last reading adds its CPU."""
+        """Add what each thread did since the last reading: one born since counts from 0, and
+        one that ended since has already counted up to the last reading that saw it."""
         now = self.snapshot()
         for tid, counts in now.items():
             before = self.last.get(tid)
             if before is None or counts["runtime"] < before["runtime"]:  # new, or id reused
-                if before is not None:
-                    self.retire(tid)
-                self.first[tid] = dict.fromkeys((*FIELDS, "runtime"), 0.0)
-                before = self.first[tid]
+                before = dict.fromkeys((*FIELDS, "runtime"), 0.0)
             if counts["runtime"] > before["runtime"]:
                 self.cpus_seen.add(counts["cpu"])
-        for tid in set(self.last) - set(now):
-            self.retire(tid)
+            for field in FIELDS:
+                self.sums[field] += counts[field] - before[field]
         self.last = now
-        self.first = {tid: c for tid, c in self.first.items() if tid in now}
-
-    def retire(self, tid):
-        for field in FIELDS:
-            self.ended[field] += self.last[tid][field] - self.first.get(tid, self.last[tid])[field]
 
     def totals(self):
         """{migrations, voluntary, involuntary, cpus}: the window's sums over every thread."""
-        sums = {field: int(self.ended[field] + sum(
-            counts[field] - self.first[tid][field] for tid, counts in self.last.items()))
-            for field in FIELDS}
-        return {**sums, "cpus": sorted(self.cpus_seen)}
+        return {**{field: int(n) for field, n in self.sums.items()},
+                "cpus": sorted(self.cpus_seen)}
