@@ -1,7 +1,5 @@
 """The servers under comparison, started and stopped one way for the benchmark and the tests.
-
-Standard library only: ./run_bench.sh --help and the test fixtures import it before anything
-else is set up.
+Standard library only: ./run_bench.sh --help and the test fixtures import it before .venv.
 """
 
 import http.client
@@ -40,20 +38,16 @@ class ServerError(RuntimeError):
 
 
 class Server:
-    """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file.
-
-    start() returns once the server says it is serving; stop() returns its exit status.
-    It runs in a session of its own, so a Ctrl-C typed at the terminal reaches whoever
-    started it, which then stops it in order.
-    """
+    """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file,
+    in a session of its own: a Ctrl-C typed at the terminal reaches whoever started it, which
+    then stops it in order."""
 
     def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None,
                  port=None, thread_cap=0, under=()):
-        """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
-        file for py-spy's samples of the whole life of the server, which py-spy starts.
-        port: a free one unless given. thread_cap: the OS lets it run at most this many
-        threads (limits.ThreadCap), 0 for no cap of ours. under: a command that runs the
-        server as its child (perf stat ... --, for bench/syscalls.py); py-spy's, profiling."""
+        """cpus: the CPUs it may run on (placement.cpus_for), None for any. profile_to: a file
+        for py-spy's samples of the server's whole life. thread_cap: the most threads the OS
+        lets it run (limits.ThreadCap), 0 for no cap. under: a command that runs the server
+        as its child (perf stat ... --, bench/syscalls.py); py-spy's when profiling."""
         from scripts.databases import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
@@ -68,9 +62,8 @@ class Server:
 
     @property
     def command(self):
-        command = [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
-                   str(self.port), *self.flags]
-        return [*self.under, *command]
+        return [*self.under, sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
+                str(self.port), *self.flags]
 
     def start(self):
         """Start it and wait for its "serving on" line, printed once it listens: no request
@@ -83,22 +76,21 @@ class Server:
         self.started_at = time.monotonic()
         if self.thread_cap:
             self.thread_cap.hold(self.process.pid)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "serving on" not in self.log():
-            if self.process.poll() is not None:
-                raise ServerError(self.failure(f"exited with status {self.process.returncode}"))
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
-            time.sleep(0.05)
+
+        def said_or_exited():
+            return "serving on" in self.log() or self.process.poll() is not None
+        if not wait_until(said_or_exited, START_TIMEOUT_S):
+            self.stop()
+            raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
+        if "serving on" not in self.log():
+            raise ServerError(self.failure(f"exited with status {self.process.returncode}"))
         self.pid = self.stats()["pid"] if self.under else self.process.pid  # not py-spy's
         return self
 
     def preexec(self):
         """In the child, before the server runs: its CPUs, and an rlimit on its threads."""
-        pin = pinned_to(self.cpus)
-        if pin:
-            pin()
+        if self.cpus:
+            pinned_to(self.cpus)()
         if self.thread_cap:
             self.thread_cap.preexec()
 
@@ -132,9 +124,8 @@ class Server:
 
     def stop(self, stop_signal=signal.SIGTERM):
         """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); if that has not stopped
-        it in 15 s, a kill of its whole process group, so that no process it forked serves on
-        (or holds the port and its pools) once it is gone. Returns the exit status; stopping
-        twice is harmless."""
+        it in 15 s, a kill of its whole process group, so that no process it forked holds the
+        port or its pools once it is gone. Returns the exit status; twice is harmless."""
         if self.process is None:  # never started
             return None
         if self.process.poll() is None:
