@@ -54,13 +54,10 @@ def pids_max():
     for line in read_text(PROC / "self/cgroup").splitlines():
         _, controllers, path = line.split(":", 2)
         base = PIDS_CGROUPS.get(controllers)
-        if base is None:
-            continue
-        group = base / path.lstrip("/")
-        for folder in (group, *group.parents):
-            caps.append(read_int(folder / "pids.max"))
-            if folder == base:
-                break
+        if base is not None:  # its group, and each above it up to the hierarchy's root
+            group = base / path.lstrip("/")
+            caps += [read_int(folder / "pids.max") for folder in (group, *group.parents)
+                     if folder.is_relative_to(base)]
     caps = [cap for cap in caps if cap is not None]  # "max" reads as None: no cap
     return min(caps) if caps else None
 
@@ -120,14 +117,13 @@ class ThreadCap:
         if os.geteuid() == 0 and base and os.access(base, os.W_OK):
             self.group = base / f"todo-bench-{os.getpid()}-{threads}"
             self.how = f"a pids cgroup of its own (pids.max = {threads:,})"
-        elif os.geteuid() != 0 and sys.platform == "darwin":
-            self.how = (f"RLIMIT_NPROC = {threads:,}, which macOS counts in processes: the "
-                        "threads meet kern.num_taskthreads instead")
-        elif os.geteuid() != 0:
-            self.how = (f"RLIMIT_NPROC = {threads:,}, counting every thread of this user's "
-                        "processes, not the server's alone")
-        else:
+        elif os.geteuid() == 0:
             raise OSError("no writable pids cgroup: as root, RLIMIT_NPROC would not hold")
+        else:
+            self.how = f"RLIMIT_NPROC = {threads:,}, " + (
+                "which macOS counts in processes: the threads meet kern.num_taskthreads instead"
+                if sys.platform == "darwin" else
+                "counting every thread of this user's processes, not the server's alone")
 
     def preexec(self):
         """In the child, before it runs the server: the rlimit, where no cgroup is used."""

@@ -19,10 +19,9 @@ UNMEASURABLE = (psutil.Error, NotImplementedError, AttributeError)
 
 def cpu_times(processes, reaped=True):
     """User, system and total CPU seconds the `processes` have used so far: the one reader of
-    CPU time. reaped: with their children that have exited and been reaped, which the OS adds
-    to the parent's children_* times, so each process of a tree counts once (a Postgres backend
-    that served one request and exited). A process but the first that has exited meanwhile is
-    skipped: its time is now its parent's."""
+    CPU time. reaped: with their exited children's, which the OS adds to the parent's (a
+    Postgres backend that served one request), so each process counts once; a process but
+    the first that has exited meanwhile is skipped, its time now its parent's."""
     user = system = 0.0
     for n, process in enumerate(processes):
         try:
@@ -39,14 +38,6 @@ def cpu_times(processes, reaped=True):
 def cpu_seconds(pid):
     """User plus system CPU seconds a process and its reaped children have used so far."""
     return cpu_times([psutil.Process(pid)]).total
-
-
-def cores_allowed(processes):
-    """How many CPUs the first of `processes` may run on; None where unreadable."""
-    try:
-        return len(processes[0].cpu_affinity())
-    except (IndexError, *UNMEASURABLE):
-        return None
 
 
 def with_children(process):
@@ -131,7 +122,8 @@ class Sampler:
 
     def counters(self):
         services = self.find_services()
-        self.cores = {name: cores_allowed(processes) for name, processes in services.items()}
+        self.cores = {name: measured(lambda p=processes: len(p[0].cpu_affinity()))
+                      for name, processes in services.items() if processes}
         return {"cpu": measured(lambda: cpu_times(with_children(self.process))),
                 "switches": measured(self.process.num_ctx_switches),
                 "machine": measured(busy_seconds),
@@ -299,16 +291,12 @@ class ThreadCounts:
         self.cpus_seen = set()
 
     def snapshot(self):
-        threads = {}
         try:
             tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
         except OSError:
-            return threads  # the process is gone
-        for task in tasks:
-            counts = read_thread(task)
-            if counts is not None:
-                threads[int(task.name)] = counts
-        return threads
+            return {}  # the process is gone
+        threads = {int(task.name): read_thread(task) for task in tasks}
+        return {tid: counts for tid, counts in threads.items() if counts is not None}
 
     def read(self):
         """Add what each thread did since the last reading: one born since counts from 0, and
