@@ -1,17 +1,11 @@
 """Which CPUs the server under test may run on, and which the load (wrk, Postgres, Redis) may.
-On a small machine the scheduler decides as much as the servers: a threaded server pays CPU
-per request for each hand-off of the GIL between cores, while an event loop runs on one core
-whatever it is allowed. A placement makes that a setting of the run, not an accident of it:
-
-    shared    every process may use every CPU, and the OS places them (what a laptop does)
-    isolated  the server alone on the last core; wrk, Postgres and Redis on the others
-    spread    the server on the upper half of the cores (at least two), the load on the lower
-
+On a small machine the scheduler decides as much as the servers (a threaded server pays CPU
+per request for each hand-off of the GIL between cores; an event loop runs on one core
+anyway): a placement makes that a setting of the run, not an accident of it (cpus_for).
 Every placement is set explicitly, shared included: a child inherits its parent's affinity,
-so a server started with none of its own would run where the benchmark pinned itself. A
-server's own children (a process pool's workers, --processes' copies) go where it was placed
-and count as the server (bench/sampling.py). Linux only (os.sched_setaffinity); elsewhere
-every placement runs as shared, and says so.
+so a server given none would run where the benchmark pinned itself. A server's children (a
+pool's workers, --processes' copies) go where it was placed, and count as the server
+(bench/sampling.py). Linux only (os.sched_setaffinity); elsewhere every placement is shared.
 """
 
 import functools
@@ -34,9 +28,10 @@ def machine_cpus():
 
 
 def cpus_for(placement, cores=None):
-    """{"server": [...], "load": [...]} for a placement on this machine (with one core,
-    every placement is shared; spread on two, the server both, the load core 0); None where
-    the OS has no affinity."""
+    """{"server": [...], "load": [...]} for a placement on this machine; None where the OS has
+    no affinity. shared: every CPU for both (what a laptop does); isolated: the server alone
+    on the last core; spread: the server on the upper half (at least two), the load on the
+    lower (on two cores, the server both and the load core 0). With one core, all are shared."""
     cores = machine_cpus() if cores is None else cores
     if not supported() or not cores:
         return None
