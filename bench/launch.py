@@ -67,7 +67,7 @@ class Server:
 
     def start(self):
         """Start it and wait for its "serving on" line, printed once it listens: no request
-        is sent, so /stats counts none. Raise ServerError if it exits or does not say so."""
+        is sent, so /stats counts none. ServerError if it exits or does not say so."""
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
@@ -79,11 +79,12 @@ class Server:
 
         def said_or_exited():
             return "serving on" in self.log() or self.process.poll() is not None
-        if not wait_until(said_or_exited, START_TIMEOUT_S):
-            self.stop()
-            raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
+        wait_until(said_or_exited, START_TIMEOUT_S)
         if "serving on" not in self.log():
-            raise ServerError(self.failure(f"exited with status {self.process.returncode}"))
+            what = (f"did not start in {START_TIMEOUT_S} s" if self.process.poll() is None
+                    else f"exited with status {self.process.returncode}")
+            self.stop()  # and its thread cap released, whichever it was
+            raise ServerError(self.failure(what))
         self.pid = self.stats()["pid"] if self.under else self.process.pid  # not py-spy's
         return self
 
@@ -113,8 +114,7 @@ class Server:
         return json.loads(self.get("/stats")[1])
 
     def wait_idle(self, seconds=60):
-        """Wait until no request is in service: wrk's last requests may still be served.
-        Returns False if that did not happen within `seconds`."""
+        """Wait until no request is in service (wrk's last may still be); False if not soon."""
         def idle():
             try:
                 return self.stats()["in_service"] == 0
@@ -165,17 +165,15 @@ class Servers:
     def get(self, case, keep, step):
         def key(c):
             return (c.kind, c.flags, c.placement, c.thread_cap)
-        for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if other != key(case) and all(key(c) != other for c in keep):
-                self.running.pop(other).stop()
+        for other in set(self.running) - {key(c) for c in (case, *keep)}:
+            self.running.pop(other).stop()  # what no later run needs: a quiet machine
         if key(case) not in self.running:
             cpus = cpus_for(case.placement)
             profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
             self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
                                              cpus=cpus and cpus["server"],
                                              profile_to=profile if self.profiling else None,
-                                             thread_cap=case.thread_cap)
-            self.running[key(case)].start()
+                                             thread_cap=case.thread_cap).start()
         return self.running[key(case)]
 
     def stop_all(self):
