@@ -97,10 +97,9 @@ class Sampler:
     def __init__(self, server, find_services, light=False, conn=None):
         """find_services() -> {name: [psutil.Process]}, asked again at the end: a process born
         in the window counts whole, one that exited in its parent's children. light: no
-        connection scans or per-thread readings in the window, for a server holding tens of
-        thousands of both (bench/offered.py), where each costs the load's CPUs a second or
-        more. conn: a kept-alive connection opened earlier: at a limit on connections a new
-        one would not get in."""
+        connection scans or per-thread readings, each a second or more of the load's CPU at
+        tens of thousands (bench/offered.py). conn: one opened earlier, for a server at its
+        limit on connections."""
         self.process = psutil.Process(server.pid)
         # with --profile the server runs under py-spy, whose sampling is load, not "other"
         under = getattr(server, "process", None)
@@ -198,8 +197,7 @@ class Sampler:
         }
 
     def collections(self):
-        """The garbage collector's pauses in the server over the window, as stats.Stats timed
-        them: their total, the longest, how many collections, how many full; None unread."""
+        """The server's garbage collections in the window, as stats.Stats timed them."""
         before, after = self.stats_before or {}, self.last_stats or {}
         if "gc_pause_ms" not in before or "gc_pause_ms" not in after:
             return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "collections",
@@ -210,10 +208,9 @@ class Sampler:
                 "full_collections": after["full_collections"] - before["full_collections"]}
 
     def scheduled(self, threads):
-        """Context switches and migrations over every thread (ThreadCounts), and the CPUs they
-        ran on; where those cannot be read, psutil's switches, which count the whole process on
-        macOS but the main thread alone on Linux (psutil issue 1467): there, unmeasured once
-        the server has more than one thread."""
+        """Switches, migrations and CPUs over every thread (ThreadCounts); else psutil's
+        switches, which count the whole process on macOS but the main thread alone on Linux
+        (psutil issue 1467): there, unmeasured once the server has more than one thread."""
         if self.threads:
             return self.threads.totals()
         switches = self.used("switches", ("voluntary", "involuntary"))
@@ -228,9 +225,8 @@ class Sampler:
 
     def service_used(self, name):
         """CPU seconds a service (or the machine, or this benchmark) used in the window; None
-        where unreadable, or where more than every core could have given in the window: a
-        process counted twice (a Postgres backend reaped mid-window counts in its parent's
-        children), not a figure to print."""
+        unread, or past what every core could give: a process counted twice (a Postgres
+        backend reaped mid-window counts in its parent's children), not a figure to print."""
         before, after = self.before.get(name), self.after[name]
         if before is None or after is None:
             return None
@@ -278,11 +274,11 @@ def read_thread(task):
 
 class ThreadCounts:
     """Context switches, CPU migrations and the CPUs they ran on, summed over every thread of
-    a server from its creation on: read() as often as threads may end, and at the window's
-    end, then totals(). Linux keeps them per thread in /proc/PID/task/TID/sched (on kernels
-    built with CONFIG_SCHED_DEBUG, as Debian's, Ubuntu's and Fedora's are) and stat. An ended
-    thread takes its counts with it: it counts up to its last reading (every two seconds,
-    Sampler). A reading costs about 50 ms of CPU per thousand threads, on the load's CPUs."""
+    a server from its creation on: read() as often as threads may end and at the window's end,
+    then totals(). Linux keeps them in /proc/PID/task/TID/sched (kernels with
+    CONFIG_SCHED_DEBUG, as Debian's, Ubuntu's and Fedora's) and stat; an ended thread takes
+    its counts with it, so it counts up to its last reading (every two seconds, Sampler). A
+    reading costs about 50 ms of CPU per thousand threads, on the load's CPUs."""
 
     def __init__(self, pid):
         self.pid = pid
