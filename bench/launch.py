@@ -84,7 +84,9 @@ class Server:
             what = (f"did not start in {START_TIMEOUT_S} s" if self.process.poll() is None
                     else f"exited with status {self.process.returncode}")
             self.stop()  # and its thread cap released, whichever it was
-            raise ServerError(self.failure(what))
+            tail = "\n".join(self.log().splitlines()[-20:])
+            raise ServerError(f"{' '.join(self.command)} {what}; the end of {self.log_path}:\n"
+                              + tail)
         self.pid = self.stats()["pid"] if self.under else self.process.pid  # not py-spy's
         return self
 
@@ -94,10 +96,6 @@ class Server:
             pinned_to(self.cpus)()
         if self.thread_cap:
             self.thread_cap.preexec()
-
-    def failure(self, what):
-        tail = "\n".join(self.log().splitlines()[-20:])
-        return f"{' '.join(self.command)} {what}; the end of {self.log_path}:\n{tail}"
 
     def get(self, path, timeout=5):
         """(status, body) of one GET on a new connection."""

@@ -1,9 +1,8 @@
-"""The machine a run is on (describe_machine, results.json's "machine"), what caps a thread per
-connection and a connection per descriptor on it (read_limits, read before a run so that the
-summary can say which binds first: bench/report/reading.py), and what a running server holds
-against them. Each figure is None where this platform has no such figure or sets no limit,
-never a made-up 0. Standard library only: macOS has no /proc, and reads only somaxconn, the
-rlimits and kern.num_taskthreads.
+"""The machine a run is on (describe_machine), what caps a thread per connection and a
+connection per descriptor on it (read_limits: the summary says which binds first), and what a
+running server holds against them (held_by). None where this platform has no such figure or
+sets no limit, never a made-up 0. Standard library only; macOS, without /proc, reads only
+somaxconn, the rlimits and kern.num_taskthreads.
 """
 
 import os
