@@ -97,9 +97,10 @@ class Sampler:
     def __init__(self, server, find_services, light=False, conn=None):
         """find_services() -> {name: [psutil.Process]}, asked again at the end: a process born
         in the window counts whole, one that exited in its parent's children. light: no
-        connection scans or per-thread readings, each a second or more of the load's CPU at
-        tens of thousands (bench/offered.py). conn: one opened earlier, for a server at its
-        limit on connections."""
+        connection scans or per-thread readings in the window, for tens of thousands of both
+        whose threads live as long as the run (bench/offered.py), where each reading costs
+        the load's CPUs a second or more. conn: one opened earlier, for a server at its limit
+        on connections."""
         self.process = psutil.Process(server.pid)
         # with --profile the server runs under py-spy, whose sampling is load, not "other"
         under = getattr(server, "process", None)
