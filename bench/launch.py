@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from bench.limits import ThreadCap
@@ -131,10 +132,8 @@ class Server:
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(ProcessLookupError):  # all of it ended meanwhile
                 os.killpg(self.process.pid, signal.SIGKILL)  # its session's group: start()
-            except ProcessLookupError:  # all of it ended meanwhile
-                pass
             return self.process.wait()
         finally:
             if self.thread_cap:

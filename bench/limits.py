@@ -10,6 +10,7 @@ import platform
 import resource
 import subprocess
 import sys
+from contextlib import suppress
 from importlib import metadata
 from pathlib import Path
 
@@ -149,10 +150,8 @@ class ThreadCap:
     def release(self):
         """Remove the cgroup once the server has exited (an empty cgroup only)."""
         if self.group is not None and self.group.exists():
-            try:
+            with suppress(OSError):  # a process still in it: kept until that one exits
                 self.group.rmdir()
-            except OSError:
-                pass  # a process still in it: the kernel keeps it until that one exits
 
 
 def read_text(path):

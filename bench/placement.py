@@ -10,6 +10,7 @@ pool's workers, --processes' copies) go where it was placed, and count as the se
 
 import functools
 import os
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 PLACEMENTS = ("isolated", "shared", "spread")
@@ -69,11 +70,9 @@ def service_processes():
     for name, variable in (("Postgres", "DATABASE_URL"), ("Redis", "REDIS_URL")):
         found[name] = []
         for pid in listening_on(urlsplit(os.environ.get(variable, "")).port):
-            try:
+            with suppress(psutil.Error):
                 root = psutil.Process(pid)
                 found[name] += [root, *root.children(recursive=True)]
-            except psutil.Error:
-                pass
     return found
 
 
@@ -109,8 +108,6 @@ def pin_services(cpus):
             except psutil.Error:
                 continue  # a backend that has just exited
             for thread in threads:
-                try:
+                with suppress(ProcessLookupError):  # a thread that has just ended
                     os.sched_setaffinity(thread, everywhere)
-                except ProcessLookupError:
-                    pass
     return f"not pinned: {', '.join(missed)}" if missed else None

@@ -263,11 +263,9 @@ def read_thread(task):
             sched, stat = sched_file.read().decode(), stat_file.read().decode()
     except OSError:
         return None
-    counts = {}
-    for line in sched.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in SCHED_KEYS:
-            counts[SCHED_KEYS[key.strip()]] = float(value)
+    lines = (line.partition(":") for line in sched.splitlines())
+    counts = {SCHED_KEYS[key.strip()]: float(value) for key, _, value in lines
+              if key.strip() in SCHED_KEYS}
     after_name = stat.rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
     counts["cpu"] = int(after_name[PROCESSOR_FIELD - 3])
     return counts
