@@ -1,7 +1,5 @@
 """The servers under comparison, started and stopped one way for the benchmark and the tests.
-
-Standard library only: ./run_bench.sh --help and the test fixtures import it before anything
-else is set up.
+Standard library only: ./run_bench.sh --help and the test fixtures import it before .venv.
 """
 
 import http.client
@@ -11,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from bench.limits import ThreadCap
@@ -40,20 +39,16 @@ class ServerError(RuntimeError):
 
 
 class Server:
-    """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file.
-
-    start() returns once the server says it is serving; stop() returns its exit status.
-    It runs in a session of its own, so a Ctrl-C typed at the terminal reaches whoever
-    started it, which then stops it in order.
-    """
+    """{kind}_server.py --port <free port> [flags] in a subprocess, its output in a log file,
+    in a session of its own: a Ctrl-C typed at the terminal reaches whoever started it, which
+    then stops it in order."""
 
     def __init__(self, kind, flags=(), env=None, log_dir=".", cpus=None, profile_to=None,
                  port=None, thread_cap=0, under=()):
-        """cpus: the CPUs it may run on (placement.cpus_for); None for any. profile_to: a
-        file for py-spy's samples of the whole life of the server, which py-spy starts.
-        port: a free one unless given. thread_cap: the OS lets it run at most this many
-        threads (limits.ThreadCap), 0 for no cap of ours. under: a command that runs the
-        server as its child (perf stat ... --, for bench/syscalls.py); py-spy's, profiling."""
+        """cpus: the CPUs it may run on (placement.cpus_for), None for any. profile_to: a file
+        for py-spy's samples of the server's whole life. thread_cap: the most threads the OS
+        lets it run (limits.ThreadCap), 0 for no cap. under: a command that runs the server
+        as its child (perf stat ... --, bench/syscalls.py); py-spy's when profiling."""
         from scripts.databases import free_port  # scripts/: on the path of whatever starts servers
         self.kind, self.flags, self.cpus = kind, tuple(flags), cpus
         self.profile_to = profile_to
@@ -68,13 +63,12 @@ class Server:
 
     @property
     def command(self):
-        command = [sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
-                   str(self.port), *self.flags]
-        return [*self.under, *command]
+        return [*self.under, sys.executable, str(ROOT / f"{self.kind}_server.py"), "--port",
+                str(self.port), *self.flags]
 
     def start(self):
         """Start it and wait for its "serving on" line, printed once it listens: no request
-        is sent, so /stats counts none. Raise ServerError if it exits or does not say so."""
+        is sent, so /stats counts none. ServerError if it exits or does not say so."""
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the file
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
@@ -83,28 +77,26 @@ class Server:
         self.started_at = time.monotonic()
         if self.thread_cap:
             self.thread_cap.hold(self.process.pid)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "serving on" not in self.log():
-            if self.process.poll() is not None:
-                raise ServerError(self.failure(f"exited with status {self.process.returncode}"))
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerError(self.failure(f"did not start in {START_TIMEOUT_S} s"))
-            time.sleep(0.05)
+
+        def said_or_exited():
+            return "serving on" in self.log() or self.process.poll() is not None
+        wait_until(said_or_exited, START_TIMEOUT_S)
+        if "serving on" not in self.log():
+            what = (f"did not start in {START_TIMEOUT_S} s" if self.process.poll() is None
+                    else f"exited with status {self.process.returncode}")
+            self.stop()  # and its thread cap released, whichever it was
+            tail = "\n".join(self.log().splitlines()[-20:])
+            raise ServerError(f"{' '.join(self.command)} {what}; the end of {self.log_path}:\n"
+                              + tail)
         self.pid = self.stats()["pid"] if self.under else self.process.pid  # not py-spy's
         return self
 
     def preexec(self):
         """In the child, before the server runs: its CPUs, and an rlimit on its threads."""
-        pin = pinned_to(self.cpus)
-        if pin:
-            pin()
+        if self.cpus:
+            pinned_to(self.cpus)()
         if self.thread_cap:
             self.thread_cap.preexec()
-
-    def failure(self, what):
-        tail = "\n".join(self.log().splitlines()[-20:])
-        return f"{' '.join(self.command)} {what}; the end of {self.log_path}:\n{tail}"
 
     def get(self, path, timeout=5):
         """(status, body) of one GET on a new connection."""
@@ -121,8 +113,7 @@ class Server:
         return json.loads(self.get("/stats")[1])
 
     def wait_idle(self, seconds=60):
-        """Wait until no request is in service: wrk's last requests may still be served.
-        Returns False if that did not happen within `seconds`."""
+        """Wait until no request is in service (wrk's last may still be); False if not soon."""
         def idle():
             try:
                 return self.stats()["in_service"] == 0
@@ -132,9 +123,8 @@ class Server:
 
     def stop(self, stop_signal=signal.SIGTERM):
         """SIGTERM as a process manager sends it (or SIGINT, Ctrl-C); if that has not stopped
-        it in 15 s, a kill of its whole process group, so that no process it forked serves on
-        (or holds the port and its pools) once it is gone. Returns the exit status; stopping
-        twice is harmless."""
+        it in 15 s, a kill of its whole process group, so that no process it forked holds the
+        port or its pools once it is gone. Returns the exit status; twice is harmless."""
         if self.process is None:  # never started
             return None
         if self.process.poll() is None:
@@ -142,10 +132,8 @@ class Server:
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(ProcessLookupError):  # all of it ended meanwhile
                 os.killpg(self.process.pid, signal.SIGKILL)  # its session's group: start()
-            except ProcessLookupError:  # all of it ended meanwhile
-                pass
             return self.process.wait()
         finally:
             if self.thread_cap:
@@ -174,17 +162,15 @@ class Servers:
     def get(self, case, keep, step):
         def key(c):
             return (c.kind, c.flags, c.placement, c.thread_cap)
-        for other in list(self.running):  # stop what no later run needs: a quiet machine
-            if other != key(case) and all(key(c) != other for c in keep):
-                self.running.pop(other).stop()
+        for other in set(self.running) - {key(c) for c in (case, *keep)}:
+            self.running.pop(other).stop()  # what no later run needs: a quiet machine
         if key(case) not in self.running:
             cpus = cpus_for(case.placement)
             profile = self.out_dir / f"{step:02d}-{case.kind}-profile.txt"
             self.running[key(case)] = Server(case.kind, case.flags, log_dir=self.out_dir,
                                              cpus=cpus and cpus["server"],
                                              profile_to=profile if self.profiling else None,
-                                             thread_cap=case.thread_cap)
-            self.running[key(case)].start()
+                                             thread_cap=case.thread_cap).start()
         return self.running[key(case)]
 
     def stop_all(self):

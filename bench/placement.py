@@ -1,28 +1,16 @@
 """Which CPUs the server under test may run on, and which the load (wrk, Postgres, Redis) may.
-
-On a small machine the scheduler decides as much as the servers: a threaded server whose
-threads may run on any core is woken on one core while the thread holding the GIL runs on
-another, and pays for every such hand-off in CPU per request, while an event loop runs on
-one core whatever it is allowed. A placement makes that a setting of the run instead of an
-accident of it.
-
-    shared    every process may use every CPU, and the OS places them (what a laptop does)
-    isolated  the server alone on the last core; wrk, Postgres and Redis on the others
-    spread    the server on the upper half of the cores (at least two), the load on the lower
-              half; on 2 cores the server gets both and the load core 0, as they cannot part
-
-Every placement is set explicitly, shared included: a child process inherits its parent's
-affinity, so a server started with none of its own by a benchmark that has pinned itself
-would run where the benchmark was pinned. The same inheritance is the rule for a server's
-own children (a process pool's workers, --processes' copies): they go where the server was
-placed, so isolated gives a process pool one core, and bench/sampling.py counts them as the
-server. Linux only (os.sched_setaffinity); elsewhere every
-placement runs as shared, and says so. Standard library only, but for pin_services, which
-finds the services' processes by port.
+On a small machine the scheduler decides as much as the servers (a threaded server pays CPU
+per request for each hand-off of the GIL between cores; an event loop runs on one core
+anyway): a placement makes that a setting of the run, not an accident of it (cpus_for).
+Every placement is set explicitly, shared included: a child inherits its parent's affinity,
+so a server given none would run where the benchmark pinned itself. A server's children (a
+pool's workers, --processes' copies) go where it was placed, and count as the server
+(bench/sampling.py). Linux only (os.sched_setaffinity); elsewhere every placement is shared.
 """
 
 import functools
 import os
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 PLACEMENTS = ("isolated", "shared", "spread")
@@ -41,8 +29,10 @@ def machine_cpus():
 
 
 def cpus_for(placement, cores=None):
-    """{"server": [...], "load": [...]} for a placement on this machine (shared: every CPU
-    for both; with one core, every placement is shared); None where the OS has no affinity."""
+    """{"server": [...], "load": [...]} for a placement on this machine; None where the OS has
+    no affinity. shared: every CPU for both (what a laptop does); isolated: the server alone
+    on the last core; spread: the server on the upper half (at least two), the load on the
+    lower (on two cores, the server both and the load core 0). With one core, all are shared."""
     cores = machine_cpus() if cores is None else cores
     if not supported() or not cores:
         return None
@@ -80,11 +70,9 @@ def service_processes():
     for name, variable in (("Postgres", "DATABASE_URL"), ("Redis", "REDIS_URL")):
         found[name] = []
         for pid in listening_on(urlsplit(os.environ.get(variable, "")).port):
-            try:
+            with suppress(psutil.Error):
                 root = psutil.Process(pid)
                 found[name] += [root, *root.children(recursive=True)]
-            except psutil.Error:
-                pass
     return found
 
 
@@ -99,11 +87,9 @@ def listeners(port):
         return ()
 
 
-@functools.lru_cache(maxsize=None)
-def listening_on(port):
-    """listeners(port), found once: a scan of every TCP socket on the machine is slow while
-    a run holds thousands of them, and the services do not move."""
-    return listeners(port)
+# found once: a scan of every TCP socket is slow while a run holds thousands, and the
+# services do not move
+listening_on = functools.lru_cache(maxsize=None)(listeners)
 
 
 def pin_services(cpus):
@@ -122,8 +108,6 @@ def pin_services(cpus):
             except psutil.Error:
                 continue  # a backend that has just exited
             for thread in threads:
-                try:
+                with suppress(ProcessLookupError):  # a thread that has just ended
                     os.sched_setaffinity(thread, everywhere)
-                except ProcessLookupError:
-                    pass
     return f"not pinned: {', '.join(missed)}" if missed else None

@@ -1,10 +1,8 @@
-"""What a server process used during one wrk run: CPU, context switches, threads, memory,
-connections it accepted, and what it counted itself (requests in service, requests served);
-and the CPU Postgres and Redis used meanwhile. Read through psutil on Linux and macOS alike.
-
-A server's CPU, threads and memory are its whole tree's: the processes it starts (a process
-pool's workers, --processes' copies) do its work, run where it was placed (they inherit its
-CPUs, bench/placement.py), and would otherwise be counted as another program's (NOISY).
+"""What a server process used during one wrk run (CPU, context switches, threads, memory,
+connections, and what its /stats counted), and what Postgres and Redis used meanwhile, read
+through psutil. A server's figures are its whole tree's: the processes it starts (a pool's
+workers, --processes' copies) do its work where it was placed (bench/placement.py), and would
+otherwise count as another program's (NOISY).
 """
 
 import http.client
@@ -20,11 +18,10 @@ UNMEASURABLE = (psutil.Error, NotImplementedError, AttributeError)
 
 
 def cpu_times(processes, reaped=True):
-    """User and system CPU seconds the `processes` have used so far: the one reader of CPU
-    time. reaped: with what their children that have exited and been reaped used, which the
-    OS adds to the parent's children_* times, so each process of a tree counts once (a
-    Postgres backend that served one request and exited). A process other than the first
-    that has exited meanwhile is skipped: its time is now its parent's."""
+    """User, system and total CPU seconds the `processes` have used so far: the one reader of
+    CPU time. reaped: with their exited children's, which the OS adds to the parent's (a
+    Postgres backend that served one request), so each process counts once; a process but
+    the first that has exited meanwhile is skipped, its time now its parent's."""
     user = system = 0.0
     for n, process in enumerate(processes):
         try:
@@ -35,27 +32,12 @@ def cpu_times(processes, reaped=True):
             continue
         user += times.user + reaped * times.children_user
         system += times.system + reaped * times.children_system
-    return SimpleNamespace(user=user, system=system)
+    return SimpleNamespace(user=user, system=system, total=user + system)
 
 
 def cpu_seconds(pid):
     """User plus system CPU seconds a process and its reaped children have used so far."""
-    times = cpu_times([psutil.Process(pid)])
-    return times.user + times.system
-
-
-def tree_cpu_seconds(processes):
-    """CPU seconds of a service's processes so far (cpu_times)."""
-    times = cpu_times(processes)
-    return times.user + times.system
-
-
-def cores_allowed(processes):
-    """How many CPUs the first of `processes` may run on; None where unreadable."""
-    try:
-        return len(processes[0].cpu_affinity())
-    except (IndexError, *UNMEASURABLE):
-        return None
+    return cpu_times([psutil.Process(pid)]).total
 
 
 def with_children(process):
@@ -72,12 +54,6 @@ def tree_total(read, tree):
     return sum(found) if found else None
 
 
-def tree_cpu_times(process):
-    """User and system CPU seconds of a server and all below it, those already exited and
-    reaped included."""
-    return cpu_times(with_children(process))
-
-
 def established(process, port, but):
     """Connections to `port` that the server has accepted and still holds open, but the one
     from local port `but` (the sampler's own)."""
@@ -87,17 +63,10 @@ def established(process, port, but):
 
 
 def busy_seconds():
-    """CPU seconds all cores have spent running processes so far, user and system, as the
-    processes' own times count them (the kernel's interrupt work on loopback traffic, which
-    no process is charged for, is left out)."""
+    """CPU seconds all cores have spent running processes so far, as their own times count
+    them: the kernel's interrupt work on loopback traffic, charged to no process, is left out."""
     times = psutil.cpu_times()
     return times.user + times.system + getattr(times, "nice", 0.0)
-
-
-def own_cpu_seconds():
-    """This benchmark's own CPU, not its clients' (wrk, openloop) that it has reaped."""
-    times = cpu_times([psutil.Process()], reaped=False)
-    return times.user + times.system
 
 
 def measured(read):
@@ -121,20 +90,17 @@ def ask(conn, method="GET", path="/stats"):
 
 class Sampler:
     """Reads the server's threads, memory and requests in service four times a second, and its
-    CPU time and context switches before and after.
-
-    /stats is read over one kept-alive connection opened before wrk starts: a new connection
-    per sample would queue behind wrk's in the sync server's accept backlog.
-    """
+    CPU time and context switches before and after. /stats is read over one kept-alive
+    connection opened before wrk starts: a new one per sample would queue behind wrk's in the
+    sync server's accept backlog."""
 
     def __init__(self, server, find_services, light=False, conn=None):
-        """find_services() -> {name: [psutil.Process]}, asked again at the end: a process
-        born during the run counts whole, one that exited counts in its parent's children.
-        light: no connection scans and no per-thread readings inside the window, for a
-        server holding tens of thousands of both, whose threads live as long as the run
-        (bench/offered.py): at that size each costs the load's CPUs a second or more.
-        conn: a connection to the server opened earlier, kept alive: at a limit on
-        connections a new one would not get in."""
+        """find_services() -> {name: [psutil.Process]}, asked again at the end: a process born
+        in the window counts whole, one that exited in its parent's children. light: no
+        connection scans or per-thread readings in the window, for tens of thousands of both
+        whose threads live as long as the run (bench/offered.py), where each reading costs
+        the load's CPUs a second or more. conn: one opened earlier, for a server at its limit
+        on connections."""
         self.process = psutil.Process(server.pid)
         # with --profile the server runs under py-spy, whose sampling is load, not "other"
         under = getattr(server, "process", None)
@@ -145,12 +111,10 @@ class Sampler:
         self.done = threading.Event()
         self.own_conn = conn is None  # one it was given, its owner closes
         self.conn = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        # read before the window opens: a reading is costly at thousands of threads
         self.threads = ThreadCounts(server.pid) if readable(server.pid) else None
-        if self.threads:  # before the window opens: a reading is costly at thousands
-            self.threads.start()
-        self.read_stats("POST", "/stats/reset-peaks")  # the peaks count from here
-        self.served_before = self.served()
-        self.stats_before = self.last_stats
+        ask(self.conn, "POST", "/stats/reset-peaks")  # the peaks count from here
+        self.stats_before = self.last_stats = ask(self.conn)
         self.before = self.counters()
         self.opened_at = time.monotonic()
         self.thread = threading.Thread(target=self.sample, daemon=True)
@@ -158,25 +122,20 @@ class Sampler:
 
     def counters(self):
         services = self.find_services()
-        self.cores = {name: cores_allowed(processes) for name, processes in services.items()}
-        return {"cpu": measured(lambda: tree_cpu_times(self.process)),
+        self.cores = {name: measured(lambda p=processes: len(p[0].cpu_affinity()))
+                      for name, processes in services.items() if processes}
+        return {"cpu": measured(lambda: cpu_times(with_children(self.process))),
                 "switches": measured(self.process.num_ctx_switches),
-                "machine": measured(busy_seconds), "bench": measured(own_cpu_seconds),
-                **({"profiler": measured(lambda: cpu_seconds(self.profiler.pid))}
+                "machine": measured(busy_seconds),
+                # this benchmark's own CPU, not its clients' (wrk, openloop) that it has reaped
+                "bench": measured(lambda: cpu_times([psutil.Process()], reaped=False).total),
+                **({"profiler": measured(lambda: cpu_times([self.profiler]).total)}
                    if self.profiler else {}),
-                **{name: tree_cpu_seconds(processes) if processes else None
+                **{name: cpu_times(processes).total if processes else None
                    for name, processes in services.items()}}
 
     def own_port(self):
         return self.conn.sock.getsockname()[1] if self.conn.sock else None
-
-    def served(self):
-        """/stats's served count, keeping the whole reading for the window's other counts."""
-        self.last_stats = self.read_stats()
-        return self.last_stats["served"] if self.last_stats else None
-
-    def read_stats(self, method="GET", path="/stats"):
-        return ask(self.conn, method, path)
 
     def sample(self):
         """Four times a second; connections once a second and per-thread scheduler counts
@@ -190,34 +149,32 @@ class Sampler:
             tree = with_children(self.process)
             self.samples.append((tree_total(psutil.Process.num_threads, tree),
                                  tree_total(lambda p: p.memory_info().rss, tree),
-                                 self.read_stats(), held))
+                                 ask(self.conn), held))
             tick += 1
 
     def stop(self):
         """End the window: served and CPU are read together, as at the start."""
         self.done.set()
         self.thread.join()
-        served_after = self.served()
+        self.last_stats = ask(self.conn)
         self.after = self.counters()
         self.window_s = round(time.monotonic() - self.opened_at, 3)
         if self.threads:
-            self.threads.stop()
+            self.threads.read()
         if self.own_conn:
             self.conn.close()
-        known = None not in (self.served_before, served_after)
-        self.served_in_window = served_after - self.served_before if known else None
+        before, after = self.stats_before, self.last_stats
+        self.served_in_window = after["served"] - before["served"] if before and after else None
 
     def figures(self):
         """The run's figures for the results (see measure.measure); None where unmeasured."""
-        threads = [t for t, _, _, _ in self.samples if t is not None]
-        rss = [r for _, r, _, _ in self.samples if r is not None]
-        stats = [s for _, _, s, _ in self.samples if s]
-        accepted = [a for _, _, _, a in self.samples if a is not None]
+        threads, rss, stats, accepted = ([sample[n] for sample in self.samples
+                                          if sample[n] is not None] for n in range(4))
         cpu = self.used("cpu", ("user", "system"))
         total = None if cpu["user"] is None else round(cpu["user"] + cpu["system"], 2)
-        per_request = (round(1000 * total / self.served_in_window, 3)
-                       if total is not None and self.served_in_window else None)
         scheduled = self.scheduled(threads)
+        switches = (None if scheduled["voluntary"] is None
+                    else scheduled["voluntary"] + scheduled["involuntary"])
         return {
             "peak_threads": max(threads, default=None),
             "peak_rss_mb": round(max(rss) / 2**20, 1) if rss else None,
@@ -226,28 +183,22 @@ class Sampler:
             if stats else None,
             "peak_connections": max(accepted, default=None),
             "served_in_window": self.served_in_window,
-            "server_cpu_s": total, "server_cpu_ms_per_request": per_request,
+            "server_cpu_s": total, "server_cpu_ms_per_request": self.per_request(total, 1000, 3),
             "server_cpu_user_s": cpu["user"], "server_cpu_system_s": cpu["system"],
-            **{f"{name.lower()}_cpu_s": self.service_used(name) for name in self.after
-               if name not in ("cpu", "switches", "machine", "bench", "profiler")},
-            "machine_busy_s": self.service_used("machine"),
-            "bench_cpu_s": self.service_used("bench"),
-            **({"profiler_cpu_s": self.service_used("profiler")} if self.profiler else {}),
+            # {postgres,redis,bench,profiler}_cpu_s and machine_busy_s
+            **{"machine_busy_s" if name == "machine" else f"{name.lower()}_cpu_s":
+               self.service_used(name) for name in self.after if name not in ("cpu", "switches")},
             "server_ctx_switches_voluntary": scheduled["voluntary"],
             "server_ctx_switches_involuntary": scheduled["involuntary"],
             "server_migrations": scheduled["migrations"],
-            "server_switches_per_request": self.per_request(
-                None if scheduled["voluntary"] is None
-                else scheduled["voluntary"] + scheduled["involuntary"]),
+            "server_switches_per_request": self.per_request(switches),
             "server_migrations_per_request": self.per_request(scheduled["migrations"]),
             "server_cpus_seen": scheduled["cpus"],
             **self.collections(),
         }
 
     def collections(self):
-        """The garbage collector's pauses in the server over the window, as it timed them
-        (stats.Stats): their total, the longest, how many collections and how many of them
-        full; None where a reading failed."""
+        """The server's garbage collections in the window, as stats.Stats timed them."""
         before, after = self.stats_before or {}, self.last_stats or {}
         if "gc_pause_ms" not in before or "gc_pause_ms" not in after:
             return dict.fromkeys(("gc_pause_ms", "longest_gc_pause_ms", "collections",
@@ -258,10 +209,9 @@ class Sampler:
                 "full_collections": after["full_collections"] - before["full_collections"]}
 
     def scheduled(self, threads):
-        """Context switches and migrations over every thread, and the CPUs they ran on
-        (bench/sampling.py); where per-thread counts cannot be read, psutil's switches, which
-        count the whole process on macOS but the main thread alone on Linux (psutil issue
-        1467): unmeasured there once the server has more than one thread."""
+        """Switches, migrations and CPUs over every thread (ThreadCounts); else psutil's
+        switches, which count the whole process on macOS but the main thread alone on Linux
+        (psutil issue 1467): there, unmeasured once the server has more than one thread."""
         if self.threads:
             return self.threads.totals()
         switches = self.used("switches", ("voluntary", "involuntary"))
@@ -269,16 +219,15 @@ class Sampler:
             switches = dict.fromkeys(switches)
         return {**switches, "migrations": None, "cpus": None}
 
-    def per_request(self, count):
+    def per_request(self, count, scale=1, digits=2):
         if count is None or not self.served_in_window:
             return None
-        return round(count / self.served_in_window, 2)
+        return round(scale * count / self.served_in_window, digits)
 
     def service_used(self, name):
         """CPU seconds a service (or the machine, or this benchmark) used in the window; None
-        where unreadable, or where the reading is more than every core could have given in
-        the window: a process counted twice (a Postgres backend reaped mid-window counts in
-        its parent's children), not a figure to print."""
+        unread, or past what every core could give: a process counted twice (a Postgres
+        backend reaped mid-window counts in its parent's children), not a figure to print."""
         before, after = self.before.get(name), self.after[name]
         if before is None or after is None:
             return None
@@ -314,78 +263,51 @@ def read_thread(task):
             sched, stat = sched_file.read().decode(), stat_file.read().decode()
     except OSError:
         return None
-    counts = {}
-    for line in sched.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in SCHED_KEYS:
-            counts[SCHED_KEYS[key.strip()]] = float(value)
+    lines = (line.partition(":") for line in sched.splitlines())
+    counts = {SCHED_KEYS[key.strip()]: float(value) for key, _, value in lines
+              if key.strip() in SCHED_KEYS}
     after_name = stat.rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
     counts["cpu"] = int(after_name[PROCESSOR_FIELD - 3])
     return counts
 
 
 class ThreadCounts:
-    """What the scheduler did to a server's threads over a window: context switches, CPU
-    migrations and the CPUs they ran on, summed over every thread. start() at its beginning,
-    read() as often as threads may end, stop() at its end, then totals().
-
-    Linux keeps these per thread, in /proc/PID/task/TID/sched (se.nr_migrations,
-    nr_voluntary_switches, nr_involuntary_switches, se.sum_exec_runtime; on kernels built with
-    CONFIG_SCHED_DEBUG, as Debian's, Ubuntu's and Fedora's are) and the CPU a thread last ran
-    on in /proc/PID/task/TID/stat. A thread that ends takes its counts with it: one that ended
-    mid-window counts up to its last reading, every two seconds (Sampler), which loses at most
-    its last two seconds. A reading costs about 50 ms of CPU per thousand threads, on the
-    load's CPUs. Elsewhere (macOS, no sched file) Sampler.scheduled falls back on psutil."""
+    """Context switches, CPU migrations and the CPUs they ran on, summed over every thread of
+    a server from its creation on: read() as often as threads may end and at the window's end,
+    then totals(). Linux keeps them in /proc/PID/task/TID/sched (kernels with
+    CONFIG_SCHED_DEBUG, as Debian's, Ubuntu's and Fedora's) and stat; an ended thread takes
+    its counts with it, so it counts up to its last reading (every two seconds, Sampler). A
+    reading costs about 50 ms of CPU per thousand threads, on the load's CPUs."""
 
     def __init__(self, pid):
         self.pid = pid
-        self.first, self.last = {}, {}
-        self.ended = dict.fromkeys(FIELDS, 0.0)  # what threads gone since were seen doing
+        self.last = self.snapshot()
+        self.sums = dict.fromkeys(FIELDS, 0.0)
         self.cpus_seen = set()
 
     def snapshot(self):
-        threads = {}
         try:
             tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
         except OSError:
-            return threads  # the process is gone
-        for task in tasks:
-            counts = read_thread(task)
-            if counts is not None:
-                threads[int(task.name)] = counts
-        return threads
-
-    def start(self):
-        self.first = self.last = self.snapshot()
+            return {}  # the process is gone
+        threads = {int(task.name): read_thread(task) for task in tasks}
+        return {tid: counts for tid, counts in threads.items() if counts is not None}
 
     def read(self):
-        """Fold a new reading in: a thread born since starts from 0, one that ended keeps
-        what its last reading showed, one that ran since the last reading adds its CPU."""
+        """Add what each thread did since the last reading: one born since counts from 0, and
+        one that ended since has already counted up to the last reading that saw it."""
         now = self.snapshot()
         for tid, counts in now.items():
             before = self.last.get(tid)
             if before is None or counts["runtime"] < before["runtime"]:  # new, or id reused
-                if before is not None:
-                    self.retire(tid)
-                self.first[tid] = {**dict.fromkeys(FIELDS, 0.0), "runtime": 0.0}
-                before = self.first[tid]
+                before = dict.fromkeys((*FIELDS, "runtime"), 0.0)
             if counts["runtime"] > before["runtime"]:
                 self.cpus_seen.add(counts["cpu"])
-        for tid in set(self.last) - set(now):
-            self.retire(tid)
+            for field in FIELDS:
+                self.sums[field] += counts[field] - before[field]
         self.last = now
-        self.first = {tid: c for tid, c in self.first.items() if tid in now}
-
-    def retire(self, tid):
-        for field in FIELDS:
-            self.ended[field] += self.last[tid][field] - self.first.get(tid, self.last[tid])[field]
-
-    def stop(self):
-        self.read()
 
     def totals(self):
         """{migrations, voluntary, involuntary, cpus}: the window's sums over every thread."""
-        sums = {field: int(self.ended[field] + sum(
-            counts[field] - self.first[tid][field] for tid, counts in self.last.items()))
-            for field in FIELDS}
-        return {**sums, "cpus": sorted(self.cpus_seen)}
+        return {**{field: int(n) for field, n in self.sums.items()},
+                "cpus": sorted(self.cpus_seen)}

@@ -5,7 +5,7 @@ import subprocess
 
 import psutil
 import pytest
-from bench.sampling import tree_cpu_times
+from bench.sampling import cpu_times, with_children
 from bench.scenarios import SCENARIOS
 from bench.launch import KINDS
 from support import ROOT, at_once, call, reset_peaks
@@ -62,8 +62,7 @@ def test_connect_per_request_opens_a_connection_per_request(start_server, fresh_
 
 def tree_cpu_seconds(pid):
     """CPU seconds of a server and of the processes below it, which exercise 5 computes in."""
-    times = tree_cpu_times(psutil.Process(pid))
-    return times.user + times.system
+    return cpu_times(with_children(psutil.Process(pid))).total
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -64,7 +64,6 @@ def test_thread_counts_keep_what_ended_threads_did():
     """Switches of threads that started and ended inside the window count, up to the last
     reading that saw them alive."""
     counts = ThreadCounts(os.getpid())
-    counts.start()
     for _ in range(5):  # each thread sleeps ten times: at least ten voluntary switches
         slept, leave = threading.Event(), threading.Event()
 
@@ -80,7 +79,7 @@ def test_thread_counts_keep_what_ended_threads_did():
         counts.read()  # seen alive, after its sleeps
         leave.set()
         thread.join()
-    counts.stop()
+    counts.read()  # the window's end
     totals = counts.totals()
     assert totals["voluntary"] >= 50
     assert totals["cpus"] and set(totals["cpus"]) <= set(os.sched_getaffinity(0))
