@@ -306,7 +306,13 @@ def render_summary(results):
     return f"""
 # Benchmark: scenario `{results['scenario']}`
 
-{quick}Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
+{quick}## What it says
+
+{reading(results)}
+
+## The runs
+
+Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, \
 {machine['os']}, {machine['wrk']}. wrk, both servers, Postgres and Redis run on this one
 machine: compare the servers within this run, not with runs on other machines.
 {runs_line(results)}{median}. {placed(results)}
@@ -319,10 +325,6 @@ The same runs with every column; what each means follows the table.
 {table(results)}
 
 {how_measured(results)}
-
-## What it says
-
-{reading(results)}
 
 ## Inside the runs
 

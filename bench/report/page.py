@@ -1,8 +1,8 @@
 """report.html, the page a learner opens after a run: one self-contained file beside
-summary.md (inline CSS and SVG, nothing fetched), "What it says" first, then the machine, the
-charts, summary.md's tables and text, and links to each run's files. Standard library only:
-summary.md's few Markdown forms (headings, paragraphs, lists, tables, `code`, **bold**,
-[links](href)) are turned into HTML here.
+summary.md (inline CSS and SVG, nothing fetched): summary.md in its own order, "What it says"
+first, the charts just before its first table, then links to each run's files. Standard
+library only: summary.md's few Markdown forms (headings, paragraphs, lists, tables, `code`,
+**bold**, [links](href)) are turned into HTML here.
 """
 
 import re
@@ -87,20 +87,9 @@ def files_section(results, out_dir):
     return "<h2>Each run's files</h2><p>Files beside this page.</p><ul>" + "".join(items) + "</ul>"
 
 
-def lead_with_reading(summary):
-    """summary.md in the page's order: (title and note, "What it says", what the rest has before
-    its first table, the rest from that table on)."""
-    sections = re.split(r"\n(?=## )", summary.strip())
-    said = next(section for section in sections if section.startswith("## What it says"))
-    rest = "\n".join(section for section in sections if section is not said)
-    top, _, rest = rest.partition("\nMachine: ")
-    head, _, rest = ("Machine: " + rest).partition("\n|")
-    return top, said, head, "|" + rest
-
-
 def write_page(results, summary, out_dir, charts):
     """Write report.html into out_dir from summary.md's text and charts.drawn's; its path."""
-    top, said, head, rest = lead_with_reading(summary)
+    head, _, tables = summary.partition("\n|")  # the charts go just before the first table
     title = f"Benchmark: scenario {results['scenario']}"
     path = Path(out_dir) / "report.html"
     path.write_text(f"""<!DOCTYPE html>
@@ -108,15 +97,13 @@ def write_page(results, summary, out_dir, charts):
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{STYLE}</style></head>
 <body>
-{markdown_html(top)}
-{markdown_html(said)}
 {markdown_html(head)}
 <h2>At a glance</h2>
 <p>{CAPACITY_GLANCE if results.get('capacity') else GLANCE} Hover it for its figure.</p>
 <div class="charts">
 {charts_html(charts)}
 </div>
-{markdown_html(rest)}
+{markdown_html("|" + tables)}
 {files_section(results, Path(out_dir))}
 </body></html>
 """)
