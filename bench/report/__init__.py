@@ -88,16 +88,16 @@ def footnotes(results):
     if not any(run.get("latency_samples") for run in runs):  # interleaved runs time none
         return ""
     recorded = any(run.get("p99_interval_ms") is not None for run in runs)
-    notes = ["p99 (n): in ms, over n requests, answered or not; "
-             + ("the table after this one gives each percentile's 95% interval." if recorded
-                else "interval not recorded (results.json before version 2 kept none).")]
+    notes = ["p99 (n) is in ms, over n requests, answered or not "
+             + ("(the table after this one gives each percentile's 95% interval)." if recorded
+                else "(95% interval not recorded: results.json before version 2 kept none).")]
     if any(few(run, key) for run in runs for key in ("p99_ms", "p999_ms") if key in run):
-        notes.append(f"{FEW} Fewer than {FEW_ABOVE} requests were slower (a p99 of under "
-                     "1,000): one of the few slowest, which another run would draw "
-                     "differently, not an exact figure.")
+        notes.append(f"{FEW}: fewer than {FEW_ABOVE} requests were slower than this "
+                     "percentile (for a p99: n under 1,000), so it is one of the few slowest, "
+                     "which another run would draw differently, not an exact figure.")
     if any(littles_law_off(run) is not None for run in runs):
-        notes.append(f"{LITTLE} Req/s × the probe's mean latency is more than {LITTLE_OFF}% off "
-                     "the requests in service (LATENCY, under What it says): the probe's "
+        notes.append(f"{LITTLE}: req/s × the probe's mean latency is more than {LITTLE_OFF}% off "
+                     "the requests in service (LATENCY, in What it says), so the probe's "
                      "percentiles may not be those of wrk's requests.")
     return textwrap.fill(" ".join(notes), COLUMNS, break_on_hyphens=False) + "\n\n"
 
@@ -119,6 +119,42 @@ def inside_the_runs(results):
                 *[figure(run.get(key), "{:.1f} s") for key in
                   ("postgres_cpu_s", "redis_cpu_s", "wrk_cpu_s", "other_cpu_s")]]
     return markdown_table(headings, [cells(row) for row in summarize(results)])
+
+
+def inside_intro(results):
+    """What "Inside the runs" shows, said for each kind of run in it: with a probe (wrk's runs
+    made one at a time), interleaved, or open loop."""
+    runs = results["runs"]
+    said = ["Little's law: requests in service = throughput × the time each spends in the "
+            "system. The second and third columns are the requests the server itself counted "
+            "in service."]
+    if any(run.get("probe") for run in runs):
+        said.append("In a run with a probe, the first column estimates the same as req/s × the "
+                    "probe's mean latency, which should come near wrk's connections plus the "
+                    f"probe's few. {LITTLE} marks a run where it is more than {LITTLE_OFF}% off "
+                    "the mean the server counted: the probe's requests may not have waited as "
+                    "wrk's did. A --workers server gets no mark, as its count leaves out the "
+                    "connections waiting for a worker. The CPU of such a run is counted over the "
+                    f"{results['settings']['duration_s']} s window and the probe's warm-up of "
+                    "about a second before it.")
+    if any("slices" in run for run in runs):
+        said.append("Interleaved runs have no probe, and their mean latency is itself "
+                    "connections / req/s, so req/s × it would only give back wrk's connections: "
+                    "their first column reads \"-\". Their CPU is counted over every round of "
+                    "their point, the other server's slices included.")
+    if any(run.get("rate") for run in runs):
+        said.append("Open-loop runs have no probe (their client times every request itself), so "
+                    "their first column reads \"-\". Their CPU is counted over the window, "
+                    "after the client's warm-up.")
+    return textwrap.fill(" ".join(said + [
+        "The CPU columns give the seconds each process used in that time, out of "
+        f"{results['machine']['cores']} cores × that time; what wrk, Postgres and Redis used, "
+        "the servers could not. Context "
+        "switches and migrations are summed over the server's threads (Linux's per-thread "
+        "counts) and divided by the requests it counted. A migration is a thread woken on "
+        "another CPU than the one it last ran on; \"CPUs run on\" lists those its threads were "
+        "seen on. GC pauses: the server's collections in the same time, as it timed them; no "
+        "Python code runs during one."]), COLUMNS, break_on_hyphens=False)
 
 
 def section(title, intro, headings, rows):
@@ -265,37 +301,40 @@ def how_measured(results):
     counted = "as Redis (page views) or Postgres (inserts) counted them"
     if any("slices" in run for run in results["runs"]):
         how = [
-            "Each server has its own wrk: it opens its connections at once (\"All answered\": "
-            "until the server had answered every one, read from the OS), then is paused "
-            "(SIGSTOP) while the other is measured. A slice resumes one wrk for "
+            "Each server has its own wrk. It opens its connections at once (\"All answered\" is "
+            "how long the server took to answer every one, read from the OS), and is then paused "
+            "(SIGSTOP) while the other server is measured. A slice resumes one wrk for "
             f"{results['settings']['slice_s']} s, pauses it, and ends once that server has "
-            f"answered all it was sent. Req/s: its slices' requests over their length, {counted}."
-            " Ratio: the median over the rounds of req/s over the baseline's in the same round, "
-            "with its 95% interval (bench/intervals.py; none under 6 rounds), which a stall "
-            "moves by one rank, not by its size; one holding 1.00x cannot tell the two apart. "
-            "Mean latency: connections / req/s (Little's law: every connection always has a "
-            "request out). Percentiles and timeouts: not measured, as a paused wrk's requests age."]
+            "answered everything it was sent. Req/s is the slices' requests over their length, "
+            f"{counted}. Ratio is the median, over the rounds, of req/s divided by the "
+            "baseline's in the same round, with its 95% interval (bench/intervals.py; none under "
+            "6 rounds). A stall moves that median by one rank, not by the stall's size. Where the "
+            "interval holds 1.00x, the run cannot tell the two servers apart. Mean latency is "
+            "connections / req/s, by Little's law, as every connection always has a request "
+            "out. Percentiles and timeouts are not measured: a paused wrk's requests age while "
+            "it is stopped."]
     else:
         rates = sorted({run["probe"]["offered_rate"] for run in results["runs"]
                         if run.get("probe")})
         rate = " to ".join(f"{r:g}" for r in dict.fromkeys(rates[:1] + rates[-1:])) or "no"
         how = [
-            "Each wrk run opens its connections at once; the window is measured on them after "
-            "the server has answered each once (\"All answered\": how long that took, read from "
-            f"the OS) and a warm-up. Req/s: the window's requests per second, {counted}.",
-            f"Ratio: req/s over `{results['baseline']}`'s at the same point, the scenario's "
-            "baseline (1.00x)." if compared(results) else
-            f"No Ratio column: only {series_ran(results)} ran, with nothing to divide by.",
-            f"p50 and p99: a probe's, requests of the same kind at a low fixed rate "
-            f"({rate} a second here) on connections of its own, timed from when "
-            "each was due; a timeout ranks after every answer (a percentile among them: "
-            "\"> timeout\")."]
+            "Each wrk run opens its connections at once. The window is measured on them once the "
+            "server has answered each one (\"All answered\" is how long that took, read from the "
+            f"OS) and after a warm-up. Req/s is the window's requests per second, {counted}.",
+            f"Ratio is req/s divided by `{results['baseline']}`'s at the same point, the "
+            "scenario's baseline (1.00x)." if compared(results) else
+            f"No Ratio column: only {series_ran(results)} ran, so there is nothing to divide by.",
+            "p50 and p99 are a probe's: requests of the same kind sent at a low fixed rate "
+            f"({rate} a second here) on connections of its own, each timed from when it was "
+            "due. A timeout ranks after every answer; a percentile that falls among the timeouts "
+            "reads \"> timeout\"."]
     return textwrap.fill(" ".join(how + [
-        "Timeouts (where measured), socket errors and non-2xx: wrk's over its whole run, "
-        "opening included. CPU/req: the server's CPU time per request it counted in the window. "
-        "Accepted: the most connections it held open at once (PARTIAL: fewer than wrk opened). "
-        "Audit: the Redis counter or the new rows match the clients' successes, plus at most "
-        "one request per connection in flight when they stopped. \"-\": not measurable here."]),
+        "Timeouts (where measured), socket errors and non-2xx are wrk's, over its whole run, "
+        "opening included. CPU/req is the server's CPU time per request it counted in the "
+        "window. Accepted is the most connections it held open at once; PARTIAL marks fewer "
+        "than wrk opened. Audit ok means the Redis counter or the new rows match the clients' "
+        "successes, plus at most one request per connection still in flight when they stopped. "
+        "\"-\" marks a figure that could not be measured here."]),
         COLUMNS, break_on_hyphens=False)
 
 
@@ -328,16 +367,7 @@ The same runs with every column; what each means follows the table.
 
 ## Inside the runs
 
-Little's law: requests in service = throughput × time each spends in the system. The first
-column computes it from req/s and the probe's mean latency (near wrk's connections plus the
-probe's few); the next two are what the server counted. {LITTLE}: over {LITTLE_OFF}% off, the
-probe's latency flagged (not for --workers: its count leaves out connections waiting for a
-worker). CPU: seconds used in the {settings['duration_s']} s window and the probe's warm-up
-of about a second before it, out of {machine['cores']} cores × that time; what wrk, Postgres
-and Redis use, the servers cannot. Context switches and migrations: summed over the server's
-threads (Linux's per-thread counts), per request it counted; a migration: a thread woken on
-another CPU than it last ran on ("CPUs run on": those its threads were seen on). GC pauses:
-the server's collections in the window, as it timed them (no Python code runs meanwhile).
+{inside_intro(results)}
 
 {inside_the_runs(results)}
 
