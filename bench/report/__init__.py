@@ -49,37 +49,32 @@ def spread_cell(row):
     return f"({row['spread'][0]:,.0f}–{row['spread'][1]:,.0f})" if row["spread"] else ""
 
 
-def table(results):
-    """Every column of every row; no Ratio where it compares nothing (--only)."""
+def table(results, short=False):
+    """A table of the runs, a row per point and server: short, summary.md's first, within
+    COLUMNS (README.md copies rows of docs/runs/fair's), or with every column. No Ratio where
+    it compares nothing (--only)."""
     ratio = compared(results)
-    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req", "p50", "p99",
-                "All answered", "Timeouts", "Socket errors", "Non-2xx", "Accepted",
-                "Peak threads", "Peak RSS", "Audit"]
+    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req"] + (
+        [latency_heading(results), "Audit"] if short else
+        ["p50", "p99", "All answered", "Timeouts", "Socket errors", "Non-2xx", "Accepted",
+         "Peak threads", "Peak RSS", "Audit"])
 
     def cells(row):
         run = row["run"]
-        return [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
-                cpu_per_request(run) + (" ({:.2f}–{:.2f})".format(*row["cpu_spread"])
-                                        if row["cpu_spread"] else ""),
-                percentile_cell(run, "p50_ms", "interval"),
-                percentile_cell(run, "p99_ms", "interval"), opening(run),
-                "-" if "slices" in run else f"{run['timeouts']:,}",
-                socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
-                figure(run.get("peak_connections"), "{:,}"),
-                figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
-                audit_cell(run)]
+        cpu = cpu_per_request(run)
+        common = [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio]
+        if short:
+            return common + [cpu, latency_cell(run), audit_word(run)]
+        if row["cpu_spread"]:
+            cpu += " ({:.2f}–{:.2f})".format(*row["cpu_spread"])
+        return common + [cpu, percentile_cell(run, "p50_ms", "interval"),
+                         percentile_cell(run, "p99_ms", "interval"), opening(run),
+                         "-" if "slices" in run else f"{run['timeouts']:,}",
+                         socket_errors(run["socket_errors"]), f"{run['non_2xx']:,}",
+                         figure(run.get("peak_connections"), "{:,}"),
+                         figure(run["peak_threads"]), figure(run["peak_rss_mb"], "{:.0f} MB"),
+                         audit_cell(run)]
     return markdown_table(headings, [cells(row) for row in summarize(results)])
-
-
-def short_table(results):
-    """summary.md's first table, within COLUMNS (README.md copies rows of docs/runs/fair's)."""
-    ratio = compared(results)
-    headings = [axis(results), "Server", "Req/s", *["Ratio"] * ratio, "CPU/req",
-                latency_heading(results), "Audit"]
-    return markdown_table(headings, [
-        [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio,
-         cpu_per_request(row["run"]), latency_cell(row["run"]), audit_word(row["run"])]
-        for row in summarize(results)])
 
 
 def footnotes(results):
@@ -356,7 +351,7 @@ Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}
 machine: compare the servers within this run, not with runs on other machines.
 {runs_line(results)}{median}. {placed(results)}
 
-{short_table(results)}
+{table(results, short=True)}
 
 {footnotes(results)}{capacity_section(results)}\
 The same runs with every column; what each means follows the table.
