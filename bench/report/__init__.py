@@ -12,10 +12,10 @@ from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
 from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, compared,
-                                cpu_per_request, few, flags, latency_cell, latency_heading,
-                                littles_law_off, migrations, opening, percentile_cell, placed,
-                                ratio_cell, series_ran, server_cpu, socket_errors, summarize,
-                                switches)
+                                cpu_per_request, few, flags, idle_cost, latency_cell,
+                                latency_heading, littles_law_off, migrations, opening,
+                                percentile_cell, placed, ratio_cell, series_ran, server_cpu,
+                                socket_errors, summarize, switches)
 from bench.report.charts import drawn, write_chart
 from bench.report.flamegraphs import draw_flamegraphs, shares_table
 from bench.report.page import write_page
@@ -221,19 +221,16 @@ def limits_table(results):
 
 def idle_table(results):
     """Runs with idle connections: what each one cost the server."""
-    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-
     def cells(run):
-        idle, base = run["idle"], unloaded.get(run["series"])
-        def per(grown):
-            return "-" if grown is None else f"{grown / idle['opened']:.1f} KiB"
-        rss = (None if not base or None in (run["peak_rss_mb"], base["peak_rss_mb"])
-               else (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024)
+        idle = run["idle"]
         closed = idle["closed_by_server"]
+        stacks = idle["kernel_stack_kb"]
         return [run["point"], run["series"], f"{idle['opened']:,}",
                 f"no: {closed:,} closed" if closed else "yes",
                 f"{run['peak_threads'] or '-'}", f"{run['peak_rss_mb'] or '-'} MB",
-                per(rss), per(idle["kernel_stack_kb"]), f"{idle['cpu_s']:.1f} s"]
+                figure(run["idle_kib"], "{:.1f} KiB"),
+                figure(None if stacks is None else stacks / idle["opened"], "{:.1f} KiB"),
+                f"{idle['cpu_s']:.1f} s"]
     return section(
         "What the idle connections cost",
         "Per idle connection, against the same server with none: peak RSS grown, and the "
@@ -242,7 +239,7 @@ def idle_table(results):
         "process's.",
         ["Point", "Server", "Opened", "Stayed open", "Peak threads", "Peak RSS",
          "RSS per connection", "Kernel stacks per connection", "Idle clients' CPU"],
-        [cells(run) for run in results["runs"] if run.get("idle")])
+        [cells(run) for run in idle_cost(results)["runs"]])
 
 
 def served_again(run):

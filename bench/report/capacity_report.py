@@ -1,7 +1,8 @@
 """--scenario capacity's results read (bench/capacity.py): each server's highest rate under the
 target with its interval and their ratio ("What it says"), summary.md's section and table, the
 terminal's view, and report.html's charts (p50 and p99 against the offered rate, a panel a
-method). Each is empty for another scenario's results. Standard library only.
+method). capacity_section and terminal_view take any scenario's results, the rest capacity's
+only. Standard library only.
 """
 
 import math
@@ -49,9 +50,7 @@ def ratio_text(kind, ratio):
 
 def capacity_reading(results):
     """A "- " line per method (each server's capacity and the ratio), then the client's."""
-    cap = results.get("capacity")
-    if not cap:
-        return []
+    cap = results["capacity"]
     lines = []
     for method, summary in cap["methods"].items():
         rates, said = summary["rates"], []

@@ -147,6 +147,22 @@ def opening(run):
     return f"{opened['answered']:,} of {opened['connections']:,} by {opened['limit_s']} s"
 
 
+def idle_cost(results):
+    """results with only the runs that held idle connections, each given idle_kib: KiB of peak
+    RSS grown per idle connection over the same server with none (None: not known)."""
+    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
+    runs = []
+    for run in results["runs"]:
+        base, idle = unloaded.get(run["series"]), run.get("idle")
+        if not idle:
+            continue
+        grown = None
+        if base and idle["opened"] and None not in (run["peak_rss_mb"], base["peak_rss_mb"]):
+            grown = (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024 / idle["opened"]
+        runs.append({**run, "idle_kib": grown})
+    return {**results, "runs": runs}
+
+
 def groups(runs):
     """{point: {series: [runs]}}, in the order the runs were planned."""
     grouped = {}

@@ -9,7 +9,7 @@ case would look the best); a figure not measured reads "-"; a percentile from to
 import math
 from html import escape
 
-from bench.report.cells import FEW, groups, few, median_run
+from bench.report.cells import FEW, few, groups, idle_cost, median_run
 
 W, H, LEFT, BOTTOM = 560, 300, 64, 64  # px: a chart, and the room for its axes' labels
 FIGURES = [("requests per second", "rps", "{:,.0f}"), ("p99 latency (ms)", "p99_ms", "{:,.1f}"),
@@ -122,20 +122,6 @@ def range_text(low, high, form):
     if high == math.inf:
         return f" (repeats from {form.format(low)} to past the timeout)"
     return f" (repeats {form.format(low)}–{form.format(high)})" if high > low else ""
-
-
-def idle_cost(results):
-    """results with only the runs that held idle connections, each given idle_kib: KiB of peak
-    RSS grown per idle connection over the same server with none (as bench/idle.py's table)."""
-    unloaded = {run["series"]: run for run in results["runs"] if not run.get("idle")}
-    runs = []
-    for run in results["runs"]:
-        base, idle = unloaded.get(run["series"]), run.get("idle")
-        if idle and base and idle["opened"] and None not in (run["peak_rss_mb"],
-                                                             base["peak_rss_mb"]):
-            grown = (run["peak_rss_mb"] - base["peak_rss_mb"]) * 1024 / idle["opened"]
-            runs.append({**run, "idle_kib": grown})
-    return {**results, "runs": runs}
 
 
 def drawn(results):
