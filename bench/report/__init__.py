@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.report.capacity_report import capacity_charts, capacity_section, terminal_view
 from bench.report.cells import (FEW, FEW_ABOVE, LITTLE, LITTLE_OFF, audit_cell, compared,
-                                cpu_per_request, few, flags, idle_cost, latency_cell,
+                                cpu_per_request, few, idle_cost, latency_cell,
                                 latency_heading, littles_law_off, migrations, opening,
                                 percentile_cell, placed, ratio_cell, series_ran, server_cpu,
                                 socket_errors, summarize, switches)
@@ -64,7 +64,7 @@ def table(results, short=False):
         cpu = cpu_per_request(run)
         common = [row["point"], row["series"], rps_cell(row), *[ratio_cell(row)] * ratio]
         if short:
-            return common + [cpu, latency_cell(run), audit_word(run)]
+            return common + [cpu, latency_cell(run), audit_cell(run, short=True)]
         if row["cpu_spread"]:
             cpu += " ({:.2f}–{:.2f})".format(*row["cpu_spread"])
         return common + [cpu, percentile_cell(run, "p50_ms", "interval"),
@@ -113,7 +113,8 @@ def inside_the_runs(results):
                 cpu_per_request(run), switches(run), migrations(run), gc_pauses(run),
                 *[figure(run.get(key), "{:.1f} s") for key in
                   ("postgres_cpu_s", "redis_cpu_s", "wrk_cpu_s", "other_cpu_s")]]
-    return markdown_table(headings, [cells(row) for row in summarize(results)])
+    return section("Inside the runs", inside_intro(results), headings,
+                   [cells(row) for row in summarize(results)])
 
 
 def inside_intro(results):
@@ -357,13 +358,7 @@ The same runs with every column; what each means follows the table.
 
 {how_measured(results)}
 
-## Inside the runs
-
-{inside_intro(results)}
-
-{inside_the_runs(results)}
-
-{offered_table(results)}{limits_table(results)}{idle_table(results)}{shares_table(results)}
+{inside_the_runs(results)}{offered_table(results)}{limits_table(results)}{idle_table(results)}{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""
@@ -392,10 +387,6 @@ def write_report(results, out_dir):
     return write_page(results, summary, out_dir, charts)
 
 
-def audit_word(run):
-    return " ".join([run["audit"]["result"], *flags(run)])
-
-
 def compact_table(results):
     """The terminal's table: a block per point, a row per server, in aligned columns."""
     rows = summarize(results)
@@ -408,7 +399,7 @@ def compact_table(results):
         cells.setdefault(row["point"], []).append(
             [row["series"], f"{run['rps']:,.0f}", *[spread_cell(row)] * ranged,
              *[ratio_cell(row)] * ratio, latency_cell(run), opening(run), cpu_per_request(run),
-             audit_word(run)])
+             audit_cell(run, short=True)])
     widths = [max(len(line[i]) for line in [head] + sum(cells.values(), []))
               for i in range(len(head))]
     widths[0] = min(widths[0], COLUMNS - 2 - sum(w + 2 for w in widths[1:]))

@@ -23,13 +23,14 @@ def socket_errors(errors):
     return ", ".join(f"{k} {v}" for k, v in errors.items() if v) or "0"
 
 
-def audit_cell(run):
+def audit_cell(run, short=False):
+    """The audit's result and the run's flags; where it failed, its counts, unless short."""
     audit = run["audit"]
     text = audit["result"]
-    if audit["result"] != "ok":
+    if audit["result"] != "ok" and not short:
         text += f" ({audit['what']} {audit['counted']}, clients {audit['wrk_ok']}" + (
             f" + {audit['probe_ok']})" if "probe_ok" in audit else ")")
-    return ", ".join([text, *flags(run)])
+    return (" " if short else ", ").join([text, *flags(run)])
 
 
 def flags(run):
