@@ -358,7 +358,8 @@ The same runs with every column; what each means follows the table.
 
 {how_measured(results)}
 
-{inside_the_runs(results)}{offered_table(results)}{limits_table(results)}{idle_table(results)}{shares_table(results)}
+{inside_the_runs(results)}{offered_table(results)}{limits_table(results)}\
+{idle_table(results)}{shares_table(results)}
 ## For comparison
 
 {ARTICLE_TABLE}"""

@@ -6,10 +6,11 @@ only. Standard library only.
 """
 
 import math
+import textwrap
 from html import escape
 
 from bench.report.charts import BOTTOM, H, LEFT, W, frame, nice_top, series_colour
-from bench.text import figure, label_of, markdown_table
+from bench.text import COLUMNS, figure, label_of, markdown_table
 
 BUSY_CORES = 0.8  # a Python process using this much of a core has nearly all it can use
 GLANCE = ("A point is a server's percentile over every request of its rounds at that offered "
@@ -108,24 +109,24 @@ def capacity_section(results):
     table = markdown_table(["Request", "Offered", "Server", "p50 (95% interval)",
                             "p99 (95% interval)", "Samples", "Answered/s", "Timeouts",
                             "Client cores", f"p99 < {cap['target_ms']:g} ms"], rows)
-    return f"""## Capacity at p99 under {cap['target_ms']:g} ms
-
-Offered open loop to both servers, each request timed from when it was due: rates from 10% to
-110% of the higher saturation under wrk ({saturation}); at each, {cap['rounds']} round(s) of a
-{cap['slice_duration_s']:g} s slice per server after {cap['slice_warmup_s']:g} s of warm-up, in
-an order drawn by random.Random({cap['seed']}). p50 and p99 pool every request of the rounds, a
-timeout (past {timeout:g} s) or error ranked last; in brackets their 95% intervals
-(bench/intervals.py; "-": past the samples or the timeout), which take requests as independent:
-too narrow near a knee, where latencies come in bursts. *: a p99 from under
-{cap['min_samples']:,} samples, its upper bound among its last values (hollow in the chart).
-Capacity: the highest rate whose p99, and every lower rate's, is under the target, within the
-highest rate surely under (its upper bound too) and the first surely over (its lower bound
-too). Client cores: the open-loop client's CPU; behind: its send lag's p99 passed 10 ms.
-Under the target: "?" where the interval holds it.
-
-{table}
-
-"""
+    legend = textwrap.fill(
+        "Both servers were offered requests open loop, each timed from when it was due, at rates "
+        f"from 10% to 110% of the higher saturation under wrk ({saturation}). At each rate, "
+        f"{cap['rounds']} round(s) gave each server a {cap['slice_duration_s']:g} s slice after "
+        f"{cap['slice_warmup_s']:g} s of warm-up, in an order drawn by "
+        f"random.Random({cap['seed']}). p50 and p99 pool every request of the rounds, a timeout "
+        f"(past {timeout:g} s) or an error ranked last. In brackets are their 95% intervals "
+        "(bench/intervals.py; \"-\" where a bound lies past the samples or the timeout); they "
+        "take requests as independent, so they are too narrow near a knee, where latencies come "
+        f"in bursts. A p99 from under {cap['min_samples']:,} samples is marked with an asterisk: "
+        "its upper bound lies among its last values (it is drawn hollow in the chart). Capacity "
+        "is the highest rate whose p99, and every lower rate's, is under the target; it lies "
+        "between the highest rate surely under (its upper bound too) and the first rate surely "
+        "over (its lower bound too). Client cores is the open-loop client's CPU; \"behind\" "
+        "means its send lag's p99 passed 10 ms. In the last column, \"?\" means the interval "
+        "holds the target, so the run cannot tell which side of it the p99 is on.",
+        COLUMNS, break_on_hyphens=False)
+    return f"## Capacity at p99 under {cap['target_ms']:g} ms\n\n{legend}\n\n{table}\n\n"
 
 
 def under(run, target_ms):
