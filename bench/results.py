@@ -151,7 +151,6 @@ TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": li
 
 
 def fields_of(run):
-    """The fields a run of this kind holds: every run's and its client's."""
     return {**EVERY_RUN, **(OPEN_LOOP if run.get("rate") else
                             INTERLEAVED if "slices" in run else CLOSED_LOOP)}
 

@@ -154,7 +154,6 @@ def inside_intro(results):
 
 
 def section(title, intro, headings, rows):
-    """A section of summary.md: its heading, what its columns mean, its table (if any rows)."""
     if not rows:
         return ""
     return f"## {title}\n\n{intro}\n\n{markdown_table(headings, rows)}\n\n"
@@ -261,7 +260,6 @@ def served_again(run):
 
 
 def gc_pauses(run):
-    """The server's GC pauses in the window: total, longest, collections (full) if counted."""
     if run.get("gc_pause_ms") is None:
         return "-"
     text = f"{run['gc_pause_ms']:,.0f} ms ({run['longest_gc_pause_ms']:,.1f} ms)"

@@ -104,7 +104,6 @@ def server_cpu(run):
 
 
 def switches(run):
-    """Context switches per request, with the voluntary and involuntary totals behind it."""
     voluntary = run.get("server_ctx_switches_voluntary")
     if voluntary is None:
         return "-"
@@ -114,7 +113,6 @@ def switches(run):
 
 
 def migrations(run):
-    """CPU migrations per request, and where the server's threads ran."""
     per_request = figure(run.get("server_migrations_per_request"), "{:.2f}")
     return f"{per_request} (on {cpu_list((run.get('cpus') or {}).get('seen'))})"
 

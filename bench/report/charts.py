@@ -89,7 +89,9 @@ def bars(results, title, key, form):
     top = nice_top(max(values))
     y0, slot = H - BOTTOM, (W - LEFT - 8) / len(by_point)
     bar = min(40, slot * 0.8 / len(series))
-    y_of = lambda v: y0 - min(v, top) / top * (y0 - 30)  # noqa: E731
+
+    def y_of(value):
+        return y0 - min(value, top) / top * (y0 - 30)
     parts = frame(title, [(y_of(tick), form.format(tick)) for tick in (0, top / 2, top)])
     for i, (point, by_series) in enumerate(by_point.items()):
         x = LEFT + i * slot + (slot - bar * len(series)) / 2
