@@ -69,7 +69,7 @@ def test_ratio_divides_by_the_baseline_series_not_the_first():
 def test_summary_names_the_baseline_and_shows_unmeasured_figures_as_unknown():
     summary = render_summary(blocking_results())
     assert "| delay 10 ms | sync | 500 | 1.00x |" in summary
-    assert "Ratio: req/s over `sync`'s at the same point" in summary.replace("\n", " ")
+    assert "Ratio is req/s divided by `sync`'s at the same point" in summary.replace("\n", " ")
     row = max((line for line in summary.splitlines() if line.startswith("| delay 10 ms | sync")),
               key=len)  # the table with every column, not the short one above it
     assert "| - | - |" in row and "| 0 MB" not in row  # peak threads and RSS: not measured
