@@ -145,12 +145,12 @@ def inside_intro(results):
     return textwrap.fill(" ".join(said + [
         "The CPU columns give the seconds each process used in that time, out of "
         f"{results['machine']['cores']} cores × that time; what wrk, Postgres and Redis used, "
-        "the servers could not. Context "
-        "switches and migrations are summed over the server's threads (Linux's per-thread "
-        "counts) and divided by the requests it counted. A migration is a thread woken on "
-        "another CPU than the one it last ran on; \"CPUs run on\" lists those its threads were "
-        "seen on. GC pauses: the server's collections in the same time, as it timed them; no "
-        "Python code runs during one."]), COLUMNS, break_on_hyphens=False)
+        "the servers could not. Context switches and migrations are summed over the server's "
+        "threads (Linux's per-thread counts) and divided by the requests it counted. A "
+        "migration is a thread woken on another CPU than the one it last ran on; \"CPUs run "
+        "on\" lists those its threads were seen on. GC pauses: the server's collections in the "
+        "same time, as it timed them; no Python code runs during one."]),
+        COLUMNS, break_on_hyphens=False)
 
 
 def section(title, intro, headings, rows):
