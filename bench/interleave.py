@@ -38,11 +38,14 @@ class Side:
         self.case, self.server, self.slices = case, server, []
         self.knobs = ran_with(case, server)
         self.threads = threads_for(case.connections, timing.threads)
-        started = time.monotonic()
-        self.wrk = start_wrk(case, f"http://127.0.0.1:{server.port}/", self.threads,
-                             WRK_LIMIT_S, cpus)
+        # first what kill() closes (no connection yet: opened on its first request), then
+        # wrk inside the try, so that a SIGTERM landing anywhere stops whatever has started
         self.stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        self.wrk = None
         try:
+            started = time.monotonic()
+            self.wrk = start_wrk(case, f"http://127.0.0.1:{server.port}/", self.threads,
+                                 WRK_LIMIT_S, cpus)
             self.opening = watch_opening(server.port, self.wrk.pid, case.connections, started,
                                          opening_limit_s(case, timing))
             self.wrk.send_signal(signal.SIGSTOP)
@@ -53,7 +56,7 @@ class Side:
 
     def kill(self):
         self.stats.close()
-        if self.wrk.poll() is None:
+        if self.wrk and self.wrk.poll() is None:
             self.wrk.send_signal(signal.SIGCONT)
             self.wrk.kill()
             self.wrk.wait()

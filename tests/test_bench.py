@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -204,6 +205,41 @@ def test_sigterm_stops_a_benchmark_at_once_with_everything_it_started(tmp_path, 
     assert started, "wrk never ran:\n" + shown
     assert script.returncode == 143, shown
     assert {pid: line for pid, line in started.items() if not gone(pid)} == {}, shown
+
+
+class Landed(SystemExit):
+    """The SIGTERM the benchmark turns into SystemExit, landing where a test puts it."""
+
+
+@pytest.mark.parametrize("where", ["connection", "start_wrk", "opening"])
+def test_a_sigterm_while_a_side_starts_leaves_no_wrk_running(monkeypatch, where):
+    """interleave.Side stops whatever it has started, whichever step a SIGTERM interrupts: a
+    wrk already running is killed, and kill() on a half-built Side raises nothing else."""
+    from bench import interleave
+    started = []
+
+    def start_wrk(*args):
+        if where == "start_wrk":
+            raise Landed
+        started.append(subprocess.Popen(["sleep", "600"]))
+        return started[-1]
+
+    def land(*args, **kwargs):
+        raise Landed
+    monkeypatch.setattr(interleave, "start_wrk", start_wrk)
+    if where == "connection":
+        monkeypatch.setattr(interleave.http.client, "HTTPConnection", land)
+    monkeypatch.setattr(interleave, "watch_opening", land)
+    case = SimpleNamespace(connections=1, knobs={}, series="sync", timeout_s=1)
+    server = SimpleNamespace(port=1, stats=lambda: {"knobs": {}})
+    try:
+        with pytest.raises(Landed):
+            interleave.Side(case, server, SimpleNamespace(threads=1, opening_limit_s=1), None)
+        assert [process.poll() for process in started] == [-signal.SIGKILL] * len(started)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
 
 
 def test_bench_help_lists_every_flag():
