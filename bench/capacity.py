@@ -219,13 +219,13 @@ def summarize(runs, method, flat_out, rates, target_ms):
 
 def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
     """Every rate of the grid to each server, in rounds; the pooled runs, by method and rate."""
-    cpus, _ = placed = place_load(cases[0].placement)
+    placed = place_load(cases[0].placement)
     servers, slices, rng = {}, {}, random.Random(seed)
     say(f"then {len(kinds) * sum(map(len, grid.values())) * args.repeat} open-loop slices "
         f"in {args.repeat} round(s), servers in turn (random.Random({seed}))")
     try:
         for kind in kinds:  # started once, kept running through every slice
-            servers[kind] = Server(kind, log_dir=out_dir, cpus=cpus["server"]).start()
+            servers[kind] = Server(kind, log_dir=out_dir, cpus=placed.cpus["server"]).start()
         for round_ in range(args.repeat):
             for method, rates in grid.items():
                 say(f"round {round_ + 1}/{args.repeat}: {label_of(method)} at {len(rates)} rates, "
@@ -237,7 +237,8 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
                                        connections=0, timeout_s=timing.timeout_s)
                         raw = f"capacity-{kind}-{method.lower()}-r{rate}.txt"
                         slices.setdefault(case, (raw, []))[1].append(
-                            offer_slice(servers[kind], case, timing, cpus["load"], out_dir / raw))
+                            offer_slice(servers[kind], case, timing, placed.cpus["load"],
+                                        out_dir / raw))
                         dot()
                 said_after(f"p99 at {rates[-1]:,}/s: " + ", ".join(
                     f"{case.kind} " + ("past the timeout" if pooled[-1]["p99_ms"] is None

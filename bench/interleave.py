@@ -18,11 +18,13 @@ import http.client
 import signal
 import time
 
+import psutil
+
 from bench.each_run import Count, audit, dot, other_cpu, place_load, ran_with, record, reset_data
 from bench.measure import PERCENTILES, opening_limit_s, used, watch_opening, whole_run
 from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
-from bench.sampling import Sampler, ask, cpu_seconds, measured
+from bench.sampling import Sampler, ask, cpu_times, measured
 from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
 
 IDLE_POLL_S = 0.005
@@ -88,7 +90,7 @@ class Side:
         return [count.now() - before, round(ended - started, 4)]
 
     def wrk_cpu(self):
-        return measured(lambda: cpu_seconds(self.wrk.pid))
+        return measured(lambda: cpu_times([psutil.Process(self.wrk.pid)]).total)
 
     def stop(self):
         """wrk's report, once it has been resumed and interrupted."""
@@ -102,12 +104,12 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return
     one run per case as results.json keeps it (bench/results.py: INTERLEAVED). `order` (a
     random.Random) shuffles each round."""
-    cpus, _ = placed = place_load(cases[0].placement)
+    placed = place_load(cases[0].placement)
     reset_data()
     count, sides = Count(cases[0].method), []
     try:
         for case, server in zip(cases, servers):
-            sides.append(Side(case, server, timing, cpus["load"]))
+            sides.append(Side(case, server, timing, placed.cpus["load"]))
         for side in sides if timing.warmup_s else []:  # unmeasured
             side.slice(timing.warmup_s, count)
         samplers = [Sampler(side.server, service_processes) for side in sides]

@@ -14,11 +14,13 @@ import shutil
 import subprocess
 import time
 
+import psutil
+
 from bench.each_run import (Count, audit, dot, dots, place_load, ran_with, read_openloop,
                             record, reset_data, start_openloop)
 from bench.idle import Held
 from bench.placement import service_processes
-from bench.sampling import Sampler, cpu_seconds, measured
+from bench.sampling import Sampler, cpu_times, measured
 from bench.wrk import WrkOutputError, parse_wrk, start_wrk, stop_wrk, threads_for
 
 PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe adds little load
@@ -34,15 +36,15 @@ def measure(case, server, timing, out_dir, step):
     run.Timing."""
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, timing.threads)
-    cpus, services = placed = place_load(case.placement)
-    held = Held(server, case.idle, cpus["load"]) if case.idle else None
+    placed = place_load(case.placement)
+    held = Held(server, case.idle, placed.cpus["load"]) if case.idle else None
     reset_data()
     count = Count(case.method)
     knobs = ran_with(case, server)
     started = time.monotonic()
     probe_warmup_s = max(0.3, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.3 s
     total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
-    wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
+    wrk = start_wrk(case, url, threads, total_s, cpus=placed.cpus["load"])
     probe = None
     try:
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
@@ -52,20 +54,20 @@ def measure(case, server, timing, out_dir, step):
         warm_rate = (count.now() - warm_count) / (time.monotonic() - warm_from)
         raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:
-            wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
+            wrk_cpu_before = measured(lambda: cpu_times([psutil.Process(wrk.pid)]).total)
             # first: a saturated --workers server can keep the sampler's first /stats
             # waiting for seconds, and the counted window must not include them
             sampler = Sampler(server, service_processes)
             probe = start_openloop(server.port, probe_rate(warm_rate), timing.duration_s,
-                                   case.timeout_s, probe_warmup_s, cpus["load"], probe_log,
-                                   post=PROBE_BODY if case.method == "POST" else None)
+                                   case.timeout_s, probe_warmup_s, placed.cpus["load"],
+                                   probe_log, post=PROBE_BODY if case.method == "POST" else None)
             dots(probe_warmup_s + 0.1)  # the probe's window opens after its warm-up
             opened, counted_before = time.monotonic(), count.now()
             dots(timing.duration_s)
             served = count.now() - counted_before
             window_s = round(time.monotonic() - opened, 3)
             sampler.stop()
-            wrk_cpu_after = measured(lambda: cpu_seconds(wrk.pid))
+            wrk_cpu_after = measured(lambda: cpu_times([psutil.Process(wrk.pid)]).total)
             output = stop_wrk(wrk)
             probed = read_openloop(probe, case.timeout_s, out_dir / probe_log.name)
     except BaseException:  # Ctrl-C, SIGTERM, an error: no client outlives the run

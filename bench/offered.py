@@ -22,7 +22,7 @@ from bench.launch import wait_until
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import service_processes
-from bench.sampling import Sampler, ask, cpu_seconds, measured
+from bench.sampling import Sampler, ask, cpu_times, measured
 
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
@@ -43,7 +43,7 @@ RECOVERY_GRACE_S = 10
 def measure_offered(case, server, timing, out_dir, step):
     """Run `case` against the running `server`; the run as results.json keeps it (OPEN_LOOP's
     fields too). `timing`: run.Timing."""
-    cpus, _ = placed = place_load(case.placement)
+    placed = place_load(case.placement)
     reset_data()
     count = Count(case.method)
     knobs = ran_with(case, server)
@@ -55,7 +55,7 @@ def measure_offered(case, server, timing, out_dir, step):
     sources = client_sources(case.most_connections)
     with open(out_dir / raw_name, "w") as progress:
         clients = [start_openloop(server.port, case.rate / len(sources), timing.duration_s,
-                                  case.timeout_s, warmup_s, cpus["load"], progress,
+                                  case.timeout_s, warmup_s, placed.cpus["load"], progress,
                                   source=source) for source in sources]
         # a request a second keeps it open past the server's idle timeout; the window opens
         dots(warmup_s + 0.3, each_second=lambda: ask(stats))
@@ -179,9 +179,11 @@ class AfterWindow:
         process = measured(lambda: psutil.Process(self.pid))
         while not self.done.wait(2):
             stats = ask(self.conn)
-            self.samples.append([time.monotonic(), stats and stats["served"],
-                                 measured(process.num_threads) if process else None,
-                                 measured(lambda: round(cpu_seconds(self.pid), 2))])
+            threads = cpu = None
+            if process:
+                threads = measured(process.num_threads)
+                cpu = measured(lambda: round(cpu_times([process]).total, 2))
+            self.samples.append([time.monotonic(), stats and stats["served"], threads, cpu])
 
     def stop(self, start_clock):
         """[[s since the first request was due, served, threads, CPU s], ...]."""
