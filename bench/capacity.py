@@ -12,17 +12,14 @@ narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows
 
 import random
 import statistics
-import time
 from argparse import Namespace
 from dataclasses import replace
 
-from bench.each_run import (Count, audit, dot, place_load, ran_with, read_openloop,
-                            record, reset_data, said_after, say, start_openloop)
+from bench.each_run import (Count, audit, dot, place_load, ran_with, record, reset_data,
+                            said_after, say, start_openloop)
 from bench.launch import Server
-from bench.offered import (RECOVERY_GRACE_S, client_figures, combined, kept_connection,
-                           limit_met, recovery)
-from bench.placement import pin_services, service_processes, supported
-from bench.sampling import Sampler
+from bench.offered import client_figures, combined, limit_met, open_loop
+from bench.placement import pin_services, supported
 from bench.text import label_of
 
 # of the higher saturation, finer where knees come: a default run of about 6 minutes here
@@ -127,29 +124,20 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     idle. Returns the client's report with the sampler's figures, recovered_s and an audit."""
     reset_data()
     count = Count(case.method)
-    stats = kept_connection(server.port)
-    with open(raw_path, "a") as log:
-        client = start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
-                                timing.warmup_s, load_cpus, log, raw=True,
-                                post=BODY if case.method == "POST" else None)
-        try:
-            time.sleep(timing.warmup_s + 0.3)  # the client starts, then warms up
-            sampler = Sampler(server, service_processes, light=True, conn=stats)
-            time.sleep(timing.duration_s)
-            sampler.stop()
-            report = read_openloop(client, timing.timeout_s, raw_path)
-        finally:
-            if client.poll() is None:
-                client.kill()
-    stats.close()
-    recovered_s = recovery(server, timing.timeout_s + RECOVERY_GRACE_S)
-    server.wait_idle()
+
+    def start_client(log):
+        return [start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
+                               timing.warmup_s, load_cpus, log, raw=True,
+                               post=BODY if case.method == "POST" else None)]
+    window = open_loop(server, raw_path, start_client, timing.warmup_s, timing.duration_s,
+                       timing.timeout_s, shown=False)
+    report = window["reports"][0]
     # the warm-up's requests and those the client gave up on may have been served too
     extra = round(case.rate * timing.warmup_s) + report["sent"] - report["ok_all"]
     verdict = audit(case.method, count.now(), extra, wrk_ok=report["ok_all"])
     count.close()
-    return {**report, "figures": sampler.figures(), "recovered_s": recovered_s,
-            "audit": verdict}
+    return {**report, "figures": window["sampler"].figures(),
+            "recovered_s": window["recovered_s"], "audit": verdict}
 
 
 def pooled_run(case, server, slices, raw, placed):

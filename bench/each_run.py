@@ -172,11 +172,13 @@ def dot():
     column += 1
 
 
-def dots(seconds, each_second=None):
-    """Wait, printing a dot a second, as a wrk run does, and calling each_second() if given."""
+def dots(seconds, each_second=None, shown=True):
+    """Wait, printing a dot a second (if shown), as a wrk run does, and calling each_second()
+    if given."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        dot()
+        if shown:
+            dot()
         if each_second:
             each_second()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
