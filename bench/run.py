@@ -52,10 +52,10 @@ def parse_args(argv=None):
                         "connection was answered once (default: 0 for fair, 2 for the others)")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="the server's and the load's (wrk, Postgres, Redis) CPUs: shared, "
-                        "every process on every CPU, as on a laptop; isolated, the server alone on the last "
-                        "core; spread, the server on several cores apart from the load (Linux; "
-                        "elsewhere shared). Default: fair runs shared, then isolated; the "
-                        f"others {DEFAULT}")
+                        "every process on every CPU, as on a laptop; isolated, the server alone "
+                        "on the last core; spread, the server on several cores apart from the "
+                        "load (Linux; elsewhere shared). Default: fair runs shared, then "
+                        f"isolated; the others {DEFAULT}")
     parser.add_argument("--profile", action="store_true",
                         help="a py-spy flame graph per run; its CPU cost makes its req/s not "
                         "comparable with unprofiled runs")
@@ -185,8 +185,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
         steps = steps_of(cases, args.repeat, interleaved)
         for step, group in enumerate(steps, 1):
             later = [case for _, case in group] + [case for g in steps[step:] for _, case in g]
-            running = [servers.get(case, later, step)
-                       for _, case in group]
+            running = [servers.get(case, later, step) for _, case in group]
             repeat, case = group[0]
             say(f"[{step}/{len(steps)}] {' and '.join(c.series for _, c in group)} at "
                 f"{case.point}, {args.duration} s", end=" ")
