@@ -21,11 +21,12 @@ import time
 import psutil
 
 from bench.each_run import Count, audit, dot, other_cpu, place_load, ran_with, record, reset_data
-from bench.measure import PERCENTILES, opening_limit_s, used, watch_opening, whole_run
+from bench.measure import (PERCENTILES, opening_limit_s, raw_name_of, used, watch_opening,
+                           wrk_figures)
 from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
 from bench.sampling import Sampler, ask, cpu_times, measured
-from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
+from bench.wrk import start_wrk, stop_wrk, threads_for
 
 IDLE_POLL_S = 0.005
 DRAIN_LIMIT_S = 30  # a server that has not answered its last requests by then: an error
@@ -135,18 +136,16 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     for side, sampler, output, before, after in zip(sides, samplers, outputs, wrk_before,
                                                     wrk_after):
         case = side.case
-        raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
-        (out_dir / raw_name).write_text(output)
+        raw_name = raw_name_of(case, step)
         served, seconds = (sum(column) for column in zip(*side.slices))
         rps = round(served / seconds, 1)
         run = record(case, side.server, side.knobs, placed, sampler.figures(), raw_name,
                      side.threads, timing.duration_s, window_s=round(seconds, 3),
-                     **whole_run(parse_wrk(output)), rps=rps, requests=served,
+                     **wrk_figures(output, out_dir / raw_name), rps=rps, requests=served,
                      slices=side.slices, sampled_s=sampler.window_s,
                      latency_mean_ms=round(1000 * case.connections / rps, 1) if rps else None,
                      latency_samples=0, **dict.fromkeys(PERCENTILES),
                      opening=side.opening, wrk_cpu_s=used(before, after))
-        run["valid"] = run["socket_errors"]["connect"] == 0
         runs.append(run)
     # both servers' pages add to one Redis counter and their inserts to one table: their sum
     # against both wrks', with one request a connection in flight when wrk stopped

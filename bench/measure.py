@@ -52,7 +52,7 @@ def measure(case, server, timing, out_dir, step):
         warm_from, warm_count = time.monotonic(), count.now()
         dots(max(0.1, timing.warmup_s - probe_warmup_s))  # the probe warms up in the rest
         warm_rate = (count.now() - warm_count) / (time.monotonic() - warm_from)
-        raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
+        raw_name = raw_name_of(case, step)
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:
             wrk_cpu_before = measured(lambda: cpu_times([psutil.Process(wrk.pid)]).total)
             # first: a saturated --workers server can keep the sampler's first /stats
@@ -81,13 +81,9 @@ def measure(case, server, timing, out_dir, step):
                 client.kill()
     drained = server.wait_idle()
     idle = held.stop() if held else None
-    (out_dir / raw_name).write_text(output)
-    try:
-        numbers = parse_wrk(output)
-    except WrkOutputError as error:
-        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
+    numbers = wrk_figures(output, out_dir / raw_name)
     run = record(case, server, knobs, placed, sampler.figures(), raw_name, threads,
-                 timing.duration_s, window_s=window_s, **whole_run(numbers),
+                 timing.duration_s, window_s=window_s, **numbers,
                  **steady(served, window_s, probed), opening=opening,
                  probe=probe_figures(probed), wrk_cpu_s=used(wrk_cpu_before, wrk_cpu_after),
                  probe_cpu_s=probed["client_cpu_s"], idle=idle)
@@ -97,7 +93,6 @@ def measure(case, server, timing, out_dir, step):
     run["audit"] = audit(case.method, count.now(), case.connections + probe_sent - probed["ok_all"],
                          drained, wrk_ok=numbers["ok"], probe_ok=probed["ok_all"])
     count.close()
-    run["valid"] = numbers["socket_errors"]["connect"] == 0
     return run
 
 
@@ -107,12 +102,23 @@ def opening_limit_s(case, timing):
     return 0 if case.knobs.get("workers") else timing.opening_limit_s
 
 
-def whole_run(numbers):
-    """wrk's counts over its whole run, opening included, under the names results.py gives
-    them; its own rate and percentiles, which mix the opening in, stay in its raw output."""
+def raw_name_of(case, step):
+    return f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
+
+
+def wrk_figures(output, path):
+    """wrk's output written to `path`; its counts over its whole run, opening included, under
+    the names results.py gives them, and valid (no connection refused). Its own rate and
+    percentiles, which mix the opening in, stay in its raw output."""
+    path.write_text(output)
+    try:
+        numbers = parse_wrk(output)
+    except WrkOutputError as error:
+        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
     return {"wrk_requests": numbers["requests"], "wrk_seconds": numbers["seconds"],
             "ok": numbers["ok"], "non_2xx": numbers["non_2xx"],
-            "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"]}
+            "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"],
+            "valid": numbers["socket_errors"]["connect"] == 0}
 
 
 def probe_rate(warm_rate):
