@@ -126,9 +126,9 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     count = Count(case.method)
 
     def start_client(log):
-        return [start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
-                               timing.warmup_s, load_cpus, log, raw=True,
-                               post=BODY if case.method == "POST" else None)]
+        yield start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
+                             timing.warmup_s, load_cpus, log, raw=True,
+                             post=BODY if case.method == "POST" else None)
     window = open_loop(server, raw_path, start_client, timing.warmup_s, timing.duration_s,
                        timing.timeout_s, shown=False)
     report = window["reports"][0]

@@ -37,16 +37,16 @@ def measure(case, server, timing, out_dir, step):
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, timing.threads)
     placed = place_load(case.placement)
-    held = Held(server, case.idle, placed.cpus["load"]) if case.idle else None
-    reset_data()
-    count = Count(case.method)
-    knobs = ran_with(case, server)
-    started = time.monotonic()
     probe_warmup_s = max(0.3, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.3 s
     total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
-    wrk = start_wrk(case, url, threads, total_s, cpus=placed.cpus["load"])
-    probe = None
+    held = count = wrk = probe = None  # each started inside the try: stopped however it ends
     try:
+        held = Held(server, case.idle, placed.cpus["load"]) if case.idle else None
+        reset_data()
+        count = Count(case.method)
+        knobs = ran_with(case, server)
+        started = time.monotonic()
+        wrk = start_wrk(case, url, threads, total_s, cpus=placed.cpus["load"])
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
                                 opening_limit_s(case, timing))
         warm_from, warm_count = time.monotonic(), count.now()
@@ -73,7 +73,8 @@ def measure(case, server, timing, out_dir, step):
     except BaseException:  # Ctrl-C, SIGTERM, an error: no client outlives the run
         if held:
             held.process.kill()
-        count.close()
+        if count:
+            count.close()
         raise
     finally:
         for client in (wrk, probe):

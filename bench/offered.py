@@ -54,9 +54,10 @@ def measure_offered(case, server, timing, out_dir, step):
     sources = client_sources(case.most_connections)
 
     def start_clients(log):
-        return [start_openloop(server.port, case.rate / len(sources), timing.duration_s,
-                               case.timeout_s, warmup_s, placed.cpus["load"], log,
-                               source=source) for source in sources]
+        for source in sources:
+            yield start_openloop(server.port, case.rate / len(sources), timing.duration_s,
+                                 case.timeout_s, warmup_s, placed.cpus["load"], log,
+                                 source=source)
     window = open_loop(server, out_dir / raw_name, start_clients, warmup_s, timing.duration_s,
                        case.timeout_s, watched=True)
     report, recovered_s = merged(window["reports"]), window["recovered_s"]
@@ -85,15 +86,18 @@ def open_loop(server, log_path, start_clients, warmup_s, duration_s, timeout_s, 
               watched=False):
     """The open-loop window of a run (measure_offered) or of a capacity slice: a connection to
     the server's /stats kept from before the load (at a limit, no new one gets in), the
-    clients start_clients(log) starts, their warm-up, the server sampled (light) for
+    clients start_clients(log) yields, their warm-up, the server sampled (light) for
     duration_s, their reports once they have their last answers, then the server given
     timeout_s + RECOVERY_GRACE_S to serve /health again, and let go idle. shown: a dot a
     second. watched: also what the server holds as the window closes (held, kernel_after)
     and does while the clients wait (after_window). A dict of it all, with the sampler."""
     stats = kept_connection(server.port)
     with open(log_path, "a") as log:
-        clients = start_clients(log)
-        try:  # a request a second keeps it open past the server's idle timeout
+        clients = []
+        try:
+            for client in start_clients(log):  # one by one: each is killed if interrupted
+                clients.append(client)
+            # a request a second keeps it open past the server's idle timeout
             dots(warmup_s + 0.3, each_second=lambda: ask(stats), shown=shown)
             window = {"sampler": Sampler(server, service_processes, light=True, conn=stats)}
             dots(duration_s, shown=shown)

@@ -14,6 +14,7 @@ import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT, wait_until
 
+from bench.each_run import Placed
 from bench.report.flamegraphs import START_UP
 from bench.report.reading import SMOKE_TEST
 from bench.results import problems
@@ -236,6 +237,34 @@ def test_a_sigterm_while_a_side_starts_leaves_no_wrk_running(monkeypatch, where)
         with pytest.raises(Landed):
             interleave.Side(case, server, SimpleNamespace(threads=1, opening_limit_s=1), None)
         assert [process.poll() for process in started] == [-signal.SIGKILL] * len(started)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def test_a_sigterm_before_wrk_starts_leaves_no_idle_clients_running(monkeypatch):
+    """measure.measure stops the idle clients (idle.Held) it has started when a SIGTERM lands
+    before wrk has: here, while the data is reset."""
+    from bench import measure
+    started = []
+
+    class Held:
+        def __init__(self, *args):
+            self.process = subprocess.Popen(["sleep", "600"])
+            started.append(self.process)
+
+    def land(*args, **kwargs):
+        raise Landed
+    monkeypatch.setattr(measure, "Held", Held)
+    monkeypatch.setattr(measure, "place_load", lambda where: Placed({"load": None}, None))
+    monkeypatch.setattr(measure, "reset_data", land)
+    case = SimpleNamespace(connections=1, idle=1, placement="shared")
+    timing = SimpleNamespace(threads=1, warmup_s=1, opening_limit_s=1, duration_s=1)
+    try:
+        with pytest.raises(Landed):
+            measure.measure(case, SimpleNamespace(port=1), timing, None, "01")
+        assert [process.wait(timeout=10) for process in started] == [-signal.SIGKILL]
     finally:
         for process in started:
             process.kill()
