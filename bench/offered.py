@@ -60,13 +60,14 @@ def measure_offered(case, server, timing, out_dir, step):
                                  source=source)
     window = open_loop(server, out_dir / raw_name, start_clients, warmup_s, timing.duration_s,
                        case.timeout_s, watched=True)
-    report, recovered_s = merged(window["reports"]), window["recovered_s"]
+    report = merged(window["reports"])
+    sampler = window["sampler"]
+    recovered_s = window["recovered_s"]
     log = server.log()[log_mark:]  # the run's own lines, read once
-    run = record(case, server, knobs, placed, window["sampler"].figures(), raw_name, None,
+    run = record(case, server, knobs, placed, sampler.figures(), raw_name, None,
                  timing.duration_s, **client_figures(report), wrk_cpu_s=report["client_cpu_s"],
                  offered=report, in_flight_peak=report["peak_in_flight"],
-                 waiting_upstream_peak=(window["sampler"].last_stats or {}).get(
-                     "peak_waiting_upstream"),
+                 waiting_upstream_peak=(sampler.last_stats or {}).get("peak_waiting_upstream"),
                  held=window["held"], kernel_stack_kb=grown(kernel_before, window["kernel_after"]),
                  limit_met=limit_met(log, report), limit_lines=limit_lines(log),
                  recovered_s=recovered_s, after_window=window["after_window"],
