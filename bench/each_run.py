@@ -92,8 +92,7 @@ def record(case, server, knobs, placed, figures, raw, threads, duration_s, **mor
            "path": "/items" if case.method == "POST" else "/", "duration_s": duration_s,
            "threads": threads, **figures, "placement": case.placement, "idle": None,
            "cpus": {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
-                    "load": placed.cpus["load"],
-                    "services": placed.services or "as the load"},
+                    "load": placed.cpus["load"], "services": placed.services or "as the load"},
            "raw": raw, **more}
     run["other_cpu_s"] = other_cpu(run)
     return run
