@@ -92,7 +92,8 @@ def open_loop(server, log_path, start_clients, warmup_s, duration_s, timeout_s, 
     timeout_s + RECOVERY_GRACE_S to serve /health again, and let go idle. shown: a dot a
     second. watched: also what the server holds as the window closes (held, kernel_after)
     and does while the clients wait (after_window). A dict of it all, with the sampler."""
-    stats = kept_connection(server.port)
+    stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    stats.connect()
     with open(log_path, "a") as log:
         clients = []
         try:
@@ -186,12 +187,6 @@ def in_flight_at(histories, clock):
     """What every client had in flight at `clock`: each one's last sample up to then."""
     return sum(next((n for at, n in reversed(history) if at <= clock), 0)
                for history in histories)
-
-
-def kept_connection(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.connect()
-    return conn
 
 
 class AfterWindow:
