@@ -12,17 +12,14 @@ narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows
 
 import random
 import statistics
-import time
 from argparse import Namespace
 from dataclasses import replace
 
-from bench.each_run import (Count, audit, dot, place_load, ran_with, read_openloop,
-                            record, reset_data, said_after, say, start_openloop)
+from bench.each_run import (Count, audit, dot, place_load, ran_with, record, reset_data,
+                            said_after, say, start_openloop)
 from bench.launch import Server
-from bench.offered import (RECOVERY_GRACE_S, client_figures, combined, kept_connection,
-                           limit_met, recovery)
-from bench.placement import pin_services, service_processes, supported
-from bench.sampling import Sampler
+from bench.offered import client_figures, combined, limit_met, open_loop
+from bench.placement import pin_services, supported
 from bench.text import label_of
 
 # of the higher saturation, finer where knees come: a default run of about 6 minutes here
@@ -127,29 +124,20 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     idle. Returns the client's report with the sampler's figures, recovered_s and an audit."""
     reset_data()
     count = Count(case.method)
-    stats = kept_connection(server.port)
-    with open(raw_path, "a") as log:
-        client = start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
-                                timing.warmup_s, load_cpus, log, raw=True,
-                                post=BODY if case.method == "POST" else None)
-        try:
-            time.sleep(timing.warmup_s + 0.3)  # the client starts, then warms up
-            sampler = Sampler(server, service_processes, light=True, conn=stats)
-            time.sleep(timing.duration_s)
-            sampler.stop()
-            report = read_openloop(client, timing.timeout_s, raw_path)
-        finally:
-            if client.poll() is None:
-                client.kill()
-    stats.close()
-    recovered_s = recovery(server, timing.timeout_s + RECOVERY_GRACE_S)
-    server.wait_idle()
+
+    def start_client(log):
+        yield start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
+                             timing.warmup_s, load_cpus, log, raw=True,
+                             post=BODY if case.method == "POST" else None)
+    window = open_loop(server, raw_path, start_client, timing.warmup_s, timing.duration_s,
+                       timing.timeout_s, shown=False)
+    report = window["reports"][0]
     # the warm-up's requests and those the client gave up on may have been served too
     extra = round(case.rate * timing.warmup_s) + report["sent"] - report["ok_all"]
     verdict = audit(case.method, count.now(), extra, wrk_ok=report["ok_all"])
     count.close()
-    return {**report, "figures": sampler.figures(), "recovered_s": recovered_s,
-            "audit": verdict}
+    return {**report, "figures": window["sampler"].figures(),
+            "recovered_s": window["recovered_s"], "audit": verdict}
 
 
 def pooled_run(case, server, slices, raw, placed):
@@ -219,13 +207,13 @@ def summarize(runs, method, flat_out, rates, target_ms):
 
 def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
     """Every rate of the grid to each server, in rounds; the pooled runs, by method and rate."""
-    cpus, _ = placed = place_load(cases[0].placement)
+    placed = place_load(cases[0].placement)
     servers, slices, rng = {}, {}, random.Random(seed)
     say(f"then {len(kinds) * sum(map(len, grid.values())) * args.repeat} open-loop slices "
         f"in {args.repeat} round(s), servers in turn (random.Random({seed}))")
     try:
         for kind in kinds:  # started once, kept running through every slice
-            servers[kind] = Server(kind, log_dir=out_dir, cpus=cpus["server"]).start()
+            servers[kind] = Server(kind, log_dir=out_dir, cpus=placed.cpus["server"]).start()
         for round_ in range(args.repeat):
             for method, rates in grid.items():
                 say(f"round {round_ + 1}/{args.repeat}: {label_of(method)} at {len(rates)} rates, "
@@ -237,7 +225,8 @@ def offer_grid(args, cases, grid, kinds, seed, timing, out_dir):
                                        connections=0, timeout_s=timing.timeout_s)
                         raw = f"capacity-{kind}-{method.lower()}-r{rate}.txt"
                         slices.setdefault(case, (raw, []))[1].append(
-                            offer_slice(servers[kind], case, timing, cpus["load"], out_dir / raw))
+                            offer_slice(servers[kind], case, timing, placed.cpus["load"],
+                                        out_dir / raw))
                         dot()
                 said_after(f"p99 at {rates[-1]:,}/s: " + ", ".join(
                     f"{case.kind} " + ("past the timeout" if pooled[-1]["p99_ms"] is None

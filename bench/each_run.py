@@ -12,6 +12,7 @@ import textwrap
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.text import COLUMNS
 from bench.placement import (affinity_of, cpus_for, machine_cpus, pin_services, pinned_to,
@@ -39,16 +40,22 @@ def said_after(result):
     column = 0
 
 
+class Placed(NamedTuple):
+    """Where a run's load went: the placement's CPUs ({"server": None, "load": None} where
+    the OS has no affinity), and a note on what could not be moved (None: nothing, or no
+    affinity here)."""
+    cpus: dict
+    services: object
+
+
 def place_load(where):
     """Move Postgres, Redis and this process onto the load's CPUs of placement `where` (this
-    process samples the server: it is load too, off the server's CPU). Returns the
-    placement's CPUs ({"server": None, "load": None} where the OS has no affinity) and a
-    note on what could not be moved (None: nothing, or no affinity here)."""
+    process samples the server: it is load too, off the server's CPU)."""
     cpus = cpus_for(where) or {"server": None, "load": None}
     services = pin_services(cpus["load"]) if supported() else None
     if supported():
         os.sched_setaffinity(0, cpus["load"] or machine_cpus())
-    return cpus, services
+    return Placed(cpus, services)
 
 
 def reset_data():
@@ -81,12 +88,11 @@ def record(case, server, knobs, placed, figures, raw, threads, duration_s, **mor
     """The run as results.json keeps it (bench/results.py): the case, where it ran (`placed`:
     place_load's), the knobs (ran_with's), the sampler's `figures`, the client's `more`, and
     other_cpu_s over them all."""
-    cpus, services = placed
     run = {**asdict(case), "flags": list(case.flags), "knobs": knobs,
            "path": "/items" if case.method == "POST" else "/", "duration_s": duration_s,
            "threads": threads, **figures, "placement": case.placement, "idle": None,
            "cpus": {"server": affinity_of(server.pid), "seen": figures["server_cpus_seen"],
-                    "load": cpus["load"], "services": services or "as the load"},
+                    "load": placed.cpus["load"], "services": placed.services or "as the load"},
            "raw": raw, **more}
     run["other_cpu_s"] = other_cpu(run)
     return run
@@ -165,11 +171,13 @@ def dot():
     column += 1
 
 
-def dots(seconds, each_second=None):
-    """Wait, printing a dot a second, as a wrk run does, and calling each_second() if given."""
+def dots(seconds, each_second=None, shown=True):
+    """Wait, printing a dot a second (if shown), as a wrk run does, and calling each_second()
+    if given."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        dot()
+        if shown:
+            dot()
         if each_second:
             each_second()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

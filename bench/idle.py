@@ -111,13 +111,16 @@ class Held:
             [sys.executable, "-m", "bench.idle", "--port", str(server.port),
              "--connections", str(count)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=pinned_to(cpus))
-        line = self.process.stdout.readline()  # "holding N", once every one is open
-        if not line.startswith("holding"):
+        try:  # Ctrl-C, SIGTERM, an error: the clients go too
+            line = self.process.stdout.readline()  # "holding N", once every one is open
+            if not line.startswith("holding"):
+                raise SystemExit(f"bench: idle clients did not start: {line!r}")
+            opened = int(line.split()[1])
+            wait_until(lambda: established(self.server_side, server.port, but=None) >= opened,
+                       60, 0.2)
+        except BaseException:
             self.process.kill()
-            raise SystemExit(f"bench: idle clients did not start: {line!r}")
-        opened = int(line.split()[1])
-        wait_until(lambda: established(self.server_side, server.port, but=None) >= opened,
-                   60, 0.2)
+            raise
         self.kernel_stack_held = kernel_stack_kb()
 
     def stop(self):

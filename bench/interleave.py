@@ -18,12 +18,15 @@ import http.client
 import signal
 import time
 
+import psutil
+
 from bench.each_run import Count, audit, dot, other_cpu, place_load, ran_with, record, reset_data
-from bench.measure import PERCENTILES, opening_limit_s, used, watch_opening, whole_run
+from bench.measure import (PERCENTILES, opening_limit_s, raw_name_of, used, watch_opening,
+                           wrk_figures)
 from bench.placement import service_processes
 from bench.scenarios import MIN_ROUNDS, SLICE_S
-from bench.sampling import Sampler, ask, cpu_seconds, measured
-from bench.wrk import parse_wrk, start_wrk, stop_wrk, threads_for
+from bench.sampling import Sampler, ask, cpu_times, measured
+from bench.wrk import start_wrk, stop_wrk, threads_for
 
 IDLE_POLL_S = 0.005
 DRAIN_LIMIT_S = 30  # a server that has not answered its last requests by then: an error
@@ -38,11 +41,14 @@ class Side:
         self.case, self.server, self.slices = case, server, []
         self.knobs = ran_with(case, server)
         self.threads = threads_for(case.connections, timing.threads)
-        started = time.monotonic()
-        self.wrk = start_wrk(case, f"http://127.0.0.1:{server.port}/", self.threads,
-                             WRK_LIMIT_S, cpus)
+        # first what kill() closes (no connection yet: opened on its first request), then
+        # wrk inside the try, so that a SIGTERM landing anywhere stops whatever has started
         self.stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        self.wrk = None
         try:
+            started = time.monotonic()
+            self.wrk = start_wrk(case, f"http://127.0.0.1:{server.port}/", self.threads,
+                                 WRK_LIMIT_S, cpus)
             self.opening = watch_opening(server.port, self.wrk.pid, case.connections, started,
                                          opening_limit_s(case, timing))
             self.wrk.send_signal(signal.SIGSTOP)
@@ -53,7 +59,7 @@ class Side:
 
     def kill(self):
         self.stats.close()
-        if self.wrk.poll() is None:
+        if self.wrk and self.wrk.poll() is None:
             self.wrk.send_signal(signal.SIGCONT)
             self.wrk.kill()
             self.wrk.wait()
@@ -85,7 +91,7 @@ class Side:
         return [count.now() - before, round(ended - started, 4)]
 
     def wrk_cpu(self):
-        return measured(lambda: cpu_seconds(self.wrk.pid))
+        return measured(lambda: cpu_times([psutil.Process(self.wrk.pid)]).total)
 
     def stop(self):
         """wrk's report, once it has been resumed and interrupted."""
@@ -99,12 +105,12 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     interleaved, in rounds for share x --duration s (at least MIN_ROUNDS; --quick: 1); return
     one run per case as results.json keeps it (bench/results.py: INTERLEAVED). `order` (a
     random.Random) shuffles each round."""
-    cpus, _ = placed = place_load(cases[0].placement)
+    placed = place_load(cases[0].placement)
     reset_data()
     count, sides = Count(cases[0].method), []
     try:
         for case, server in zip(cases, servers):
-            sides.append(Side(case, server, timing, cpus["load"]))
+            sides.append(Side(case, server, timing, placed.cpus["load"]))
         for side in sides if timing.warmup_s else []:  # unmeasured
             side.slice(timing.warmup_s, count)
         samplers = [Sampler(side.server, service_processes) for side in sides]
@@ -130,18 +136,16 @@ def measure_interleaved(cases, servers, timing, out_dir, step, order):
     for side, sampler, output, before, after in zip(sides, samplers, outputs, wrk_before,
                                                     wrk_after):
         case = side.case
-        raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
-        (out_dir / raw_name).write_text(output)
+        raw_name = raw_name_of(case, step)
         served, seconds = (sum(column) for column in zip(*side.slices))
         rps = round(served / seconds, 1)
         run = record(case, side.server, side.knobs, placed, sampler.figures(), raw_name,
                      side.threads, timing.duration_s, window_s=round(seconds, 3),
-                     **whole_run(parse_wrk(output)), rps=rps, requests=served,
+                     **wrk_figures(output, out_dir / raw_name), rps=rps, requests=served,
                      slices=side.slices, sampled_s=sampler.window_s,
                      latency_mean_ms=round(1000 * case.connections / rps, 1) if rps else None,
                      latency_samples=0, **dict.fromkeys(PERCENTILES),
                      opening=side.opening, wrk_cpu_s=used(before, after))
-        run["valid"] = run["socket_errors"]["connect"] == 0
         runs.append(run)
     # both servers' pages add to one Redis counter and their inserts to one table: their sum
     # against both wrks', with one request a connection in flight when wrk stopped

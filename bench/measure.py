@@ -14,11 +14,13 @@ import shutil
 import subprocess
 import time
 
+import psutil
+
 from bench.each_run import (Count, audit, dot, dots, place_load, ran_with, read_openloop,
                             record, reset_data, start_openloop)
 from bench.idle import Held
 from bench.placement import service_processes
-from bench.sampling import Sampler, cpu_seconds, measured
+from bench.sampling import Sampler, cpu_times, measured
 from bench.wrk import WrkOutputError, parse_wrk, start_wrk, stop_wrk, threads_for
 
 PROBE_SHARE = 0.03  # of the rate the server served in the warm-up: the probe adds little load
@@ -34,44 +36,45 @@ def measure(case, server, timing, out_dir, step):
     run.Timing."""
     url = f"http://127.0.0.1:{server.port}/"
     threads = threads_for(case.connections, timing.threads)
-    cpus, services = placed = place_load(case.placement)
-    held = Held(server, case.idle, cpus["load"]) if case.idle else None
-    reset_data()
-    count = Count(case.method)
-    knobs = ran_with(case, server)
-    started = time.monotonic()
+    placed = place_load(case.placement)
     probe_warmup_s = max(0.3, min(PROBE_WARMUP_S, timing.warmup_s))  # --quick: 0.3 s
     total_s = timing.opening_limit_s + timing.warmup_s + probe_warmup_s + timing.duration_s + 5
-    wrk = start_wrk(case, url, threads, total_s, cpus=cpus["load"])
-    probe = None
+    held = count = wrk = probe = None  # each started inside the try: stopped however it ends
     try:
+        held = Held(server, case.idle, placed.cpus["load"]) if case.idle else None
+        reset_data()
+        count = Count(case.method)
+        knobs = ran_with(case, server)
+        started = time.monotonic()
+        wrk = start_wrk(case, url, threads, total_s, cpus=placed.cpus["load"])
         opening = watch_opening(server.port, wrk.pid, case.connections, started,
                                 opening_limit_s(case, timing))
         warm_from, warm_count = time.monotonic(), count.now()
         dots(max(0.1, timing.warmup_s - probe_warmup_s))  # the probe warms up in the rest
         warm_rate = (count.now() - warm_count) / (time.monotonic() - warm_from)
-        raw_name = f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
+        raw_name = raw_name_of(case, step)
         with open(out_dir / f"{raw_name[:-4]}-probe.txt", "w") as probe_log:
-            wrk_cpu_before = measured(lambda: cpu_seconds(wrk.pid))
+            wrk_cpu_before = measured(lambda: cpu_times([psutil.Process(wrk.pid)]).total)
             # first: a saturated --workers server can keep the sampler's first /stats
             # waiting for seconds, and the counted window must not include them
             sampler = Sampler(server, service_processes)
             probe = start_openloop(server.port, probe_rate(warm_rate), timing.duration_s,
-                                   case.timeout_s, probe_warmup_s, cpus["load"], probe_log,
-                                   post=PROBE_BODY if case.method == "POST" else None)
+                                   case.timeout_s, probe_warmup_s, placed.cpus["load"],
+                                   probe_log, post=PROBE_BODY if case.method == "POST" else None)
             dots(probe_warmup_s + 0.1)  # the probe's window opens after its warm-up
             opened, counted_before = time.monotonic(), count.now()
             dots(timing.duration_s)
             served = count.now() - counted_before
             window_s = round(time.monotonic() - opened, 3)
             sampler.stop()
-            wrk_cpu_after = measured(lambda: cpu_seconds(wrk.pid))
+            wrk_cpu_after = measured(lambda: cpu_times([psutil.Process(wrk.pid)]).total)
             output = stop_wrk(wrk)
             probed = read_openloop(probe, case.timeout_s, out_dir / probe_log.name)
     except BaseException:  # Ctrl-C, SIGTERM, an error: no client outlives the run
         if held:
             held.process.kill()
-        count.close()
+        if count:
+            count.close()
         raise
     finally:
         for client in (wrk, probe):
@@ -79,13 +82,9 @@ def measure(case, server, timing, out_dir, step):
                 client.kill()
     drained = server.wait_idle()
     idle = held.stop() if held else None
-    (out_dir / raw_name).write_text(output)
-    try:
-        numbers = parse_wrk(output)
-    except WrkOutputError as error:
-        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
+    numbers = wrk_figures(output, out_dir / raw_name)
     run = record(case, server, knobs, placed, sampler.figures(), raw_name, threads,
-                 timing.duration_s, window_s=window_s, **whole_run(numbers),
+                 timing.duration_s, window_s=window_s, **numbers,
                  **steady(served, window_s, probed), opening=opening,
                  probe=probe_figures(probed), wrk_cpu_s=used(wrk_cpu_before, wrk_cpu_after),
                  probe_cpu_s=probed["client_cpu_s"], idle=idle)
@@ -95,7 +94,6 @@ def measure(case, server, timing, out_dir, step):
     run["audit"] = audit(case.method, count.now(), case.connections + probe_sent - probed["ok_all"],
                          drained, wrk_ok=numbers["ok"], probe_ok=probed["ok_all"])
     count.close()
-    run["valid"] = numbers["socket_errors"]["connect"] == 0
     return run
 
 
@@ -105,12 +103,23 @@ def opening_limit_s(case, timing):
     return 0 if case.knobs.get("workers") else timing.opening_limit_s
 
 
-def whole_run(numbers):
-    """wrk's counts over its whole run, opening included, under the names results.py gives
-    them; its own rate and percentiles, which mix the opening in, stay in its raw output."""
+def raw_name_of(case, step):
+    return f"{step}-{case.kind}-{case.method.lower()}-c{case.connections}.txt"
+
+
+def wrk_figures(output, path):
+    """wrk's output written to `path`; its counts over its whole run, opening included, under
+    the names results.py gives them, and valid (no connection refused). Its own rate and
+    percentiles, which mix the opening in, stay in its raw output."""
+    path.write_text(output)
+    try:
+        numbers = parse_wrk(output)
+    except WrkOutputError as error:
+        raise SystemExit(f"bench: {error}; wrk printed:\n{output}") from None
     return {"wrk_requests": numbers["requests"], "wrk_seconds": numbers["seconds"],
             "ok": numbers["ok"], "non_2xx": numbers["non_2xx"],
-            "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"]}
+            "timeouts": numbers["timeouts"], "socket_errors": numbers["socket_errors"],
+            "valid": numbers["socket_errors"]["connect"] == 0}
 
 
 def probe_rate(warm_rate):

@@ -22,7 +22,7 @@ from bench.launch import wait_until
 from bench.openloop import ranked
 from bench.limits import held_by
 from bench.placement import service_processes
-from bench.sampling import Sampler, ask, cpu_seconds, measured
+from bench.sampling import Sampler, ask, cpu_times, measured
 
 # What a server's log says when it meets a limit, and the limit it names.
 LIMIT_SIGNS = {
@@ -43,7 +43,7 @@ RECOVERY_GRACE_S = 10
 def measure_offered(case, server, timing, out_dir, step):
     """Run `case` against the running `server`; the run as results.json keeps it (OPEN_LOOP's
     fields too). `timing`: run.Timing."""
-    cpus, _ = placed = place_load(case.placement)
+    placed = place_load(case.placement)
     reset_data()
     count = Count(case.method)
     knobs = ran_with(case, server)
@@ -51,33 +51,26 @@ def measure_offered(case, server, timing, out_dir, step):
     warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
     log_mark, kernel_before = len(server.log()), kernel_stack_kb()
     raw_name = f"{step}-{case.kind}-openloop-r{case.rate:g}.txt"
-    stats = kept_connection(server.port)  # opened before the load: at a limit, none gets in
     sources = client_sources(case.most_connections)
-    with open(out_dir / raw_name, "w") as progress:
-        clients = [start_openloop(server.port, case.rate / len(sources), timing.duration_s,
-                                  case.timeout_s, warmup_s, cpus["load"], progress,
-                                  source=source) for source in sources]
-        # a request a second keeps it open past the server's idle timeout; the window opens
-        dots(warmup_s + 0.3, each_second=lambda: ask(stats))
-        sampler = Sampler(server, service_processes, light=True, conn=stats)
-        dots(timing.duration_s)
-        sampler.stop()
-        held, kernel_after = measured_held(server.pid), kernel_stack_kb()
-        after = AfterWindow(server.pid, stats)
-        report = merged([read_openloop(client, case.timeout_s, out_dir / raw_name)
-                         for client in clients])
-        after_window = after.stop(report["start_clock"])
-    stats.close()
-    recovered_s = recovery(server, case.timeout_s + RECOVERY_GRACE_S)
-    server.wait_idle()
+
+    def start_clients(log):
+        for source in sources:
+            yield start_openloop(server.port, case.rate / len(sources), timing.duration_s,
+                                 case.timeout_s, warmup_s, placed.cpus["load"], log,
+                                 source=source)
+    window = open_loop(server, out_dir / raw_name, start_clients, warmup_s, timing.duration_s,
+                       case.timeout_s, watched=True)
+    report = merged(window["reports"])
+    sampler = window["sampler"]
+    recovered_s = window["recovered_s"]
     log = server.log()[log_mark:]  # the run's own lines, read once
     run = record(case, server, knobs, placed, sampler.figures(), raw_name, None,
                  timing.duration_s, **client_figures(report), wrk_cpu_s=report["client_cpu_s"],
                  offered=report, in_flight_peak=report["peak_in_flight"],
                  waiting_upstream_peak=(sampler.last_stats or {}).get("peak_waiting_upstream"),
-                 held=held, kernel_stack_kb=grown(kernel_before, kernel_after),
+                 held=window["held"], kernel_stack_kb=grown(kernel_before, window["kernel_after"]),
                  limit_met=limit_met(log, report), limit_lines=limit_lines(log),
-                 recovered_s=recovered_s, after_window=after_window,
+                 recovered_s=recovered_s, after_window=window["after_window"],
                  stalled=None if recovered_s is not None else thread_states(server.pid),
                  thread_cap_how=server.thread_cap and server.thread_cap.how,
                  threads_refused=server.thread_cap and server.thread_cap.refused())
@@ -88,6 +81,44 @@ def measure_offered(case, server, timing, out_dir, step):
     count.close()
     run["valid"] = not report["errors"].get("client_fd_limit")
     return run
+
+
+def open_loop(server, log_path, start_clients, warmup_s, duration_s, timeout_s, shown=True,
+              watched=False):
+    """The open-loop window of a run (measure_offered) or of a capacity slice: a connection to
+    the server's /stats kept from before the load (at a limit, no new one gets in), the
+    clients start_clients(log) yields, their warm-up, the server sampled (light) for
+    duration_s, their reports once they have their last answers, then the server given
+    timeout_s + RECOVERY_GRACE_S to serve /health again, and let go idle. shown: a dot a
+    second. watched: also what the server holds as the window closes (held, kernel_after)
+    and does while the clients wait (after_window). A dict of it all, with the sampler."""
+    stats = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    stats.connect()
+    with open(log_path, "a") as log:
+        clients = []
+        try:
+            for client in start_clients(log):  # one by one: each is killed if interrupted
+                clients.append(client)
+            # a request a second keeps it open past the server's idle timeout
+            dots(warmup_s + 0.3, each_second=lambda: ask(stats), shown=shown)
+            window = {"sampler": Sampler(server, service_processes, light=True, conn=stats)}
+            dots(duration_s, shown=shown)
+            window["sampler"].stop()
+            if watched:
+                window.update(held=measured_held(server.pid), kernel_after=kernel_stack_kb())
+                after = AfterWindow(server.pid, stats)
+            window["reports"] = [read_openloop(client, timeout_s, log_path) for client in clients]
+            if watched:
+                window["after_window"] = after.stop(min(r["start_clock"]
+                                                        for r in window["reports"]))
+        finally:  # Ctrl-C, SIGTERM, an error: no client outlives the window
+            for client in clients:
+                if client.poll() is None:
+                    client.kill()
+    stats.close()
+    window["recovered_s"] = recovery(server, timeout_s + RECOVERY_GRACE_S)
+    server.wait_idle()
+    return window
 
 
 def client_sources(connections):
@@ -158,12 +189,6 @@ def in_flight_at(histories, clock):
                for history in histories)
 
 
-def kept_connection(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.connect()
-    return conn
-
-
 class AfterWindow:
     """While the clients wait for their last answers: every 2 s, the server's served count
     (/stats on the connection kept from before the load; None: no answer in time), threads
@@ -179,9 +204,11 @@ class AfterWindow:
         process = measured(lambda: psutil.Process(self.pid))
         while not self.done.wait(2):
             stats = ask(self.conn)
-            self.samples.append([time.monotonic(), stats and stats["served"],
-                                 measured(process.num_threads) if process else None,
-                                 measured(lambda: round(cpu_seconds(self.pid), 2))])
+            threads = cpu = None
+            if process:
+                threads = measured(process.num_threads)
+                cpu = measured(lambda: round(cpu_times([process]).total, 2))
+            self.samples.append([time.monotonic(), stats and stats["served"], threads, cpu])
 
     def stop(self, start_clock):
         """[[s since the first request was due, served, threads, CPU s], ...]."""

@@ -9,7 +9,7 @@ import os
 import random
 import signal
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -19,10 +19,19 @@ from bench.each_run import said_after, say
 from bench.limits import describe_machine, raise_fd_limit, read_limits, somaxconn_note
 from bench.placement import DEFAULT, PLACEMENTS, cpus_for, machine_cpus, pin_services, supported
 from bench.results import VERSION
-from bench.scenarios import MIN_ROUNDS, SCENARIOS, SLICE_S
+from bench.scenarios import MIN_ROUNDS, SCENARIOS, SLICE_S, Scenario
 from bench.launch import KINDS, ServerError, Servers
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def defaults_of(field):
+    """A flag's default in each scenario, as --help says it, from SCENARIOS: "(default: 8 for
+    fair, 2 for capacity, 10 for the others)", the others keeping Scenario's own."""
+    usual = next(f.default for f in fields(Scenario) if f.name == field)
+    odd = [f"{getattr(s, field):g} for {name}" for name, s in SCENARIOS.items()
+           if getattr(s, field) != usual]
+    return f"(default: {', '.join([*odd, f'{usual:g} for the others'])})"
 
 
 def parse_args(argv=None):
@@ -38,24 +47,24 @@ def parse_args(argv=None):
     parser.add_argument("--duration", type=int, default=argparse.SUPPRESS, help="seconds per "
                         "measured window; interleaved, of rounds at each point (at least "
                         f"{MIN_ROUNDS}; fair's control 2.5 times as long); capacity's, per "
-                        "slice (default: 8 for fair, 2 for capacity, 10 for the others)")
+                        f"slice {defaults_of('duration_s')}")
     parser.add_argument("--connections", default="500,1500",
                         help="comma-separated connection counts (fair and article)")
     parser.add_argument("--repeat", type=int, default=argparse.SUPPRESS,
                         help="run everything N times; report the median and the min-max "
-                        "(default: 3 rounds for capacity, 1 for the other scenarios)")
+                        + defaults_of("repeat"))
     parser.add_argument("--only", choices=KINDS, help="benchmark one server only")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
                         help="wrk threads, at most one a connection")
     parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
                         help="seconds of unmeasured load before each window, after every "
-                        "connection was answered once (default: 0 for fair, 2 for the others)")
+                        f"connection was answered once {defaults_of('warmup_s')}")
     parser.add_argument("--placement", choices=PLACEMENTS,
                         help="the server's and the load's (wrk, Postgres, Redis) CPUs: shared, "
-                        "every process on every CPU, as on a laptop; isolated, the server alone on the last "
-                        "core; spread, the server on several cores apart from the load (Linux; "
-                        "elsewhere shared). Default: fair runs shared, then isolated; the "
-                        f"others {DEFAULT}")
+                        "every process on every CPU, as on a laptop; isolated, the server alone "
+                        "on the last core; spread, the server on several cores apart from the "
+                        "load (Linux; elsewhere shared). Default: fair runs shared, then "
+                        f"isolated; the others {DEFAULT}")
     parser.add_argument("--profile", action="store_true",
                         help="a py-spy flame graph per run; its CPU cost makes its req/s not "
                         "comparable with unprofiled runs")
@@ -185,8 +194,7 @@ def run_plan(args, cases, out_dir, interleaved=False):
         steps = steps_of(cases, args.repeat, interleaved)
         for step, group in enumerate(steps, 1):
             later = [case for _, case in group] + [case for g in steps[step:] for _, case in g]
-            running = [servers.get(case, later, step)
-                       for _, case in group]
+            running = [servers.get(case, later, step) for _, case in group]
             repeat, case = group[0]
             say(f"[{step}/{len(steps)}] {' and '.join(c.series for _, c in group)} at "
                 f"{case.point}, {args.duration} s", end=" ")

@@ -35,11 +35,6 @@ def cpu_times(processes, reaped=True):
     return SimpleNamespace(user=user, system=system, total=user + system)
 
 
-def cpu_seconds(pid):
-    """User plus system CPU seconds a process and its reaped children have used so far."""
-    return cpu_times([psutil.Process(pid)]).total
-
-
 def with_children(process):
     """The process and every process below it, as found now."""
     try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from bench.launch import KINDS
+from bench.text import label_of
 from config import GC_MODES
 
 
@@ -84,7 +85,7 @@ def fair(connections, placement=None):
         first, *more = connections
         requests = [("GET", first), ("POST", first)] + [("GET", c) for c in more if n == 0]
         for method, c in requests:
-            point = f"{'GET /' if method == 'GET' else 'POST /items'} c={c}, {where}"
+            point = f"{label_of(method)} c={c}, {where}"
             cases += [Case(point, c, kind, kind, method=method, connections=c,
                            timeout_s=timeout_for(c), placement=where, share=fair_share(
                                method, c, first, where)) for kind in KINDS]
@@ -243,10 +244,9 @@ def capacity(_connections, _placement=None):
     """GET / and POST /items offered open loop from 10% to 110% of the higher server's
     saturation (found first by wrk), the servers interleaved in rounds: each one's latency
     at each rate, its knee, and the highest rate whose p99 stays under --p99-target-ms."""
-    return [Case(f"{'GET /' if method == 'GET' else 'POST /items'} c={SATURATION_CONNECTIONS}",
-                 SATURATION_CONNECTIONS, kind, kind, method=method,
-                 connections=SATURATION_CONNECTIONS) for method in ("GET", "POST")
-            for kind in KINDS]
+    return [Case(f"{label_of(method)} c={SATURATION_CONNECTIONS}", SATURATION_CONNECTIONS,
+                 kind, kind, method=method, connections=SATURATION_CONNECTIONS)
+            for method in ("GET", "POST") for kind in KINDS]
 
 
 def run_capacity(args, cases, out_dir, run_plan):

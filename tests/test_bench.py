@@ -7,12 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import psutil
 import pytest
 from browser import assert_opens_cleanly, open_pages
 from support import ROOT, wait_until
 
+from bench.each_run import Placed
 from bench.report.flamegraphs import START_UP
 from bench.report.reading import SMOKE_TEST
 from bench.results import problems
@@ -204,6 +206,69 @@ def test_sigterm_stops_a_benchmark_at_once_with_everything_it_started(tmp_path, 
     assert started, "wrk never ran:\n" + shown
     assert script.returncode == 143, shown
     assert {pid: line for pid, line in started.items() if not gone(pid)} == {}, shown
+
+
+class Landed(SystemExit):
+    """The SIGTERM the benchmark turns into SystemExit, landing where a test puts it."""
+
+
+@pytest.mark.parametrize("where", ["connection", "start_wrk", "opening"])
+def test_a_sigterm_while_a_side_starts_leaves_no_wrk_running(monkeypatch, where):
+    """interleave.Side stops whatever it has started, whichever step a SIGTERM interrupts: a
+    wrk already running is killed, and kill() on a half-built Side raises nothing else."""
+    from bench import interleave
+    started = []
+
+    def start_wrk(*args):
+        if where == "start_wrk":
+            raise Landed
+        started.append(subprocess.Popen(["sleep", "600"]))
+        return started[-1]
+
+    def land(*args, **kwargs):
+        raise Landed
+    monkeypatch.setattr(interleave, "start_wrk", start_wrk)
+    if where == "connection":
+        monkeypatch.setattr(interleave.http.client, "HTTPConnection", land)
+    monkeypatch.setattr(interleave, "watch_opening", land)
+    case = SimpleNamespace(connections=1, knobs={}, series="sync", timeout_s=1)
+    server = SimpleNamespace(port=1, stats=lambda: {"knobs": {}})
+    try:
+        with pytest.raises(Landed):
+            interleave.Side(case, server, SimpleNamespace(threads=1, opening_limit_s=1), None)
+        assert [process.poll() for process in started] == [-signal.SIGKILL] * len(started)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def test_a_sigterm_before_wrk_starts_leaves_no_idle_clients_running(monkeypatch):
+    """measure.measure stops the idle clients (idle.Held) it has started when a SIGTERM lands
+    before wrk has: here, while the data is reset."""
+    from bench import measure
+    started = []
+
+    class Held:
+        def __init__(self, *args):
+            self.process = subprocess.Popen(["sleep", "600"])
+            started.append(self.process)
+
+    def land(*args, **kwargs):
+        raise Landed
+    monkeypatch.setattr(measure, "Held", Held)
+    monkeypatch.setattr(measure, "place_load", lambda where: Placed({"load": None}, None))
+    monkeypatch.setattr(measure, "reset_data", land)
+    case = SimpleNamespace(connections=1, idle=1, placement="shared")
+    timing = SimpleNamespace(threads=1, warmup_s=1, opening_limit_s=1, duration_s=1)
+    try:
+        with pytest.raises(Landed):
+            measure.measure(case, SimpleNamespace(port=1), timing, None, "01")
+        assert [process.wait(timeout=10) for process in started] == [-signal.SIGKILL]
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
 
 
 def test_bench_help_lists_every_flag():
