@@ -15,5 +15,5 @@ def markdown_table(headings, rows):
                      + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def label_of(method):  # capacity's points, its sentences and its charts
+def label_of(method):  # how a point, a sentence or a chart names the request
     return "GET /" if method == "GET" else "POST /items"
