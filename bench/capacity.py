@@ -13,6 +13,7 @@ narrower than the truth, and the rounds' spread (run["offered"]["slices"]) shows
 import random
 import statistics
 from argparse import Namespace
+from contextlib import closing
 from dataclasses import replace
 
 from bench.each_run import (Count, audit, dot, place_load, ran_with, record, reset_data,
@@ -123,19 +124,19 @@ def offer_slice(server, case, timing, load_cpus, raw_path):
     GET's), an open-loop client at case.rate, the server sampled in its window, then let go
     idle. Returns the client's report with the sampler's figures, recovered_s and an audit."""
     reset_data()
-    count = Count(case.method)
 
     def start_client(log):
         yield start_openloop(server.port, case.rate, timing.duration_s, timing.timeout_s,
                              timing.warmup_s, load_cpus, log, raw=True,
                              post=BODY if case.method == "POST" else None)
-    window = open_loop(server, raw_path, start_client, timing.warmup_s, timing.duration_s,
-                       timing.timeout_s, shown=False)
+    with closing(Count(case.method)) as count:  # open_loop returns with the server idle
+        window = open_loop(server, raw_path, start_client, timing.warmup_s, timing.duration_s,
+                           timing.timeout_s, shown=False)
+        counted = count.now()
     report = window["reports"][0]
     # the warm-up's requests and those the client gave up on may have been served too
     extra = round(case.rate * timing.warmup_s) + report["sent"] - report["ok_all"]
-    verdict = audit(case.method, count.now(), extra, wrk_ok=report["ok_all"])
-    count.close()
+    verdict = audit(case.method, counted, extra, wrk_ok=report["ok_all"])
     return {**report, "figures": window["sampler"].figures(),
             "recovered_s": window["recovered_s"], "audit": verdict}
 

@@ -6,6 +6,7 @@ Needs .venv (psycopg2, redis, psutil), as measure.py does.
 """
 
 import heapq
+from contextlib import closing
 import http.client
 import math
 import sys
@@ -45,7 +46,6 @@ def measure_offered(case, server, timing, out_dir, step):
     fields too). `timing`: run.Timing."""
     placed = place_load(case.placement)
     reset_data()
-    count = Count(case.method)
     knobs = ran_with(case, server)
     wait_s = case.knobs.get("io_delay_ms", 0) / 1000
     warmup_s = wait_s + timing.warmup_s  # long enough for rate x wait to be in flight
@@ -58,8 +58,10 @@ def measure_offered(case, server, timing, out_dir, step):
             yield start_openloop(server.port, case.rate / len(sources), timing.duration_s,
                                  case.timeout_s, warmup_s, placed.cpus["load"], log,
                                  source=source)
-    window = open_loop(server, out_dir / raw_name, start_clients, warmup_s, timing.duration_s,
-                       case.timeout_s, watched=True)
+    with closing(Count(case.method)) as count:  # open_loop returns with the server idle
+        window = open_loop(server, out_dir / raw_name, start_clients, warmup_s,
+                           timing.duration_s, case.timeout_s, watched=True)
+        counted = count.now()
     report = merged(window["reports"])
     sampler = window["sampler"]
     recovered_s = window["recovered_s"]
@@ -77,8 +79,7 @@ def measure_offered(case, server, timing, out_dir, step):
     # the window's successes, and at most every warm-up request and every request the client
     # gave up on more (the server may still have served it)
     extra = round(case.rate * warmup_s) + report["timeouts"] + sum(report["errors"].values())
-    run["audit"] = audit(case.method, count.now(), extra, wrk_ok=report["ok"])
-    count.close()
+    run["audit"] = audit(case.method, counted, extra, wrk_ok=report["ok"])
     run["valid"] = not report["errors"].get("client_fd_limit")
     return run
 
